@@ -1,0 +1,53 @@
+/*
+ * Private to libotpca-token: the structures behind the opaque handles and
+ * helpers shared by the raw-PKCS#11 files. Includes neither OpenSSL nor
+ * wolfSSL, so both sides may include it.
+ */
+#ifndef OTPCA_TOKEN_INTERNAL_H
+#define OTPCA_TOKEN_INTERNAL_H
+
+#include <pthread.h>
+
+#include "p11.h"
+
+#include "otpca/token/token.h"
+
+struct PKCS11_ctx_st;
+
+/* A token logged in by this process: PKCS#11 login state is shared by all
+ * sessions of an application, so it is counted per slot. */
+struct otpca_login {
+    CK_SLOT_ID slot;
+    unsigned refs;
+    int logged_in;
+    struct otpca_login *next;
+};
+
+struct otpca_p11 {
+    struct PKCS11_ctx_st *ctx; /* libp11: load, C_Initialize, slot enumeration */
+    CK_FUNCTION_LIST *fn;      /* the same module's function list (no second C_Initialize) */
+    void *dl;
+    pthread_mutex_t mu; /* guards logins and libp11 calls */
+    struct otpca_login *logins;
+    char path[OTPCA_P11_PATH_MAX + 1];
+};
+
+struct otpca_token {
+    otpca_p11_t *p11;
+    struct otpca_login *login;
+    CK_SESSION_HANDLE sess;
+    CK_SLOT_ID slot;
+    char label[OTPCA_P11_LABEL_MAX + 1];
+};
+
+/* Map a CK_RV to an otpca_err (and log it at debug level with what). */
+otpca_err otpca_ckr(CK_RV rv, const char *what);
+
+/* Find the one initialised token matching uri (libp11 side, module.c). */
+otpca_err otpca_p11_find_slot(otpca_p11_t *p11, const otpca_p11_uri *uri, CK_SLOT_ID *slot,
+                              char label[OTPCA_P11_LABEL_MAX + 1]);
+
+/* Copy a blank-padded PKCS#11 string field into a NUL-terminated one. */
+void otpca_p11_unpad(char *dst, const unsigned char *src, size_t n);
+
+#endif

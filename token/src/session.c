@@ -1,0 +1,304 @@
+/*
+ * Sessions and login on the module's function list: open a token by URI,
+ * log in once per token (PKCS#11 login state is per application, shared
+ * by every session), clone sessions for worker threads, detect removal,
+ * and initialise fresh tokens for rigs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "otpca/common/log.h"
+#include "otpca/common/secmem.h"
+
+otpca_err otpca_ckr(CK_RV rv, const char *what)
+{
+    if (rv == CKR_OK)
+        return OTPCA_ERR_OK;
+    log_debug("PKCS#11 %s: CKR 0x%lx", what, (unsigned long)rv);
+    switch (rv) {
+    case CKR_PIN_INCORRECT:
+    case CKR_PIN_INVALID:
+    case CKR_PIN_LEN_RANGE:
+        return OTPCA_ERR_PIN_INCORRECT;
+    case CKR_PIN_LOCKED:
+        return OTPCA_ERR_PIN_LOCKED;
+    case CKR_DEVICE_REMOVED:
+    case CKR_TOKEN_NOT_PRESENT:
+    case CKR_TOKEN_NOT_RECOGNIZED:
+    case CKR_SESSION_HANDLE_INVALID:
+    case CKR_SESSION_CLOSED:
+    case CKR_SLOT_ID_INVALID:
+        return OTPCA_ERR_TOKEN_REMOVED;
+    case CKR_USER_NOT_LOGGED_IN:
+        return OTPCA_ERR_NOT_LOGGED_IN;
+    case CKR_MECHANISM_INVALID:
+    case CKR_MECHANISM_PARAM_INVALID:
+    case CKR_KEY_TYPE_INCONSISTENT:
+    case CKR_KEY_FUNCTION_NOT_PERMITTED:
+        return OTPCA_ERR_MECHANISM;
+    case CKR_OBJECT_HANDLE_INVALID:
+    case CKR_KEY_HANDLE_INVALID:
+        return OTPCA_ERR_OBJECT_NOT_FOUND;
+    case CKR_HOST_MEMORY:
+    case CKR_DEVICE_MEMORY:
+        return OTPCA_ERR_NOMEM;
+    case CKR_BUFFER_TOO_SMALL:
+        return OTPCA_ERR_BUFFER_TOO_SMALL;
+    case CKR_ARGUMENTS_BAD:
+    case CKR_DATA_LEN_RANGE:
+    case CKR_ATTRIBUTE_VALUE_INVALID:
+    case CKR_KEY_SIZE_RANGE:
+        return OTPCA_ERR_INVALID_ARG;
+    default:
+        return OTPCA_ERR_PKCS11;
+    }
+}
+
+void otpca_p11_unpad(char *dst, const unsigned char *src, size_t n)
+{
+    while (n > 0 && (src[n - 1] == ' ' || src[n - 1] == '\0'))
+        n--;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static void pad_label(unsigned char out[32], const char *label)
+{
+    size_t n = strlen(label);
+    memset(out, ' ', 32);
+    memcpy(out, label, n > 32 ? 32 : n);
+}
+
+otpca_err otpca_p11_init_token(otpca_p11_t *p11, const char *label, const char *so_pin,
+                               const char *user_pin)
+{
+    CK_FUNCTION_LIST *fn = p11->fn;
+    CK_SLOT_ID *slots = NULL, free_slot = 0;
+    CK_ULONG n = 0;
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    int have_free = 0;
+    otpca_err ret;
+    if (!label || !*label || strlen(label) > OTPCA_P11_LABEL_MAX || !so_pin || !user_pin)
+        return OTPCA_ERR_INVALID_ARG;
+
+    pthread_mutex_lock(&p11->mu);
+    ret = otpca_ckr(fn->C_GetSlotList(CK_TRUE, NULL, &n), "C_GetSlotList");
+    if (ret)
+        goto out;
+    slots = calloc(n ? n : 1, sizeof *slots);
+    if (!slots) {
+        ret = OTPCA_ERR_NOMEM;
+        goto out;
+    }
+    ret = otpca_ckr(fn->C_GetSlotList(CK_TRUE, slots, &n), "C_GetSlotList");
+    if (ret)
+        goto out;
+    for (CK_ULONG i = 0; i < n; i++) {
+        CK_TOKEN_INFO ti;
+        char have[OTPCA_P11_LABEL_MAX + 1];
+        if (fn->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
+            continue;
+        if (!(ti.flags & CKF_TOKEN_INITIALIZED)) {
+            if (!have_free) {
+                free_slot = slots[i];
+                have_free = 1;
+            }
+            continue;
+        }
+        otpca_p11_unpad(have, ti.label, sizeof ti.label);
+        if (strcmp(have, label) == 0) {
+            log_error("a token labelled %s already exists", label);
+            ret = OTPCA_ERR_EXISTS;
+            goto out;
+        }
+    }
+    if (!have_free) {
+        log_error("no free slot to initialise a token in");
+        ret = OTPCA_ERR_TOKEN_NOT_FOUND;
+        goto out;
+    }
+    unsigned char padded[32];
+    pad_label(padded, label);
+    ret = otpca_ckr(fn->C_InitToken(free_slot, (CK_UTF8CHAR *)so_pin, strlen(so_pin), padded),
+                    "C_InitToken");
+    if (ret)
+        goto out;
+    ret = otpca_ckr(fn->C_OpenSession(free_slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s),
+                    "C_OpenSession");
+    if (ret)
+        goto out;
+    ret = otpca_ckr(fn->C_Login(s, CKU_SO, (CK_UTF8CHAR *)so_pin, strlen(so_pin)), "C_Login(SO)");
+    if (ret)
+        goto out;
+    ret = otpca_ckr(fn->C_InitPIN(s, (CK_UTF8CHAR *)user_pin, strlen(user_pin)), "C_InitPIN");
+    fn->C_Logout(s);
+out:
+    if (s != CK_INVALID_HANDLE)
+        fn->C_CloseSession(s);
+    pthread_mutex_unlock(&p11->mu);
+    free(slots);
+    return ret;
+}
+
+/* Find or add the login record of a slot; caller holds p11->mu. */
+static struct otpca_login *login_ref(otpca_p11_t *p11, CK_SLOT_ID slot)
+{
+    for (struct otpca_login *l = p11->logins; l; l = l->next)
+        if (l->slot == slot) {
+            l->refs++;
+            return l;
+        }
+    struct otpca_login *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->slot = slot;
+    l->refs = 1;
+    l->next = p11->logins;
+    p11->logins = l;
+    return l;
+}
+
+/* Drop a reference; the last one logs out (through session s). */
+static void login_unref(otpca_p11_t *p11, struct otpca_login *l, CK_SESSION_HANDLE s)
+{
+    pthread_mutex_lock(&p11->mu);
+    if (--l->refs == 0) {
+        if (l->logged_in && s != CK_INVALID_HANDLE)
+            p11->fn->C_Logout(s);
+        for (struct otpca_login **pp = &p11->logins; *pp; pp = &(*pp)->next)
+            if (*pp == l) {
+                *pp = l->next;
+                break;
+            }
+        free(l);
+    }
+    pthread_mutex_unlock(&p11->mu);
+}
+
+static otpca_err session_on(otpca_p11_t *p11, CK_SLOT_ID slot, const char *label,
+                            otpca_token_t **out)
+{
+    otpca_token_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return OTPCA_ERR_NOMEM;
+    t->p11 = p11;
+    t->slot = slot;
+    snprintf(t->label, sizeof t->label, "%s", label);
+    otpca_err ret = otpca_ckr(p11->fn->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+                                                     NULL, &t->sess),
+                              "C_OpenSession");
+    if (ret) {
+        free(t);
+        return ret;
+    }
+    pthread_mutex_lock(&p11->mu);
+    t->login = login_ref(p11, slot);
+    pthread_mutex_unlock(&p11->mu);
+    if (!t->login) {
+        p11->fn->C_CloseSession(t->sess);
+        free(t);
+        return OTPCA_ERR_NOMEM;
+    }
+    *out = t;
+    return OTPCA_ERR_OK;
+}
+
+otpca_err otpca_token_open(otpca_p11_t *p11, const otpca_p11_uri *uri, const char *pin,
+                           otpca_token_t **out)
+{
+    CK_SLOT_ID slot;
+    char label[OTPCA_P11_LABEL_MAX + 1];
+    otpca_token_t *t = NULL;
+    *out = NULL;
+    otpca_err ret = otpca_p11_find_slot(p11, uri, &slot, label);
+    if (ret) {
+        log_error("token %s%s%s: %s", uri->token[0] ? uri->token : "(any)",
+                  uri->serial[0] ? " serial " : "", uri->serial, otpca_strerror(ret));
+        return ret;
+    }
+    ret = session_on(p11, slot, label, &t);
+    if (ret)
+        goto out;
+    if (pin) {
+        pthread_mutex_lock(&p11->mu);
+        if (!t->login->logged_in) {
+            CK_RV rv = p11->fn->C_Login(t->sess, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
+            if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
+                t->login->logged_in = 1;
+            else
+                ret = otpca_ckr(rv, "C_Login");
+        }
+        pthread_mutex_unlock(&p11->mu);
+        if (ret) {
+            log_error("token %s: login failed: %s", label, otpca_strerror(ret));
+            goto out;
+        }
+    }
+    *out = t;
+    t = NULL;
+out:
+    otpca_token_destroy(&t);
+    return ret;
+}
+
+otpca_err otpca_token_open_uri(otpca_p11_t *p11, const otpca_p11_uri *uri,
+                               const otpca_pin_src *pin_src, otpca_token_t **out)
+{
+    otpca_pin_src from_uri;
+    otpca_err ret = otpca_pin_src_from_uri(uri, &from_uri);
+    if (ret)
+        return ret;
+    const otpca_pin_src *src = pin_src && pin_src->kind != OTPCA_PIN_NONE ? pin_src : &from_uri;
+    if (src->kind == OTPCA_PIN_NONE)
+        return otpca_token_open(p11, uri, NULL, out);
+    char *pin = otpca_secmem_alloc(OTPCA_PIN_BUF);
+    if (!pin)
+        return OTPCA_ERR_NOMEM;
+    ret = otpca_pin_read(src, pin, OTPCA_PIN_BUF);
+    if (ret == OTPCA_ERR_OK)
+        ret = otpca_token_open(p11, uri, pin, out);
+    otpca_secmem_free(pin, OTPCA_PIN_BUF);
+    return ret;
+}
+
+otpca_err otpca_token_clone(otpca_token_t *tok, otpca_token_t **out)
+{
+    *out = NULL;
+    return session_on(tok->p11, tok->slot, tok->label, out);
+}
+
+void otpca_token_destroy(otpca_token_t **pt)
+{
+    if (!pt || !*pt)
+        return;
+    otpca_token_t *t = *pt;
+    login_unref(t->p11, t->login, t->sess);
+    /* A removed token may have closed the session already: ignore. */
+    t->p11->fn->C_CloseSession(t->sess);
+    free(t);
+    *pt = NULL;
+}
+
+otpca_err otpca_token_present(otpca_token_t *tok)
+{
+    CK_SLOT_INFO si;
+    CK_SESSION_INFO sess;
+    CK_TOKEN_INFO ti;
+    CK_FUNCTION_LIST *fn = tok->p11->fn;
+    if (fn->C_GetSlotInfo(tok->slot, &si) != CKR_OK || !(si.flags & CKF_TOKEN_PRESENT))
+        return OTPCA_ERR_TOKEN_REMOVED;
+    if (fn->C_GetSessionInfo(tok->sess, &sess) != CKR_OK)
+        return OTPCA_ERR_TOKEN_REMOVED;
+    /* SoftHSM keeps the slot "present" when a token's files vanish, but
+     * then fails C_GetTokenInfo or reports it uninitialised. */
+    if (fn->C_GetTokenInfo(tok->slot, &ti) != CKR_OK || !(ti.flags & CKF_TOKEN_INITIALIZED))
+        return OTPCA_ERR_TOKEN_REMOVED;
+    char label[OTPCA_P11_LABEL_MAX + 1];
+    otpca_p11_unpad(label, ti.label, sizeof ti.label);
+    if (strcmp(label, tok->label) != 0) /* another token in the same slot */
+        return OTPCA_ERR_TOKEN_REMOVED;
+    return OTPCA_ERR_OK;
+}
+
+const char *otpca_token_label(const otpca_token_t *tok) { return tok->label; }
