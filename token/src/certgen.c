@@ -56,7 +56,8 @@ otpca_err otpca_pubkey_parse(const unsigned char *in, size_t len,
     }
     if (wc_ecc_init(&k) != 0)
         return OTPCA_ERR_CRYPTO;
-    if (wc_EccPublicKeyDecode(d, &idx, &k, dlen) != 0 || wc_ecc_get_curve_id(k.idx) != ECC_SECP256R1) {
+    if (wc_EccPublicKeyDecode(d, &idx, &k, dlen) != 0 || wc_ecc_get_curve_id(k.idx) != ECC_SECP256R1 ||
+        wc_ecc_point_is_on_curve(&k.pubkey, k.idx) != 0) {
         ret = OTPCA_ERR_INVALID_ARG;
         goto out;
     }
@@ -89,7 +90,10 @@ otpca_err otpca_cert_issue(otpca_wolf_signer *signer, const otpca_cert_req *req,
         if (wc_ecc_init(&subject) != 0)
             goto out;
         have_subject = 1;
-        if (wc_ecc_import_x963_ex(req->subject_sec1, OTPCA_EC_P256_SEC1_LEN, &subject, ECC_SECP256R1) != 0) {
+        /* Import does not check the point; a certificate must never carry
+         * a key that is not on the curve. */
+        if (wc_ecc_import_x963_ex(req->subject_sec1, OTPCA_EC_P256_SEC1_LEN, &subject, ECC_SECP256R1) != 0 ||
+            wc_ecc_point_is_on_curve(&subject.pubkey, subject.idx) != 0) {
             ret = OTPCA_ERR_INVALID_ARG;
             goto out;
         }

@@ -164,12 +164,14 @@ otpca_err otpca_token_keygen_p256(otpca_token_t *tok, const char *label, const u
     CK_ATTRIBUTE pub_t[] = {
         {CKA_TOKEN, &yes, sizeof yes},       {CKA_PRIVATE, &no, sizeof no},
         {CKA_VERIFY, &yes, sizeof yes},      {CKA_EC_PARAMS, (void *)p256_params, sizeof p256_params},
+        {CKA_ENCRYPT, &no, sizeof no},       {CKA_WRAP, &no, sizeof no},
         {CKA_LABEL, (void *)label, strlen(label)}, {CKA_ID, (void *)id, id_len},
     };
     CK_ATTRIBUTE priv_t[] = {
         {CKA_TOKEN, &yes, sizeof yes},        {CKA_PRIVATE, &yes, sizeof yes},
         {CKA_SENSITIVE, &yes, sizeof yes},    {CKA_EXTRACTABLE, &no, sizeof no},
         {CKA_SIGN, &yes, sizeof yes},         {CKA_DERIVE, &yes, sizeof yes},
+        {CKA_DECRYPT, &no, sizeof no},        {CKA_UNWRAP, &no, sizeof no},
         {CKA_LABEL, (void *)label, strlen(label)}, {CKA_ID, (void *)id, id_len},
     };
     ret = otpca_ckr(fn->C_GenerateKeyPair(tok->sess, &mech, pub_t, sizeof pub_t / sizeof pub_t[0],

@@ -204,6 +204,26 @@ static otpca_err session_on(otpca_p11_t *p11, CK_SLOT_ID slot, const char *label
     return OTPCA_ERR_OK;
 }
 
+otpca_err otpca_token_login(otpca_token_t *tok, const char *pin)
+{
+    otpca_p11_t *p11 = tok->p11;
+    otpca_err ret = OTPCA_ERR_OK;
+    if (!pin)
+        return OTPCA_ERR_INVALID_ARG;
+    pthread_mutex_lock(&p11->mu);
+    if (!tok->login->logged_in) {
+        CK_RV rv = p11->fn->C_Login(tok->sess, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
+        if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
+            tok->login->logged_in = 1;
+        else
+            ret = otpca_ckr(rv, "C_Login");
+    }
+    pthread_mutex_unlock(&p11->mu);
+    if (ret)
+        log_error("token %s: login failed: %s", tok->label, otpca_strerror(ret));
+    return ret;
+}
+
 otpca_err otpca_token_open(otpca_p11_t *p11, const otpca_p11_uri *uri, const char *pin,
                            otpca_token_t **out)
 {
@@ -218,26 +238,12 @@ otpca_err otpca_token_open(otpca_p11_t *p11, const otpca_p11_uri *uri, const cha
         return ret;
     }
     ret = session_on(p11, slot, label, &t);
-    if (ret)
-        goto out;
-    if (pin) {
-        pthread_mutex_lock(&p11->mu);
-        if (!t->login->logged_in) {
-            CK_RV rv = p11->fn->C_Login(t->sess, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
-            if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
-                t->login->logged_in = 1;
-            else
-                ret = otpca_ckr(rv, "C_Login");
-        }
-        pthread_mutex_unlock(&p11->mu);
-        if (ret) {
-            log_error("token %s: login failed: %s", label, otpca_strerror(ret));
-            goto out;
-        }
+    if (ret == OTPCA_ERR_OK && pin)
+        ret = otpca_token_login(t, pin);
+    if (ret == OTPCA_ERR_OK) {
+        *out = t;
+        t = NULL;
     }
-    *out = t;
-    t = NULL;
-out:
     otpca_token_destroy(&t);
     return ret;
 }
@@ -246,19 +252,33 @@ otpca_err otpca_token_open_uri(otpca_p11_t *p11, const otpca_p11_uri *uri,
                                const otpca_pin_src *pin_src, otpca_token_t **out)
 {
     otpca_pin_src from_uri;
+    otpca_token_t *t = NULL;
+    char *pin = NULL;
+    *out = NULL;
     otpca_err ret = otpca_pin_src_from_uri(uri, &from_uri);
     if (ret)
         return ret;
     const otpca_pin_src *src = pin_src && pin_src->kind != OTPCA_PIN_NONE ? pin_src : &from_uri;
-    if (src->kind == OTPCA_PIN_NONE)
-        return otpca_token_open(p11, uri, NULL, out);
-    char *pin = otpca_secmem_alloc(OTPCA_PIN_BUF);
-    if (!pin)
-        return OTPCA_ERR_NOMEM;
+    /* The token first, so that a missing token is reported as such and
+     * nobody is asked for a PIN in vain. */
+    ret = otpca_token_open(p11, uri, NULL, &t);
+    if (ret || src->kind == OTPCA_PIN_NONE)
+        goto out;
+    pin = otpca_secmem_alloc(OTPCA_PIN_BUF);
+    if (!pin) {
+        ret = OTPCA_ERR_NOMEM;
+        goto out;
+    }
     ret = otpca_pin_read(src, pin, OTPCA_PIN_BUF);
     if (ret == OTPCA_ERR_OK)
-        ret = otpca_token_open(p11, uri, pin, out);
+        ret = otpca_token_login(t, pin);
+out:
     otpca_secmem_free(pin, OTPCA_PIN_BUF);
+    if (ret == OTPCA_ERR_OK) {
+        *out = t;
+        t = NULL;
+    }
+    otpca_token_destroy(&t);
     return ret;
 }
 
@@ -290,8 +310,8 @@ otpca_err otpca_token_present(otpca_token_t *tok)
         return OTPCA_ERR_TOKEN_REMOVED;
     if (fn->C_GetSessionInfo(tok->sess, &sess) != CKR_OK)
         return OTPCA_ERR_TOKEN_REMOVED;
-    /* SoftHSM keeps the slot "present" when a token's files vanish, but
-     * then fails C_GetTokenInfo or reports it uninitialised. */
+    /* A token whose store vanished (SoftHSM: its directory removed) may
+     * leave a slot that still reads "present"; ask the token itself. */
     if (fn->C_GetTokenInfo(tok->slot, &ti) != CKR_OK || !(ti.flags & CKF_TOKEN_INITIALIZED))
         return OTPCA_ERR_TOKEN_REMOVED;
     char label[OTPCA_P11_LABEL_MAX + 1];

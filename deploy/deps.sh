@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install every Debian package otpca needs to build, test and demo.
+# Idempotent: when everything is already installed it touches nothing;
+# otherwise it runs `apt-get update` once, then one `apt-get install`.
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config          # toolchain
+    libwolfssl-dev                            # X.509, ECC, ECIES, HKDF, AES-GCM
+    liboath-dev oathtool                      # TOTP validation; oathtool as a checker
+    libp11-dev libp11-kit-dev                 # PKCS#11 module/slots; the PKCS#11 header
+    softhsm2 opensc                           # the rig's tokens; pkcs11-tool as a checker
+    libssl-dev openssl                        # OpenSSL beside libp11; openssl as a checker
+    libzmq3-dev libcbor-dev                   # transport and wire encoding
+    libsqlite3-dev libpq-dev                  # cloud and manager stores
+    libcriterion-dev                          # unit tests
+    util-linux procps                         # setsid, pgrep in scripts
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != "installed" ]; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "deps: all ${#packages[@]} packages present"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=sudo
+else
+    sudo=
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The README's test command: install dependencies, build, and run the whole
+# suite with ctest twice — a normal build and an ASan+UBSan build.
+# Exits non-zero on any failure.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+deploy/deps.sh
+
+jobs=$(nproc)
+run_suite() { # run_suite BUILD-DIR CMAKE-ARGS...
+    local dir=$1; shift
+    echo "== configure $dir"
+    cmake -S . -B "$dir" "$@" >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; return 1; }
+    grep -E '^-- otpca:' "$dir.configure.log" || true
+    echo "== build $dir"
+    cmake --build "$dir" -j"$jobs"
+    echo "== test $dir"
+    ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout 600
+}
+
+mkdir -p build
+run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DOTPCA_SANITIZE=ON -DOTPCA_BUILD_BENCH=OFF
+echo "deploy/test.sh: all suites passed"

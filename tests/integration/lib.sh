@@ -1,0 +1,46 @@
+# Shared helpers for integration scripts (sourced, not run by ctest).
+# ctest sets OTPCA_BIN, OTPCA_TEST_RIG and SOFTHSM2_CONF.
+set -euo pipefail
+: "${OTPCA_BIN:?run through ctest}" "${OTPCA_TEST_RIG:?run through ctest}"
+T="$OTPCA_BIN/otpca-token"
+RIG="$OTPCA_TEST_RIG"
+MODULE="${OTPCA_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+failures=0
+checks=0
+
+uri() { # uri TOKEN [OBJECT] -> URI with the rig's pin-source
+    local u="pkcs11:token=$1"
+    [ -n "${2:-}" ] && u="$u;object=$2"
+    printf '%s?pin-source=file:%s/pins/%s.pin' "$u" "$RIG" "$1"
+}
+
+seed_of() { awk -F, -v s="$1" '$1 == s { print $4 }' "$RIG/manifest.csv"; }
+
+ok() { checks=$((checks + 1)); echo "ok   $*"; }
+bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
+
+expect_eq() { # expect_eq WHAT GOT WANT
+    if [ "$2" == "$3" ]; then ok "$1"; else bad "$1: got '$2', want '$3'"; fi
+}
+
+# expect_fail WHAT EXIT-CODE STDERR-REGEX -- CMD...: the command must exit
+# with that code (not a crash) and say something matching the regex.
+expect_fail() {
+    local what=$1 want=$2 re=$3; shift 4
+    local rc=0
+    "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
+    if [ "$rc" -ne "$want" ]; then
+        bad "$what: exit $rc, want $want; stderr: $(head -c 300 "$WORK/err")"
+    elif ! grep -Eq -- "$re" "$WORK/err"; then
+        bad "$what: stderr does not match /$re/: $(head -c 300 "$WORK/err")"
+    else
+        ok "$what"
+    fi
+}
+
+finish() {
+    echo "$((checks - failures)) passed, $failures failed"
+    [ "$failures" -eq 0 ]
+}
