@@ -119,7 +119,16 @@ void otpca_log(otpca_log_level level, const char *fmt, ...)
         json_escape(out, msg);
         fputs("\"}\n", out);
     } else {
-        fprintf(out, "%s %s[%s] %s\n", when, g.ident, level_names[level], msg);
+        /* One event, one line: control characters would let a logged
+         * value forge further lines, so they are shown escaped. */
+        fprintf(out, "%s %s[%s] ", when, g.ident, level_names[level]);
+        for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+            if (*p < 0x20 || *p == 0x7f)
+                fprintf(out, "\\x%02x", *p);
+            else
+                fputc(*p, out);
+        }
+        fputc('\n', out);
     }
     fflush(out);
     pthread_mutex_unlock(&lock);

@@ -15,34 +15,50 @@
 #include "otpca/common/log.h"
 #include "otpca/common/secmem.h"
 
-/* Read up to a newline or EOF; strips "\n" / "\r\n". */
+/* Read up to a newline or EOF; strips "\n" / "\r\n". A '\r' is held back
+ * until the next byte shows whether it ends the line, so a PIN of the
+ * maximum length may still end in CRLF. */
 static otpca_err read_line(int fd, char *pin, size_t cap)
 {
     size_t n = 0;
+    int cr = 0;
     for (;;) {
         char c;
         ssize_t r = read(fd, &c, 1);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0)
-            return OTPCA_ERR_PIN_SOURCE;
-        if (r == 0 || c == '\n')
-            break;
-        if (n + 1 >= cap) {
+        if (r < 0) {
             otpca_memzero(pin, cap);
             return OTPCA_ERR_PIN_SOURCE;
         }
+        if (r == 0 || c == '\n')
+            break;
+        if (cr) { /* the held '\r' was part of the PIN */
+            if (n + 1 >= cap)
+                goto too_long;
+            pin[n++] = '\r';
+            cr = 0;
+        }
+        if (c == '\r') {
+            cr = 1;
+            continue;
+        }
+        if (n + 1 >= cap)
+            goto too_long;
         pin[n++] = c;
     }
-    if (n > 0 && pin[n - 1] == '\r')
-        n--;
     pin[n] = '\0';
     return n ? OTPCA_ERR_OK : OTPCA_ERR_PIN_SOURCE;
+too_long:
+    otpca_memzero(pin, cap);
+    return OTPCA_ERR_PIN_SOURCE;
 }
 
 static otpca_err read_file(const char *path, char *pin, size_t cap)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO without a writer must not hang the open; the
+     * regular-file check below then refuses it. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         log_error("PIN file %s: %s", path, strerror(errno));
         return OTPCA_ERR_PIN_SOURCE;
@@ -51,6 +67,10 @@ static otpca_err read_file(const char *path, char *pin, size_t cap)
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         log_error("PIN file %s: not a regular file", path);
+        ret = OTPCA_ERR_PIN_SOURCE;
+        goto out;
+    }
+    if (fcntl(fd, F_SETFL, 0) != 0) {
         ret = OTPCA_ERR_PIN_SOURCE;
         goto out;
     }
@@ -131,11 +151,20 @@ otpca_err otpca_pin_src_from_uri(const otpca_p11_uri *uri, otpca_pin_src *out)
     if (uri->pin_source[0] == '\0')
         return OTPCA_ERR_OK;
     const char *s = uri->pin_source;
-    if (strncmp(s, "file:", 5) == 0)
+    if (strncmp(s, "file:", 5) == 0) {
         s += 5;
-    /* "file:///path" and "file:/path" both name /path. */
-    if (strncmp(s, "//", 2) == 0)
-        s += 2;
+        /* RFC 8089: "file:///p" and "file://localhost/p" name /p; any
+         * other authority is a remote file, which we do not read. */
+        if (strncmp(s, "//", 2) == 0) {
+            s += 2;
+            if (strncmp(s, "localhost/", 10) == 0)
+                s += 9;
+            if (s[0] != '/') {
+                log_error("pin-source names a remote file; use file:/path");
+                return OTPCA_ERR_PIN_SOURCE;
+            }
+        }
+    }
     if (s[0] == '\0' || s[0] == '|') {
         log_error("pin-source must name a file (\"file:/path\" or a path)");
         return OTPCA_ERR_PIN_SOURCE;
