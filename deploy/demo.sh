@@ -46,7 +46,7 @@ export SOFTHSM2_CONF="$rig/softhsm2.conf"
 
 echo "== 2. tokens in the rig"
 "$T" list | head -n 8
-echo "   ... $(($("$T" list | wc -l) - 1)) tokens (plus SoftHSM's free slot)"
+echo "   ... $("$T" list | grep -c ' ready ') tokens ready (and SoftHSM's one free slot)"
 
 echo "== 3. TOTP computed inside node-000001's token, checked with oathtool"
 now=$(date +%s)

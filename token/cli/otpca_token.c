@@ -169,6 +169,14 @@ static otpca_err session_begin(struct session *s, const char *uri, const struct 
     return otpca_token_open_uri(s->p11, &s->uri, &src, &s->tok);
 }
 
+static int by_label(const void *a, const void *b)
+{
+    const otpca_token_info *x = a, *y = b;
+    if (x->initialized != y->initialized) /* free slots last */
+        return y->initialized - x->initialized;
+    return strcmp(x->label, y->label);
+}
+
 static int cmd_list(const struct opts *o)
 {
     otpca_p11_t *p11 = NULL;
@@ -182,6 +190,8 @@ static int cmd_list(const struct opts *o)
         ret = OTPCA_ERR_NOMEM;
     if (!ret && n)
         ret = otpca_p11_list(p11, infos, n, &n);
+    if (!ret && n)
+        qsort(infos, n, sizeof *infos, by_label);
     if (!ret) {
         printf("%-10s %-32s %-16s %-8s %s\n", "slot", "label", "serial", "state", "uri");
         for (size_t i = 0; i < n; i++) {

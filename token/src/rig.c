@@ -93,13 +93,13 @@ static otpca_err new_token(struct rig *r, const char *label, otpca_token_t **tok
 {
     unsigned char raw[2 * RIG_PIN_HEX];
     char *user = r->pins, *so = r->pins + 64, path[PATH_MAX];
-    otpca_p11_uri uri;
     otpca_err ret = OTPCA_ERR_IO;
     if (fill_random(raw, sizeof raw) != 0)
         goto out;
     hex(user, raw, RIG_PIN_HEX);
     hex(so, raw + RIG_PIN_HEX, RIG_PIN_HEX);
-    ret = otpca_p11_init_token(r->p11, label, so, user);
+    unsigned long slot = 0;
+    ret = otpca_p11_init_token(r->p11, label, so, user, &slot);
     if (ret)
         goto out;
     if (snprintf(path, sizeof path, "%s/pins/%s.pin", r->dir, label) >= (int)sizeof path) {
@@ -118,9 +118,7 @@ static otpca_err new_token(struct rig *r, const char *label, otpca_token_t **tok
     ret = write_secret_file(path, so);
     if (ret)
         goto out;
-    memset(&uri, 0, sizeof uri);
-    snprintf(uri.token, sizeof uri.token, "%s", label);
-    ret = otpca_token_open(r->p11, &uri, user, tok);
+    ret = otpca_token_open_slot(r->p11, slot, user, tok);
 out:
     otpca_memzero(raw, sizeof raw);
     otpca_memzero(r->pins, 128);

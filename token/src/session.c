@@ -71,7 +71,7 @@ static void pad_label(unsigned char out[32], const char *label)
 }
 
 otpca_err otpca_p11_init_token(otpca_p11_t *p11, const char *label, const char *so_pin,
-                               const char *user_pin)
+                               const char *user_pin, unsigned long *slot_id)
 {
     CK_FUNCTION_LIST *fn = p11->fn;
     CK_SLOT_ID *slots = NULL, free_slot = 0;
@@ -133,6 +133,8 @@ otpca_err otpca_p11_init_token(otpca_p11_t *p11, const char *label, const char *
         goto out;
     ret = otpca_ckr(fn->C_InitPIN(s, (CK_UTF8CHAR *)user_pin, strlen(user_pin)), "C_InitPIN");
     fn->C_Logout(s);
+    if (ret == OTPCA_ERR_OK && slot_id)
+        *slot_id = free_slot;
 out:
     if (s != CK_INVALID_HANDLE)
         fn->C_CloseSession(s);
@@ -229,7 +231,6 @@ otpca_err otpca_token_open(otpca_p11_t *p11, const otpca_p11_uri *uri, const cha
 {
     CK_SLOT_ID slot;
     char label[OTPCA_P11_LABEL_MAX + 1];
-    otpca_token_t *t = NULL;
     *out = NULL;
     otpca_err ret = otpca_p11_find_slot(p11, uri, &slot, label);
     if (ret) {
@@ -237,7 +238,23 @@ otpca_err otpca_token_open(otpca_p11_t *p11, const otpca_p11_uri *uri, const cha
                   uri->serial[0] ? " serial " : "", uri->serial, otpca_strerror(ret));
         return ret;
     }
-    ret = session_on(p11, slot, label, &t);
+    return otpca_token_open_slot(p11, slot, pin, out);
+}
+
+otpca_err otpca_token_open_slot(otpca_p11_t *p11, unsigned long slot_id, const char *pin,
+                                otpca_token_t **out)
+{
+    CK_TOKEN_INFO ti;
+    char label[OTPCA_P11_LABEL_MAX + 1];
+    otpca_token_t *t = NULL;
+    *out = NULL;
+    otpca_err ret = otpca_ckr(p11->fn->C_GetTokenInfo(slot_id, &ti), "C_GetTokenInfo");
+    if (ret)
+        return ret == OTPCA_ERR_TOKEN_REMOVED ? OTPCA_ERR_TOKEN_NOT_FOUND : ret;
+    if (!(ti.flags & CKF_TOKEN_INITIALIZED))
+        return OTPCA_ERR_TOKEN_NOT_FOUND;
+    otpca_p11_unpad(label, ti.label, sizeof ti.label);
+    ret = session_on(p11, slot_id, label, &t);
     if (ret == OTPCA_ERR_OK && pin)
         ret = otpca_token_login(t, pin);
     if (ret == OTPCA_ERR_OK) {

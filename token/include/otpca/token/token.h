@@ -62,9 +62,11 @@ otpca_err otpca_p11_list(otpca_p11_t *p11, otpca_token_info *infos, size_t cap, 
     __attribute__((warn_unused_result));
 
 /* Initialise the first free (uninitialised) token with a label, SO PIN
- * and user PIN. For rigs and factory tooling. */
+ * and user PIN; *slot_id (if not NULL) is its slot. For rigs and factory
+ * tooling. Errors: EXISTS (label taken), TOKEN_NOT_FOUND (no free slot). */
 otpca_err otpca_p11_init_token(otpca_p11_t *p11, const char *label, const char *so_pin,
-                               const char *user_pin) __attribute__((warn_unused_result));
+                               const char *user_pin, unsigned long *slot_id)
+    __attribute__((warn_unused_result));
 
 /* Open a session on the one token matching uri (token, serial,
  * manufacturer, model) and, if pin is not NULL, log in as user.
@@ -72,6 +74,11 @@ otpca_err otpca_p11_init_token(otpca_p11_t *p11, const char *label, const char *
  * TOKEN_REMOVED, PKCS11. */
 otpca_err otpca_token_open(otpca_p11_t *p11, const otpca_p11_uri *uri, const char *pin,
                            otpca_token_t **out) __attribute__((warn_unused_result));
+/* Open the token in a slot just returned by otpca_p11_init_token() or
+ * otpca_p11_list(). Slot ids are not stable across module loads: name
+ * tokens by URI everywhere else. */
+otpca_err otpca_token_open_slot(otpca_p11_t *p11, unsigned long slot_id, const char *pin,
+                                otpca_token_t **out) __attribute__((warn_unused_result));
 /* Like otpca_token_open(), reading the PIN from the URI's pin-source or
  * pin-value, or from *pin_src when that is not NULL and not NONE. The PIN
  * lives in secret memory only for the login. */

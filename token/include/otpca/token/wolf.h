@@ -52,7 +52,7 @@ typedef struct otpca_cert_req {
     size_t issuer_der_len;
     int is_ca;
     int path_len; /* for CAs; < 0 = no limit */
-    unsigned days; /* validity from now - 1 minute */
+    unsigned days; /* validity; wolfSSL starts it one day in the past (clock skew) */
 } otpca_cert_req;
 
 /* Build and sign an X.509 v3 certificate (ECDSA-SHA256, random 16-byte
