@@ -12,6 +12,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/hash.h>
 
+#include "otpca/token/rig.h"
 #include "otpca/token/token.h"
 #include "testrig.h"
 
@@ -249,10 +250,10 @@ Test(token, clones_share_the_login_across_threads, .init = load, .fini = unload)
 }
 
 /* The directory of the SoftHSM token labelled label (file backend). */
-static int token_dir(const char *label, char *out, size_t cap)
+static int token_dir(const char *rig, const char *label, char *out, size_t cap)
 {
     char tokens[512];
-    snprintf(tokens, sizeof tokens, "%s/tokens", testrig_dir());
+    snprintf(tokens, sizeof tokens, "%s/tokens", rig);
     DIR *d = opendir(tokens);
     if (!d)
         return -1;
@@ -277,16 +278,24 @@ static int token_dir(const char *label, char *out, size_t cap)
     return found;
 }
 
-Test(token, removal_is_reported, .init = load, .fini = unload)
+Test(token, removal_is_reported)
 {
-    /* node-000008 is this test's alone: its files are removed, as when a
-     * token is pulled out. */
-    otpca_token_t *tok = testrig_open(p11, "node-000008");
+    /* A rig of its own (this test runs in its own process): pulling a
+     * token out of the shared rig would disturb tests running beside it. */
+    char rig[] = "/tmp/otpca-removal-XXXXXX", dir[1200], cmd[1300], uri_text[600];
+    cr_assert_not_null(mkdtemp(rig));
+    cr_assert_eq(otpca_rig_create(rig, NULL, 1, 0, NULL, NULL), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_p11_new(NULL, &p11), OTPCA_ERR_OK);
+    snprintf(uri_text, sizeof uri_text, "pkcs11:token=node-000001?pin-source=file:%s/pins/node-000001.pin", rig);
+    otpca_p11_uri uri;
+    otpca_token_t *tok = NULL;
+    cr_assert_eq(otpca_p11_uri_parse(uri_text, &uri), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_token_open_uri(p11, &uri, NULL, &tok), OTPCA_ERR_OK);
     otpca_obj_t key;
     cr_assert_eq(otpca_token_find(tok, OTPCA_OBJ_PRIVATE_KEY, "device-key", NULL, 0, &key), OTPCA_ERR_OK);
     cr_assert_eq(otpca_token_present(tok), OTPCA_ERR_OK);
-    char dir[1200], cmd[1300];
-    cr_assert_eq(token_dir("node-000008", dir, sizeof dir), 0);
+
+    cr_assert_eq(token_dir(rig, "node-000001", dir, sizeof dir), 0);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
     cr_expect_eq(otpca_token_present(tok), OTPCA_ERR_TOKEN_REMOVED);
@@ -294,4 +303,7 @@ Test(token, removal_is_reported, .init = load, .fini = unload)
     size_t len = sizeof sig;
     cr_expect_neq(otpca_token_sign_digest(tok, key, digest, 32, OTPCA_SIG_RAW, sig, &len), OTPCA_ERR_OK);
     otpca_token_destroy(&tok);
+    otpca_p11_destroy(&p11);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", rig);
+    cr_expect_eq(system(cmd), 0);
 }
