@@ -24,10 +24,10 @@ struct otpca_login {
 };
 
 struct otpca_p11 {
-    struct PKCS11_ctx_st *ctx; /* libp11: load, C_Initialize, slot enumeration */
+    struct PKCS11_ctx_st *ctx; /* libp11: load, C_Initialize, C_Finalize */
     CK_FUNCTION_LIST *fn;      /* the same module's function list (no second C_Initialize) */
     void *dl;
-    pthread_mutex_t mu; /* guards logins and libp11 calls */
+    pthread_mutex_t mu; /* guards logins and token initialisation */
     struct otpca_login *logins;
     char path[OTPCA_P11_PATH_MAX + 1];
 };
@@ -43,7 +43,13 @@ struct otpca_token {
 /* Map a CK_RV to an otpca_err (and log it at debug level with what). */
 otpca_err otpca_ckr(CK_RV rv, const char *what);
 
-/* Find the one initialised token matching uri (libp11 side, module.c). */
+/* Call visit for every slot whose token answers C_GetTokenInfo (others
+ * are skipped: one broken token must not hide the rest); stop when visit
+ * returns non-zero. */
+otpca_err otpca_p11_each_token(otpca_p11_t *p11,
+                               int (*visit)(CK_SLOT_ID, const CK_TOKEN_INFO *, void *), void *arg);
+
+/* Find the one initialised token matching uri (module.c). */
 otpca_err otpca_p11_find_slot(otpca_p11_t *p11, const otpca_p11_uri *uri, CK_SLOT_ID *slot,
                               char label[OTPCA_P11_LABEL_MAX + 1]);
 

@@ -1,19 +1,22 @@
 /*
- * Module and slot side of libotpca-token, on libp11: loading the module
- * (libp11 calls C_Initialize with OS locking, and C_Finalize on unload),
- * enumerating slots and matching tokens. libp11 (and so OpenSSL) headers
- * live in this file only.
+ * Module side of libotpca-token: libp11 loads the module (C_Initialize
+ * with OS locking, C_Finalize on unload); libp11 (and so OpenSSL) headers
+ * live in this file only. Slots and tokens are then enumerated here on the
+ * module's own function list, taken from the already-loaded module with
+ * dlopen(RTLD_NOLOAD) — the same initialised instance, never a second
+ * C_Initialize.
  *
- * libp11 0.4.12 cannot generate EC keys, does not expose object handles
- * or HMAC, and keeps a heap copy of the PIN for re-login; so login,
- * objects, HMAC and signing use the module's own function list, taken
- * from the already-loaded module with dlopen(RTLD_NOLOAD) — the same
- * initialised instance, never a second C_Initialize.
+ * Why not libp11 for the rest: 0.4.12 fails a whole slot enumeration when
+ * one token answers C_GetTokenInfo with an error (SoftHSM does so while
+ * another process rewrites that token), which would make every token
+ * unreachable; it cannot generate EC keys, has no HMAC and no object
+ * handles, and keeps a heap copy of the PIN for re-login.
  */
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <libp11.h>
 
@@ -126,77 +129,125 @@ void otpca_p11_destroy(otpca_p11_t **pp)
     pthread_mutex_unlock(&loaded_mu);
 }
 
-static void copy_str(char *dst, size_t cap, const char *src)
+otpca_err otpca_p11_each_token(otpca_p11_t *p11,
+                               int (*visit)(CK_SLOT_ID, const CK_TOKEN_INFO *, void *), void *arg)
 {
-    snprintf(dst, cap, "%s", src ? src : "");
+    CK_FUNCTION_LIST *fn = p11->fn;
+    CK_SLOT_ID *slots = NULL;
+    CK_ULONG n = 0;
+    otpca_err ret = otpca_ckr(fn->C_GetSlotList(CK_TRUE, NULL, &n), "C_GetSlotList");
+    /* Slots may appear between the two calls (a token initialised by
+     * someone else): ask again with the larger count. */
+    for (int tries = 0; ret == OTPCA_ERR_OK && tries < 4; tries++) {
+        free(slots);
+        slots = calloc(n + 8, sizeof *slots);
+        if (!slots)
+            return OTPCA_ERR_NOMEM;
+        n += 8;
+        CK_RV rv = fn->C_GetSlotList(CK_TRUE, slots, &n);
+        if (rv != CKR_BUFFER_TOO_SMALL) {
+            ret = otpca_ckr(rv, "C_GetSlotList");
+            break;
+        }
+    }
+    for (CK_ULONG i = 0; ret == OTPCA_ERR_OK && i < n; i++) {
+        CK_TOKEN_INFO ti;
+        CK_RV rv = fn->C_GetTokenInfo(slots[i], &ti);
+        /* SoftHSM fails a token for a moment while another process
+         * rewrites its files: ask again briefly before skipping it. */
+        for (int retry = 0; rv == CKR_GENERAL_ERROR && retry < 5; retry++) {
+            nanosleep(&(struct timespec){0, 2000000}, NULL);
+            rv = fn->C_GetTokenInfo(slots[i], &ti);
+        }
+        if (rv != CKR_OK) {
+            log_debug("slot %lu skipped: C_GetTokenInfo CKR 0x%lx", (unsigned long)slots[i],
+                      (unsigned long)rv);
+            continue;
+        }
+        if (visit(slots[i], &ti, arg))
+            break;
+    }
+    free(slots);
+    return ret;
+}
+
+struct list_ctx {
+    otpca_token_info *infos;
+    size_t cap, found;
+};
+
+static int list_one(CK_SLOT_ID slot, const CK_TOKEN_INFO *ti, void *arg)
+{
+    struct list_ctx *c = arg;
+    if (c->found < c->cap) {
+        otpca_token_info *o = &c->infos[c->found];
+        memset(o, 0, sizeof *o);
+        otpca_p11_unpad(o->label, ti->label, sizeof ti->label);
+        otpca_p11_unpad(o->manufacturer, ti->manufacturerID, sizeof ti->manufacturerID);
+        otpca_p11_unpad(o->model, ti->model, sizeof ti->model);
+        otpca_p11_unpad(o->serial, ti->serialNumber, sizeof ti->serialNumber);
+        o->slot_id = slot;
+        o->initialized = !!(ti->flags & CKF_TOKEN_INITIALIZED);
+        o->user_pin_set = !!(ti->flags & CKF_USER_PIN_INITIALIZED);
+        o->user_pin_locked = !!(ti->flags & CKF_USER_PIN_LOCKED);
+        o->login_required = !!(ti->flags & CKF_LOGIN_REQUIRED);
+    }
+    c->found++;
+    return 0;
 }
 
 otpca_err otpca_p11_list(otpca_p11_t *p11, otpca_token_info *infos, size_t cap, size_t *count)
 {
-    PKCS11_SLOT *slots = NULL;
-    unsigned int n = 0;
-    size_t found = 0;
-    pthread_mutex_lock(&p11->mu);
-    if (PKCS11_enumerate_slots(p11->ctx, &slots, &n) != 0) {
-        pthread_mutex_unlock(&p11->mu);
-        return OTPCA_ERR_PKCS11;
-    }
-    for (unsigned int i = 0; i < n; i++) {
-        PKCS11_TOKEN *t = slots[i].token;
-        if (!t)
-            continue;
-        if (found < cap) {
-            otpca_token_info *o = &infos[found];
-            memset(o, 0, sizeof *o);
-            copy_str(o->label, sizeof o->label, t->label);
-            copy_str(o->manufacturer, sizeof o->manufacturer, t->manufacturer);
-            copy_str(o->model, sizeof o->model, t->model);
-            copy_str(o->serial, sizeof o->serial, t->serialnr);
-            o->slot_id = PKCS11_get_slotid_from_slot(&slots[i]);
-            o->initialized = t->initialized;
-            o->user_pin_set = t->userPinSet;
-            o->user_pin_locked = t->userPinLocked;
-            o->login_required = t->loginRequired;
-        }
-        found++;
-    }
-    PKCS11_release_all_slots(p11->ctx, slots, n);
-    pthread_mutex_unlock(&p11->mu);
-    *count = found;
-    return OTPCA_ERR_OK;
+    struct list_ctx c = {infos, cap, 0};
+    otpca_err ret = otpca_p11_each_token(p11, list_one, &c);
+    *count = c.found;
+    return ret;
 }
 
-static int field_matches(const char *want, const char *have)
+struct find_ctx {
+    const otpca_p11_uri *uri;
+    CK_SLOT_ID slot;
+    char label[OTPCA_P11_LABEL_MAX + 1];
+    unsigned matches;
+};
+
+static int field_matches(const char *want, const unsigned char *have, size_t n)
 {
-    return want[0] == '\0' || (have && strcmp(want, have) == 0);
+    char text[OTPCA_P11_LABEL_MAX + 1];
+    if (want[0] == '\0')
+        return 1;
+    otpca_p11_unpad(text, have, n);
+    return strcmp(want, text) == 0;
+}
+
+static int find_one(CK_SLOT_ID slot, const CK_TOKEN_INFO *ti, void *arg)
+{
+    struct find_ctx *c = arg;
+    const otpca_p11_uri *u = c->uri;
+    if (!(ti->flags & CKF_TOKEN_INITIALIZED) || !field_matches(u->token, ti->label, sizeof ti->label) ||
+        !field_matches(u->serial, ti->serialNumber, sizeof ti->serialNumber) ||
+        !field_matches(u->manufacturer, ti->manufacturerID, sizeof ti->manufacturerID) ||
+        !field_matches(u->model, ti->model, sizeof ti->model))
+        return 0;
+    if (c->matches++ == 0) {
+        c->slot = slot;
+        otpca_p11_unpad(c->label, ti->label, sizeof ti->label);
+    }
+    return 0;
 }
 
 otpca_err otpca_p11_find_slot(otpca_p11_t *p11, const otpca_p11_uri *uri, CK_SLOT_ID *slot,
                               char label[OTPCA_P11_LABEL_MAX + 1])
 {
-    PKCS11_SLOT *slots = NULL;
-    unsigned int n = 0, matches = 0;
-    pthread_mutex_lock(&p11->mu);
-    if (PKCS11_enumerate_slots(p11->ctx, &slots, &n) != 0) {
-        pthread_mutex_unlock(&p11->mu);
-        return OTPCA_ERR_PKCS11;
-    }
-    for (unsigned int i = 0; i < n; i++) {
-        PKCS11_TOKEN *t = slots[i].token;
-        if (!t || !t->initialized)
-            continue;
-        if (!field_matches(uri->token, t->label) || !field_matches(uri->serial, t->serialnr) ||
-            !field_matches(uri->manufacturer, t->manufacturer) ||
-            !field_matches(uri->model, t->model))
-            continue;
-        if (matches++ == 0) {
-            *slot = PKCS11_get_slotid_from_slot(&slots[i]);
-            copy_str(label, OTPCA_P11_LABEL_MAX + 1, t->label);
-        }
-    }
-    PKCS11_release_all_slots(p11->ctx, slots, n);
-    pthread_mutex_unlock(&p11->mu);
-    if (matches == 0)
+    struct find_ctx c = {.uri = uri};
+    otpca_err ret = otpca_p11_each_token(p11, find_one, &c);
+    if (ret)
+        return ret;
+    if (c.matches == 0)
         return OTPCA_ERR_TOKEN_NOT_FOUND;
-    return matches == 1 ? OTPCA_ERR_OK : OTPCA_ERR_TOKEN_AMBIGUOUS;
+    if (c.matches > 1)
+        return OTPCA_ERR_TOKEN_AMBIGUOUS;
+    *slot = c.slot;
+    memcpy(label, c.label, sizeof c.label);
+    return OTPCA_ERR_OK;
 }

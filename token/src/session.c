@@ -70,61 +70,59 @@ static void pad_label(unsigned char out[32], const char *label)
     memcpy(out, label, n > 32 ? 32 : n);
 }
 
+struct free_slot {
+    const char *label;
+    CK_SLOT_ID slot;
+    int have, taken;
+};
+
+static int note_slot(CK_SLOT_ID slot, const CK_TOKEN_INFO *ti, void *arg)
+{
+    struct free_slot *f = arg;
+    char have[OTPCA_P11_LABEL_MAX + 1];
+    if (!(ti->flags & CKF_TOKEN_INITIALIZED)) {
+        if (!f->have) {
+            f->slot = slot;
+            f->have = 1;
+        }
+        return 0;
+    }
+    otpca_p11_unpad(have, ti->label, sizeof ti->label);
+    f->taken |= strcmp(have, f->label) == 0;
+    return f->taken;
+}
+
 otpca_err otpca_p11_init_token(otpca_p11_t *p11, const char *label, const char *so_pin,
                                const char *user_pin, unsigned long *slot_id)
 {
     CK_FUNCTION_LIST *fn = p11->fn;
-    CK_SLOT_ID *slots = NULL, free_slot = 0;
-    CK_ULONG n = 0;
     CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
-    int have_free = 0;
+    struct free_slot f = {.label = label};
+    unsigned char padded[32];
     otpca_err ret;
     if (!label || !*label || strlen(label) > OTPCA_P11_LABEL_MAX || !so_pin || !user_pin)
         return OTPCA_ERR_INVALID_ARG;
 
     pthread_mutex_lock(&p11->mu);
-    ret = otpca_ckr(fn->C_GetSlotList(CK_TRUE, NULL, &n), "C_GetSlotList");
+    ret = otpca_p11_each_token(p11, note_slot, &f);
     if (ret)
         goto out;
-    slots = calloc(n ? n : 1, sizeof *slots);
-    if (!slots) {
-        ret = OTPCA_ERR_NOMEM;
+    if (f.taken) {
+        log_error("a token labelled %s already exists", label);
+        ret = OTPCA_ERR_EXISTS;
         goto out;
     }
-    ret = otpca_ckr(fn->C_GetSlotList(CK_TRUE, slots, &n), "C_GetSlotList");
-    if (ret)
-        goto out;
-    for (CK_ULONG i = 0; i < n; i++) {
-        CK_TOKEN_INFO ti;
-        char have[OTPCA_P11_LABEL_MAX + 1];
-        if (fn->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
-            continue;
-        if (!(ti.flags & CKF_TOKEN_INITIALIZED)) {
-            if (!have_free) {
-                free_slot = slots[i];
-                have_free = 1;
-            }
-            continue;
-        }
-        otpca_p11_unpad(have, ti.label, sizeof ti.label);
-        if (strcmp(have, label) == 0) {
-            log_error("a token labelled %s already exists", label);
-            ret = OTPCA_ERR_EXISTS;
-            goto out;
-        }
-    }
-    if (!have_free) {
+    if (!f.have) {
         log_error("no free slot to initialise a token in");
         ret = OTPCA_ERR_TOKEN_NOT_FOUND;
         goto out;
     }
-    unsigned char padded[32];
     pad_label(padded, label);
-    ret = otpca_ckr(fn->C_InitToken(free_slot, (CK_UTF8CHAR *)so_pin, strlen(so_pin), padded),
+    ret = otpca_ckr(fn->C_InitToken(f.slot, (CK_UTF8CHAR *)so_pin, strlen(so_pin), padded),
                     "C_InitToken");
     if (ret)
         goto out;
-    ret = otpca_ckr(fn->C_OpenSession(free_slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s),
+    ret = otpca_ckr(fn->C_OpenSession(f.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s),
                     "C_OpenSession");
     if (ret)
         goto out;
@@ -134,12 +132,11 @@ otpca_err otpca_p11_init_token(otpca_p11_t *p11, const char *label, const char *
     ret = otpca_ckr(fn->C_InitPIN(s, (CK_UTF8CHAR *)user_pin, strlen(user_pin)), "C_InitPIN");
     fn->C_Logout(s);
     if (ret == OTPCA_ERR_OK && slot_id)
-        *slot_id = free_slot;
+        *slot_id = f.slot;
 out:
     if (s != CK_INVALID_HANDLE)
         fn->C_CloseSession(s);
     pthread_mutex_unlock(&p11->mu);
-    free(slots);
     return ret;
 }
 
