@@ -86,6 +86,8 @@ otpca_err otpca_token_open_uri(otpca_p11_t *p11, const otpca_p11_uri *uri,
                                const otpca_pin_src *pin_src, otpca_token_t **out)
     __attribute__((warn_unused_result));
 /* Log in as user (once per token: every handle on it shares the login).
+ * A token this process is already logged in to is not asked again, so
+ * the PIN is then not checked (PKCS#11 login state is per application).
  * Errors: PIN_INCORRECT, PIN_LOCKED, TOKEN_REMOVED, PKCS11. */
 otpca_err otpca_token_login(otpca_token_t *tok, const char *pin) __attribute__((warn_unused_result));
 /* A second session on the same token, sharing its login (for a thread). */
