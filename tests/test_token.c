@@ -81,6 +81,7 @@ Test(token, wrong_pin_is_pin_incorrect_and_leaks_nothing, .init = load, .fini = 
     otpca_token_t *tok = NULL;
     cr_expect_eq(open_with_pin("node-000004", "not-the-pin", &tok), OTPCA_ERR_PIN_INCORRECT);
     cr_expect_null(tok);
+    cr_expect_eq(otpca_p11_open_sessions(p11), 0, "the failed login closed its session");
     /* The failed attempt left no session or login behind: the right PIN
      * still logs in, and a handle opened without a PIN is not logged in. */
     otpca_token_t *anon = NULL;
@@ -98,10 +99,12 @@ Test(token, missing_token_and_ambiguous_uri, .init = load, .fini = unload)
 {
     otpca_token_t *tok = NULL;
     cr_expect_eq(open_with_pin("no-such-token", "1234", &tok), OTPCA_ERR_TOKEN_NOT_FOUND);
+    cr_expect_eq(otpca_p11_open_sessions(p11), 0);
     otpca_p11_uri any;
     memset(&any, 0, sizeof any); /* matches every token */
     cr_expect_eq(otpca_token_open(p11, &any, NULL, &tok), OTPCA_ERR_TOKEN_AMBIGUOUS);
     cr_expect_null(tok);
+    cr_expect_eq(otpca_p11_open_sessions(p11), 0);
 }
 
 Test(token, token_by_serial, .init = load, .fini = unload)
@@ -245,8 +248,10 @@ Test(token, clones_share_the_login_across_threads, .init = load, .fini = unload)
     otpca_token_destroy(&tok);
     otpca_obj_t key;
     cr_expect_eq(otpca_token_find(w[0].tok, OTPCA_OBJ_PRIVATE_KEY, "device-key", NULL, 0, &key), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_p11_open_sessions(p11), 2);
     otpca_token_destroy(&w[0].tok);
     otpca_token_destroy(&w[1].tok);
+    cr_expect_eq(otpca_p11_open_sessions(p11), 0);
 }
 
 /* The directory of the SoftHSM token labelled label (file backend). */

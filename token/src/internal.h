@@ -29,6 +29,7 @@ struct otpca_p11 {
     void *dl;
     pthread_mutex_t mu; /* guards logins and token initialisation */
     struct otpca_login *logins;
+    unsigned long sessions; /* open through session_on(), under mu */
     char path[OTPCA_P11_PATH_MAX + 1];
 };
 

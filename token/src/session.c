@@ -193,10 +193,10 @@ static otpca_err session_on(otpca_p11_t *p11, CK_SLOT_ID slot, const char *label
     }
     pthread_mutex_lock(&p11->mu);
     t->login = login_ref(p11, slot);
+    p11->sessions++;
     pthread_mutex_unlock(&p11->mu);
     if (!t->login) {
-        p11->fn->C_CloseSession(t->sess);
-        free(t);
+        otpca_token_destroy(&t);
         return OTPCA_ERR_NOMEM;
     }
     *out = t;
@@ -307,9 +307,13 @@ void otpca_token_destroy(otpca_token_t **pt)
     if (!pt || !*pt)
         return;
     otpca_token_t *t = *pt;
-    login_unref(t->p11, t->login, t->sess);
+    if (t->login)
+        login_unref(t->p11, t->login, t->sess);
     /* A removed token may have closed the session already: ignore. */
     t->p11->fn->C_CloseSession(t->sess);
+    pthread_mutex_lock(&t->p11->mu);
+    t->p11->sessions--;
+    pthread_mutex_unlock(&t->p11->mu);
     free(t);
     *pt = NULL;
 }
@@ -336,3 +340,11 @@ otpca_err otpca_token_present(otpca_token_t *tok)
 }
 
 const char *otpca_token_label(const otpca_token_t *tok) { return tok->label; }
+
+unsigned long otpca_p11_open_sessions(otpca_p11_t *p11)
+{
+    pthread_mutex_lock(&p11->mu);
+    unsigned long n = p11->sessions;
+    pthread_mutex_unlock(&p11->mu);
+    return n;
+}

@@ -43,6 +43,10 @@ otpca_err otpca_p11_new(const char *module_path, otpca_p11_t **out)
     __attribute__((warn_unused_result));
 /* Finalise and unload; every token handle must be destroyed first. */
 void otpca_p11_destroy(otpca_p11_t **p11);
+/* PKCS#11 sessions this process has open through the library now (every
+ * token handle holds one). Tokens such as SoftHSM do not report session
+ * counts, so this is how callers and tests see that nothing leaked. */
+unsigned long otpca_p11_open_sessions(otpca_p11_t *p11);
 
 typedef struct otpca_token_info {
     char label[OTPCA_P11_LABEL_MAX + 1];
