@@ -6,6 +6,7 @@ expect_fail "wrong PIN" 1 "PIN incorrect" -- \
     "$T" otp "pkcs11:token=node-000001;object=totp" --pin-fd 3 3< <(echo wrong-pin)
 expect_fail "missing token" 1 "no token matches" -- "$T" otp "$(uri no-such-token totp)"
 expect_fail "unknown object" 1 "no object in the token matches" -- "$T" otp "$(uri node-000001 nope)"
+expect_fail "URI without an object" 1 "names no object" -- "$T" otp "$(uri node-000001)"
 expect_fail "malformed URI" 1 "not a valid PKCS#11 URI" -- "$T" otp "pkcs11:token=a;;object=b"
 expect_fail "not a URI" 1 "not a valid PKCS#11 URI" -- "$T" otp "node-000001"
 expect_fail "repeated attribute" 1 "not a valid PKCS#11 URI" -- "$T" otp "pkcs11:token=a;token=b"

@@ -70,8 +70,10 @@ otpca_err otpca_token_find(otpca_token_t *tok, otpca_obj_type type, const char *
 otpca_err otpca_token_find_uri(otpca_token_t *tok, const otpca_p11_uri *uri, otpca_obj_type dflt,
                                otpca_obj_t *out)
 {
-    if (!uri->object[0] && !uri->has_id)
+    if (!uri->object[0] && !uri->has_id) {
+        log_error("the URI names no object (object=LABEL or id=...)");
         return OTPCA_ERR_INVALID_ARG;
+    }
     otpca_err ret = otpca_token_find(tok, uri->type != OTPCA_OBJ_ANY ? uri->type : dflt, uri->object,
                                      uri->has_id ? uri->id : NULL, uri->id_len, out);
     if (ret)
