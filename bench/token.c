@@ -49,7 +49,6 @@
 #define WARMUP_MAX_SECONDS 0.5
 #define MAX_OPS_PER_SLICE 10000000ull /* a slice also ends at this count */
 #define CLOCK_EVERY 8u                /* ops between clock reads */
-#define MAX_SLOTS 4096u
 
 static volatile sig_atomic_t stop_flag;
 
@@ -314,29 +313,22 @@ static void unpad(char *dst, const unsigned char *src, size_t n)
     dst[n] = '\0';
 }
 
-/* The one slot whose token is labelled label, through the function list. */
-static int find_slot(CK_FUNCTION_LIST *fn, const char *label, CK_SLOT_ID *out)
+/* The slot of the token labelled label, as the library lists it. */
+static int find_slot(otpca_p11_t *p11, const char *label, CK_SLOT_ID *out)
 {
-    CK_SLOT_ID slots[MAX_SLOTS];
-    CK_ULONG n = MAX_SLOTS;
+    otpca_token_info infos[64];
+    size_t n = 0;
     unsigned found = 0;
-    CK_RV rv = fn->C_GetSlotList(CK_TRUE, slots, &n);
-    if (rv != CKR_OK) {
-        fprintf(stderr, "otpca-bench-token: C_GetSlotList: CKR 0x%lx\n", (unsigned long)rv);
+    otpca_err err = otpca_p11_list(p11, infos, 64, &n);
+    if (err) {
+        fprintf(stderr, "otpca-bench-token: list tokens: %s\n", otpca_strerror(err));
         return -1;
     }
-    for (CK_ULONG k = 0; k < n; k++) {
-        CK_TOKEN_INFO ti;
-        char have[sizeof ti.label + 1];
-        if (fn->C_GetTokenInfo(slots[k], &ti) != CKR_OK || !(ti.flags & CKF_TOKEN_INITIALIZED))
-            continue;
-        unpad(have, ti.label, sizeof ti.label);
-        if (strcmp(have, label) == 0 && found++ == 0)
-            *out = slots[k];
-    }
+    for (size_t k = 0; k < n && k < 64; k++)
+        if (infos[k].initialized && strcmp(infos[k].label, label) == 0 && found++ == 0)
+            *out = infos[k].slot_id;
     if (found != 1) {
-        fprintf(stderr, "otpca-bench-token: %u tokens labelled %s via C_GetSlotList\n", found,
-                label);
+        fprintf(stderr, "otpca-bench-token: %u tokens labelled %s\n", found, label);
         return -1;
     }
     return 0;
@@ -656,7 +648,7 @@ int main(int argc, char **argv)
     } else {
         snprintf(e.library, sizeof e.library, "?");
     }
-    if (find_slot(b.fn, label, &e.slot) != 0)
+    if (find_slot(p11, label, &e.slot) != 0)
         goto out;
     CK_RV rv = b.fn->C_OpenSession(e.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &b.sess);
     if (rv != CKR_OK) {

@@ -21,6 +21,7 @@
 #include "otpca/common/log.h"
 #include "otpca/token/pin.h"
 #include "otpca/token/uri.h"
+#include "testutil.h"
 
 static char dir[] = "/tmp/otpca-test-pin-XXXXXX";
 static char path_buf[PATH_MAX];
@@ -82,14 +83,6 @@ static otpca_err read_from_file(const char *path, char *pin, size_t cap)
     return otpca_pin_read(&src, pin, cap);
 }
 
-static int all_zero(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        if (b[i])
-            return 0;
-    return 1;
-}
 
 /* ------------------------------------------------------------------ file */
 

@@ -12,6 +12,7 @@
 
 #include "otpca/common/err.h"
 #include "otpca/token/uri.h"
+#include "testutil.h"
 
 /* Parse s and fail the test (with the code's name) unless it succeeds. */
 static void parse_ok(const char *s, otpca_p11_uri *u)
@@ -20,14 +21,6 @@ static void parse_ok(const char *s, otpca_p11_uri *u)
     cr_assert_eq(e, OTPCA_ERR_OK, "\"%s\": %s", s, otpca_errname(e));
 }
 
-static int all_zero(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        if (b[i])
-            return 0;
-    return 1;
-}
 
 /* Parse s, expect the error want, and expect *u to be all zero afterwards
  * although it was filled with garbage before. */

@@ -137,13 +137,19 @@ otpca_err otpca_p11_each_token(otpca_p11_t *p11,
     CK_ULONG n = 0;
     otpca_err ret = otpca_ckr(fn->C_GetSlotList(CK_TRUE, NULL, &n), "C_GetSlotList");
     /* Slots may appear between the two calls (a token initialised by
-     * someone else): ask again with the larger count. */
-    for (int tries = 0; ret == OTPCA_ERR_OK && tries < 4; tries++) {
+     * someone else): ask again with room for a few more, a bounded number
+     * of times; n only ever counts what the array holds. */
+    for (int tries = 0; ret == OTPCA_ERR_OK; tries++) {
+        if (tries == 4) {
+            ret = OTPCA_ERR_PKCS11;
+            break;
+        }
+        CK_ULONG room = n + 8;
         free(slots);
-        slots = calloc(n + 8, sizeof *slots);
+        slots = calloc(room, sizeof *slots);
         if (!slots)
             return OTPCA_ERR_NOMEM;
-        n += 8;
+        n = room;
         CK_RV rv = fn->C_GetSlotList(CK_TRUE, slots, &n);
         if (rv != CKR_BUFFER_TOO_SMALL) {
             ret = otpca_ckr(rv, "C_GetSlotList");
