@@ -1,7 +1,7 @@
 /*
  * Test helper: open a token of the SoftHSM rig that ctest creates first
  * (OTPCA_TEST_RIG), logged in with the PIN from its pins/ file. Each test
- * binary uses its own tokens so that binaries may run in parallel.
+ * binary uses its own tokens; ctest runs rig tests one at a time.
  */
 #ifndef OTPCA_TESTS_TESTRIG_H
 #define OTPCA_TESTS_TESTRIG_H
