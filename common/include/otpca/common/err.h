@@ -36,7 +36,20 @@
     X(SIGNATURE, -41, "signature invalid")                                        \
     X(CERT, -42, "certificate could not be built or parsed")                      \
     X(CONFIG, -50, "invalid configuration")                                       \
-    X(USAGE, -51, "invalid command-line usage")
+    X(USAGE, -51, "invalid command-line usage")                                   \
+    X(CBOR_MALFORMED, -60, "malformed CBOR")                                      \
+    X(CBOR_TRUNCATED, -61, "CBOR input ends inside an item")                      \
+    X(CBOR_TRAILING, -62, "bytes follow the end of the CBOR message")             \
+    X(CBOR_NONCANONICAL, -63, "CBOR is not in deterministic encoding")            \
+    X(CBOR_TYPE, -64, "CBOR item has the wrong type")                             \
+    X(CBOR_LIMIT, -65, "CBOR item exceeds a size, count or nesting limit")        \
+    X(CBOR_KEY_ORDER, -66, "CBOR map keys unsorted or repeated")                  \
+    X(PROTO_MISSING, -67, "required message field missing")                       \
+    X(PROTO_VALUE, -68, "message field value out of range")                       \
+    X(PROTO_MSG_TYPE, -69, "unexpected or unknown message type")                  \
+    X(COSE_HEADER, -70, "COSE header missing, unknown or not allowed")            \
+    X(BAD_KEY, -71, "public key invalid or not on the curve")                     \
+    X(DECRYPT, -72, "envelope could not be opened (wrong key or tampered)")
 
 typedef enum otpca_err {
 #define OTPCA_ERR_ENUM_(name, value, sentence) OTPCA_ERR_##name = (value),

@@ -1,0 +1,139 @@
+/*
+ * ECIES envelopes (layout in ecies.h and PROTOCOL.md). Built from
+ * wolfCrypt's ECDH, HKDF and AES-GCM rather than wc_ecc_encrypt, whose
+ * format (X9.63 KDF, AES-CBC + HMAC) is not what the protocol specifies.
+ */
+#include "otpca/proto/ecies.h"
+
+#include <string.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/aes.h>
+#include <wolfssl/wolfcrypt/hmac.h>
+
+#include "otpca/common/secmem.h"
+
+#define INFO_PREFIX "otpca-ecies-v1 "
+#define KEY_LEN 16
+#define IV_LEN 12
+#define MAX_AAD 256
+
+/* K || IV from Z, E and R. */
+static otpca_err derive(const uint8_t z[32], const uint8_t e[OTPCA_P256_PUB_LEN],
+                        const uint8_t r[OTPCA_P256_PUB_LEN], const char *label,
+                        uint8_t okm[KEY_LEN + IV_LEN])
+{
+    uint8_t salt[2 * OTPCA_P256_PUB_LEN];
+    uint8_t info[sizeof INFO_PREFIX - 1 + OTPCA_ECIES_MAX_LABEL];
+    size_t label_len = strlen(label);
+    if (label_len == 0 || label_len > OTPCA_ECIES_MAX_LABEL)
+        return OTPCA_ERR_INVALID_ARG;
+    memcpy(salt, e, OTPCA_P256_PUB_LEN);
+    memcpy(salt + OTPCA_P256_PUB_LEN, r, OTPCA_P256_PUB_LEN);
+    memcpy(info, INFO_PREFIX, sizeof INFO_PREFIX - 1);
+    memcpy(info + sizeof INFO_PREFIX - 1, label, label_len);
+    if (wc_HKDF(WC_SHA256, z, 32, salt, sizeof salt, info, (word32)(sizeof INFO_PREFIX - 1 + label_len),
+                okm, KEY_LEN + IV_LEN) != 0)
+        return OTPCA_ERR_CRYPTO;
+    return OTPCA_ERR_OK;
+}
+
+static otpca_err make_aad(const uint8_t *aad, size_t aad_len, uint8_t out[1 + MAX_AAD])
+{
+    if (aad_len > MAX_AAD || (aad_len && !aad))
+        return OTPCA_ERR_INVALID_ARG;
+    out[0] = OTPCA_ECIES_VERSION;
+    if (aad_len)
+        memcpy(out + 1, aad, aad_len);
+    return OTPCA_ERR_OK;
+}
+
+otpca_err otpca_ecies_seal(const uint8_t *recipient, size_t recipient_len, const char *label,
+                           const uint8_t *aad, size_t aad_len, const uint8_t *pt, size_t pt_len,
+                           uint8_t *out, size_t cap, size_t *out_len)
+{
+    uint8_t r[OTPCA_P256_PUB_LEN], z[32], okm[KEY_LEN + IV_LEN], full_aad[1 + MAX_AAD];
+    otpca_p256_soft eph;
+    Aes aes;
+    otpca_err ret;
+    if (!label || !out || !out_len || (pt_len && !pt) || pt_len > OTPCA_ECIES_MAX_PLAINTEXT)
+        return OTPCA_ERR_INVALID_ARG;
+    if (cap < pt_len + OTPCA_ECIES_OVERHEAD)
+        return OTPCA_ERR_BUFFER_TOO_SMALL;
+    if ((ret = make_aad(aad, aad_len, full_aad)))
+        return ret;
+    if ((ret = otpca_p256_pub_normalize(recipient, recipient_len, r)))
+        return ret;
+    if ((ret = otpca_p256_soft_generate(&eph)))
+        return ret;
+    ret = otpca_p256_soft_ecdh(&eph, r, z);
+    if (!ret)
+        ret = derive(z, eph.pub, r, label, okm);
+    if (ret)
+        goto out;
+    out[0] = OTPCA_ECIES_VERSION;
+    memcpy(out + 1, eph.pub, OTPCA_P256_PUB_LEN);
+    uint8_t *ct = out + 1 + OTPCA_P256_PUB_LEN;
+    ret = OTPCA_ERR_CRYPTO;
+    if (wc_AesInit(&aes, NULL, INVALID_DEVID) != 0)
+        goto out;
+    if (wc_AesGcmSetKey(&aes, okm, KEY_LEN) == 0 &&
+        wc_AesGcmEncrypt(&aes, ct, pt, (word32)pt_len, okm + KEY_LEN, IV_LEN, ct + pt_len,
+                         OTPCA_ECIES_TAG_LEN, full_aad, (word32)(1 + aad_len)) == 0) {
+        *out_len = pt_len + OTPCA_ECIES_OVERHEAD;
+        ret = OTPCA_ERR_OK;
+    }
+    wc_AesFree(&aes);
+out:
+    otpca_p256_soft_wipe(&eph);
+    otpca_memzero(z, sizeof z);
+    otpca_memzero(okm, sizeof okm);
+    return ret;
+}
+
+otpca_err otpca_ecies_open(otpca_ecdh_fn ecdh, void *ctx, const uint8_t recipient[OTPCA_P256_PUB_LEN],
+                           const char *label, const uint8_t *aad, size_t aad_len, const uint8_t *env,
+                           size_t env_len, uint8_t *pt, size_t cap, size_t *pt_len)
+{
+    uint8_t z[32], okm[KEY_LEN + IV_LEN], full_aad[1 + MAX_AAD], e[OTPCA_P256_PUB_LEN];
+    Aes aes;
+    otpca_err ret;
+    if (!ecdh || !label || !pt_len || !recipient || (!env && env_len))
+        return OTPCA_ERR_INVALID_ARG;
+    if (env_len < OTPCA_ECIES_OVERHEAD || env[0] != OTPCA_ECIES_VERSION ||
+        env_len - OTPCA_ECIES_OVERHEAD > OTPCA_ECIES_MAX_PLAINTEXT)
+        return OTPCA_ERR_PROTO_VALUE;
+    size_t n = env_len - OTPCA_ECIES_OVERHEAD;
+    if (cap < n || (n && !pt))
+        return OTPCA_ERR_BUFFER_TOO_SMALL;
+    if ((ret = make_aad(aad, aad_len, full_aad)))
+        return ret;
+    /* The ephemeral key must be a valid point in uncompressed form. */
+    if (env[1] != 0x04 || otpca_p256_pub_normalize(env + 1, OTPCA_P256_PUB_LEN, e) != OTPCA_ERR_OK)
+        return OTPCA_ERR_DECRYPT;
+    if ((ret = ecdh(ctx, e, z)))
+        return ret;
+    if ((ret = derive(z, e, recipient, label, okm)))
+        goto out;
+    const uint8_t *ct = env + 1 + OTPCA_P256_PUB_LEN;
+    ret = OTPCA_ERR_CRYPTO;
+    if (wc_AesInit(&aes, NULL, INVALID_DEVID) != 0)
+        goto out;
+    if (wc_AesGcmSetKey(&aes, okm, KEY_LEN) == 0) {
+        int rc = wc_AesGcmDecrypt(&aes, pt, ct, (word32)n, okm + KEY_LEN, IV_LEN, ct + n,
+                                  OTPCA_ECIES_TAG_LEN, full_aad, (word32)(1 + aad_len));
+        if (rc == 0) {
+            *pt_len = n;
+            ret = OTPCA_ERR_OK;
+        } else {
+            if (n)
+                otpca_memzero(pt, n);
+            ret = OTPCA_ERR_DECRYPT;
+        }
+    }
+    wc_AesFree(&aes);
+out:
+    otpca_memzero(z, sizeof z);
+    otpca_memzero(okm, sizeof okm);
+    return ret;
+}
