@@ -14,6 +14,7 @@ packages=(
     libzmq3-dev libcbor-dev                   # transport and wire encoding
     libsqlite3-dev libpq-dev                  # cloud and manager stores
     libcriterion-dev                          # unit tests
+    clang libclang-rt-14-dev                  # libFuzzer targets (tests/fuzz)
     util-linux procps                         # setsid, pgrep in scripts
 )
 
@@ -23,17 +24,28 @@ for p in "${packages[@]}"; do
         missing+=("$p")
     fi
 done
+# node and npm run the COSE interop test (cose-js); the image may carry a
+# node of its own, so look for the commands rather than the packages.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
     echo "deps: all ${#packages[@]} packages present"
-    exit 0
-fi
-if [ "$(id -u)" -ne 0 ]; then
-    sudo=sudo
 else
-    sudo=
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo=sudo
+    else
+        sudo=
+    fi
+    echo "deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    echo "deps: done"
 fi
-echo "deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "deps: done"
+
+# JavaScript packages of the COSE interop test, pinned by its lock file.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ -x "$root/tests/interop/setup.sh" ]; then
+    "$root/tests/interop/setup.sh"
+fi
