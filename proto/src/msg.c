@@ -556,6 +556,7 @@ static otpca_err decode_map(otpca_cbor_dec *dec, const otpca_msg_desc *d, void *
     uint64_t key, prev = 0;
     bool first = true;
     uint32_t seen = 0;
+    size_t unknown = 0;
     otpca_err ret;
     if (depth > 2)
         return OTPCA_ERR_CBOR_LIMIT;
@@ -587,9 +588,14 @@ static otpca_err decode_map(otpca_cbor_dec *dec, const otpca_msg_desc *d, void *
         prev = key;
         const field *f = find_field(d, key);
         if (!f) {
-            /* Unknown keys are skipped (PROTOCOL.md, versioning). */
+            /* Unknown keys are skipped (PROTOCOL.md, versioning), within a
+             * budget so that they cannot stretch a message without bound. */
+            size_t start = dec->pos;
             if ((ret = otpca_cbor_skip(dec)))
                 return ret;
+            unknown += dec->pos - start;
+            if (unknown > OTPCA_MSG_UNKNOWN_MAX)
+                return OTPCA_ERR_CBOR_LIMIT;
             continue;
         }
         switch (f->kind) {
@@ -623,7 +629,7 @@ static otpca_err decode_map(otpca_cbor_dec *dec, const otpca_msg_desc *d, void *
 otpca_err otpca_msg_decode(const otpca_msg_desc *d, const uint8_t *in, size_t len, void *m)
 {
     otpca_cbor_dec dec;
-    if (!in || len > otpca_msg_max_size(d))
+    if (!in || len > otpca_msg_max_size(d) + OTPCA_MSG_UNKNOWN_MAX)
         return OTPCA_ERR_CBOR_LIMIT;
     otpca_cbor_dec_init(&dec, in, len);
     otpca_err ret = decode_map(&dec, d, m, 0);

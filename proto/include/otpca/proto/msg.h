@@ -15,7 +15,7 @@
  *     otpca_list_next() walks the elements.
  * Decoders check everything a descriptor says (types, lengths, ranges,
  * counts, key order, required fields, no trailing bytes) and skip unknown
- * keys. Nothing here allocates memory.
+ * keys (at most 16 of them, OTPCA_MSG_UNKNOWN_MAX bytes of values per map). Nothing here allocates memory.
  */
 #ifndef OTPCA_PROTO_MSG_H
 #define OTPCA_PROTO_MSG_H
@@ -30,6 +30,9 @@
 /* Largest message on the node link and on the cloud link. */
 #define OTPCA_MSG_NODE_MAX 2048
 #define OTPCA_MSG_CLOUD_MAX (1024 * 1024)
+
+/* Bytes that unknown fields (values of unknown keys) may take per map. */
+#define OTPCA_MSG_UNKNOWN_MAX 512
 
 #define OTPCA_NONCE_LEN 16
 #define OTPCA_ID16_LEN 16 /* window ids, record ids */
