@@ -166,6 +166,12 @@ otpca_err otpca_token_sign_digest(otpca_token_t *tok, otpca_obj_t key, const uns
                                   size_t digest_len, otpca_sig_format fmt, unsigned char *sig,
                                   size_t *sig_len) __attribute__((warn_unused_result));
 
+/* ECDH (CKM_ECDH1_DERIVE, no KDF) of a private P-256 key in the token with
+ * a peer's uncompressed SEC1 point (65 bytes): z = the shared x-coordinate.
+ * The derived value passes through a session object destroyed at once. */
+otpca_err otpca_token_ecdh(otpca_token_t *tok, otpca_obj_t key, const unsigned char *peer,
+                           size_t peer_len, unsigned char z[32]) __attribute__((warn_unused_result));
+
 /* Random bytes from the token's generator. */
 otpca_err otpca_token_random(otpca_token_t *tok, unsigned char *buf, size_t len)
     __attribute__((warn_unused_result));
