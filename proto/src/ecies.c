@@ -108,6 +108,9 @@ otpca_err otpca_ecies_open(otpca_ecdh_fn ecdh, void *ctx, const uint8_t recipien
         return OTPCA_ERR_BUFFER_TOO_SMALL;
     if ((ret = make_aad(aad, aad_len, full_aad)))
         return ret;
+    /* Whatever fails from here on, the output holds no stale bytes. */
+    if (n)
+        otpca_memzero(pt, n);
     /* The ephemeral key must be a valid point in uncompressed form. */
     if (env[1] != 0x04 || otpca_p256_pub_normalize(env + 1, OTPCA_P256_PUB_LEN, e) != OTPCA_ERR_OK)
         return OTPCA_ERR_DECRYPT;

@@ -37,7 +37,8 @@ __attribute__((warn_unused_result)) otpca_err otpca_ecies_seal(
 /* Opens an envelope with the recipient's ECDH callback; recipient is the
  * recipient's own public key (uncompressed). OTPCA_ERR_DECRYPT for a wrong
  * key, a wrong label or aad, or any tampering; OTPCA_ERR_PROTO_VALUE for a
- * malformed envelope. The plaintext is wiped from pt on failure. */
+ * malformed envelope. After any failure past the argument checks the first
+ * plaintext-length bytes of pt are zero. */
 __attribute__((warn_unused_result)) otpca_err otpca_ecies_open(
     otpca_ecdh_fn ecdh, void *ctx, const uint8_t recipient[OTPCA_P256_PUB_LEN], const char *label,
     const uint8_t *aad, size_t aad_len, const uint8_t *env, size_t env_len, uint8_t *pt,
