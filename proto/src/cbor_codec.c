@@ -254,6 +254,8 @@ static otpca_err decode_at(const otpca_cbor_dec *d, otpca_cbor_item *it, size_t 
         return OTPCA_ERR_CBOR_MALFORMED;
     if ((ib & 0xe0) == 0xe0 && !(ib >= 0xf4 && ib <= 0xf6) && ib < 0xf9)
         return OTPCA_ERR_CBOR_MALFORMED;
+    if (ib == 0xff) /* a break outside an indefinite-length item */
+        return OTPCA_ERR_CBOR_MALFORMED;
 
     memset(it, 0, sizeof *it);
     /* libcbor 0.8 refuses the one-byte tag heads 6..20 as "unassigned",
@@ -463,10 +465,13 @@ otpca_err otpca_cbor_get_map(otpca_cbor_dec *d, size_t max, size_t *pairs)
 otpca_err otpca_cbor_get_tag(otpca_cbor_dec *d, uint64_t tag)
 {
     otpca_cbor_item it;
-    otpca_err ret = get_typed(d, OTPCA_CBOR_TAG, &it);
+    otpca_err ret = otpca_cbor_peek(d, &it);
     if (ret)
         return ret;
-    return it.u == tag ? OTPCA_ERR_OK : OTPCA_ERR_CBOR_TYPE;
+    /* Another tag number is the wrong type too: keep the position. */
+    if (it.type != OTPCA_CBOR_TAG || it.u != tag)
+        return OTPCA_ERR_CBOR_TYPE;
+    return otpca_cbor_next(d, &it);
 }
 
 otpca_err otpca_cbor_get_bool(otpca_cbor_dec *d, bool *v)
