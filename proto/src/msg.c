@@ -340,7 +340,8 @@ static size_t str_max(uint64_t max) { return otpca_cbor_head_size(max) + (size_t
 
 size_t otpca_msg_max_size(const otpca_msg_desc *d)
 {
-    size_t n = otpca_cbor_head_size(d->nfields + 1u) + (d->type ? 2 : 0);
+    /* Key 0 (one byte) and the type, then every field at its largest. */
+    size_t n = otpca_cbor_head_size(d->nfields + 1u) + (d->type ? 1 + otpca_cbor_head_size(d->type) : 0);
     for (size_t i = 0; i < d->nfields; i++) {
         const field *f = &d->fields[i];
         n += otpca_cbor_head_size(f->key);
@@ -556,13 +557,14 @@ static otpca_err decode_map(otpca_cbor_dec *dec, const otpca_msg_desc *d, void *
     uint64_t key, prev = 0;
     bool first = true;
     uint32_t seen = 0;
-    size_t unknown = 0;
+    size_t unknown = 0, unknown_keys = 0;
     otpca_err ret;
     if (depth > 2)
         return OTPCA_ERR_CBOR_LIMIT;
     memset(m, 0, d->size);
-    /* Known fields, the type, and up to 16 unknown ones. */
-    if ((ret = otpca_cbor_get_map(dec, d->nfields + 1u + 16u, &pairs)))
+    /* Known fields, the type, and up to OTPCA_MSG_UNKNOWN_KEYS unknown ones
+     * (counted exactly below). */
+    if ((ret = otpca_cbor_get_map(dec, d->nfields + (d->type ? 1u : 0u) + OTPCA_MSG_UNKNOWN_KEYS, &pairs)))
         return ret;
     if (d->type) {
         uint64_t type;
@@ -594,7 +596,7 @@ static otpca_err decode_map(otpca_cbor_dec *dec, const otpca_msg_desc *d, void *
             if ((ret = otpca_cbor_skip(dec)))
                 return ret;
             unknown += dec->pos - start;
-            if (unknown > OTPCA_MSG_UNKNOWN_MAX)
+            if (unknown > OTPCA_MSG_UNKNOWN_MAX || ++unknown_keys > OTPCA_MSG_UNKNOWN_KEYS)
                 return OTPCA_ERR_CBOR_LIMIT;
             continue;
         }

@@ -15,7 +15,8 @@
  *     otpca_list_next() walks the elements.
  * Decoders check everything a descriptor says (types, lengths, ranges,
  * counts, key order, required fields, no trailing bytes) and skip unknown
- * keys (at most 16 of them, OTPCA_MSG_UNKNOWN_MAX bytes of values per map). Nothing here allocates memory.
+ * keys (at most OTPCA_MSG_UNKNOWN_KEYS of them and OTPCA_MSG_UNKNOWN_MAX bytes
+ * of their values per map). Nothing here allocates memory.
  */
 #ifndef OTPCA_PROTO_MSG_H
 #define OTPCA_PROTO_MSG_H
@@ -31,7 +32,8 @@
 #define OTPCA_MSG_NODE_MAX 2048
 #define OTPCA_MSG_CLOUD_MAX (1024 * 1024)
 
-/* Bytes that unknown fields (values of unknown keys) may take per map. */
+/* Unknown keys a map may carry, and the bytes their values may take. */
+#define OTPCA_MSG_UNKNOWN_KEYS 16
 #define OTPCA_MSG_UNKNOWN_MAX 512
 
 #define OTPCA_NONCE_LEN 16
