@@ -17,6 +17,15 @@ hex2bin() { printf '%b' "$(tr -dc '0-9a-f' <"$1" | sed 's/\(..\)/\\x\1/g')"; }
 hex2bin "$WORK/treq.hex" >"$WORK/treq.bin"
 if "$P" decode <"$WORK/treq.bin" | grep -q "TimeRequest"; then ok "decode binary from stdin"; else bad "decode binary from stdin"; fi
 
+# Every golden encoding of the unit tests decodes and names its type.
+for g in "$(dirname "$0")"/../golden/*.hex; do
+    if "$P" decode --hex "$g" >"$WORK/out" 2>"$WORK/err" && ! grep -q "unknown message" "$WORK/out"; then
+        ok "decode golden $(basename "$g")"
+    else
+        bad "decode golden $(basename "$g"): $(head -c 300 "$WORK/err")"
+    fi
+done
+
 check_refused() { # check_refused WHAT HEX REGEX
     printf '%s\n' "$2" >"$WORK/m.hex"
     expect_fail "$1" 1 "$3" -- "$P" decode --hex "$WORK/m.hex"
