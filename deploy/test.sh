@@ -22,4 +22,12 @@ run_suite() { # run_suite BUILD-DIR CMAKE-ARGS...
 mkdir -p build
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DOTPCA_SANITIZE=ON -DOTPCA_BUILD_BENCH=OFF
+
+# A short libFuzzer run of every protocol decoder (clang, ASan+UBSan, about
+# 30 s in all); bench/fuzz.sh runs them for longer.
+echo "== fuzz smoke (clang + libFuzzer)"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOTPCA_FUZZ=ON \
+    -DOTPCA_BUILD_BENCH=OFF >build-fuzz.configure.log 2>&1 || { cat build-fuzz.configure.log; exit 1; }
+cmake --build build-fuzz -j"$jobs" --target fuzz_cbor fuzz_cose fuzz_msg fuzz_ecies
+ctest --test-dir build-fuzz --output-on-failure -R '^fuzz\.' --timeout 300
 echo "deploy/test.sh: all suites passed"

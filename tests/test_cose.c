@@ -55,7 +55,7 @@ static size_t b64url_decode(const char *s, uint8_t *out, size_t cap)
     int bits = 0;
     size_t n = 0;
     for (const char *c = s; *c; c++) {
-        int v;
+        int v = 0;
         if (*c >= 'A' && *c <= 'Z')
             v = *c - 'A';
         else if (*c >= 'a' && *c <= 'z')

@@ -631,6 +631,7 @@ static otpca_err decode_map(otpca_cbor_dec *dec, const otpca_msg_desc *d, void *
 otpca_err otpca_msg_decode(const otpca_msg_desc *d, const uint8_t *in, size_t len, void *m)
 {
     otpca_cbor_dec dec;
+    memset(m, 0, d->size); /* a failure never leaves stale fields behind */
     if (!in || len > otpca_msg_max_size(d) + OTPCA_MSG_UNKNOWN_MAX)
         return OTPCA_ERR_CBOR_LIMIT;
     otpca_cbor_dec_init(&dec, in, len);

@@ -333,7 +333,8 @@ size_t otpca_msg_max_size(const otpca_msg_desc *d);
 __attribute__((warn_unused_result)) otpca_err otpca_msg_encode(const otpca_msg_desc *d,
                                                                const void *m, uint8_t *buf,
                                                                size_t cap, size_t *len);
-/* Decodes exactly one message of descriptor d from in[0..len) into m. */
+/* Decodes exactly one message of descriptor d from in[0..len) into m; on
+ * any failure m is all zero. */
 __attribute__((warn_unused_result)) otpca_err otpca_msg_decode(const otpca_msg_desc *d,
                                                                const uint8_t *in, size_t len,
                                                                void *m);
