@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "otpca/common/hex.h"
 #include "otpca/common/err.h"
 #include "otpca/proto/cbor.h"
 
@@ -48,17 +49,6 @@ static blob blob_of(const void *p, size_t len)
     return b;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Hex digits; spaces between bytes are ignored. */
 static blob blob_hex(const char *hex)
 {
@@ -72,10 +62,10 @@ static blob blob_hex(const char *hex)
     for (size_t i = 0; i < b.len; i++) {
         while (*c == ' ')
             c++;
-        int hi = hexval(c[0]);
+        int hi = otpca_hex_digit(c[0]);
         while (c[1] == ' ')
             c++;
-        int lo = hexval(c[1]);
+        int lo = otpca_hex_digit(c[1]);
         cr_assert(hi >= 0 && lo >= 0, "bad hex in the test: %s", hex);
         b.p[i] = (uint8_t)(hi << 4 | lo);
         c += 2;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "otpca/common/err.h"
+#include "otpca/common/hex.h"
 #include "otpca/common/log.h"
 #include "otpca/common/secmem.h"
 
@@ -732,4 +733,22 @@ Test(secmem, process_harden_disables_core_dumps)
     cr_expect_eq(rl.rlim_cur, 0);
     cr_expect_eq(rl.rlim_max, 0);
     cr_expect_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+}
+
+Test(common, hex_decode)
+{
+    uint8_t out[4];
+    size_t n = 99;
+    cr_expect_eq(otpca_hex_digit('0'), 0);
+    cr_expect_eq(otpca_hex_digit('F'), 15);
+    cr_expect_eq(otpca_hex_digit('f'), 15);
+    cr_expect_eq(otpca_hex_digit('g'), -1);
+    cr_assert_eq(otpca_hex_decode("0a Ff\n10", 8, out, sizeof out, &n), OTPCA_ERR_OK);
+    cr_expect_eq(n, 3);
+    cr_expect(out[0] == 0x0a && out[1] == 0xff && out[2] == 0x10);
+    cr_expect_eq(otpca_hex_decode("0", 1, out, sizeof out, &n), OTPCA_ERR_INVALID_ARG, "odd digits");
+    cr_expect_eq(otpca_hex_decode("0x", 2, out, sizeof out, &n), OTPCA_ERR_INVALID_ARG, "not hex");
+    cr_expect_eq(otpca_hex_decode("0011223344", 10, out, sizeof out, &n), OTPCA_ERR_BUFFER_TOO_SMALL);
+    cr_expect_eq(otpca_hex_decode("", 0, out, sizeof out, &n), OTPCA_ERR_OK);
+    cr_expect_eq(n, 0);
 }

@@ -17,22 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "otpca/common/hex.h"
 #include "otpca/proto/cbor.h"
 #include "otpca/proto/cose.h"
 #include "otpca/proto/p256.h"
 
 /* ------------------------------------------------------------ helpers */
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Hex to bytes; asserts the text is well formed and fits. */
 static size_t unhex(const char *h, uint8_t *out, size_t cap)
@@ -41,7 +31,7 @@ static size_t unhex(const char *h, uint8_t *out, size_t cap)
     cr_assert_eq(n % 2, 0, "odd hex length");
     cr_assert_leq(n / 2, cap, "hex does not fit");
     for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
+        int hi = otpca_hex_digit(h[2 * i]), lo = otpca_hex_digit(h[2 * i + 1]);
         cr_assert(hi >= 0 && lo >= 0, "bad hex digit at %zu", 2 * i);
         out[i] = (uint8_t)(hi << 4 | lo);
     }

@@ -20,28 +20,18 @@
 #include <wolfssl/wolfcrypt/hmac.h>
 #include <wolfssl/wolfcrypt/random.h>
 
+#include "otpca/common/hex.h"
 #include "otpca/proto/ecies.h"
 #include "otpca/proto/p256.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------ helpers */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void unhex(const char *h, uint8_t *out, size_t len)
 {
     cr_assert_eq(strlen(h), 2 * len, "hex length");
     for (size_t i = 0; i < len; i++) {
-        int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
+        int hi = otpca_hex_digit(h[2 * i]), lo = otpca_hex_digit(h[2 * i + 1]);
         cr_assert(hi >= 0 && lo >= 0);
         out[i] = (uint8_t)(hi << 4 | lo);
     }

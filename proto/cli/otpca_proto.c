@@ -16,6 +16,7 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/random.h>
 
+#include "otpca/common/hex.h"
 #include "otpca/proto/cbor.h"
 #include "otpca/proto/cose.h"
 #include "otpca/proto/ecies.h"
@@ -183,14 +184,6 @@ static int decode_message(const uint8_t *in, size_t len, int level)
     return EXIT_SUCCESS;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static int cmd_decode(int argc, char **argv)
 {
     int hex = 0;
@@ -229,7 +222,7 @@ static int cmd_decode(int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
             if (isspace(buf[i]))
                 continue;
-            int v = hexval(buf[i]);
+            int v = otpca_hex_digit(buf[i]);
             if (v < 0) {
                 fprintf(stderr, "otpca-proto: not hex at offset %zu\n", i);
                 goto out;

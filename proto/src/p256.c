@@ -51,29 +51,28 @@ static otpca_err export_pub(ecc_key *k, uint8_t *out, size_t len, int compressed
     return OTPCA_ERR_OK;
 }
 
-otpca_err otpca_p256_pub_normalize(const uint8_t *pub, size_t len, uint8_t out[OTPCA_P256_PUB_LEN])
+/* Checks a SEC1 key and writes it again in the requested form. */
+static otpca_err reencode(const uint8_t *pub, size_t len, uint8_t *out, size_t out_len, int compressed)
 {
     ecc_key k;
     if (wc_ecc_init(&k) != 0)
         return OTPCA_ERR_CRYPTO;
     otpca_err ret = import_pub(pub, len, &k);
     if (!ret)
-        ret = export_pub(&k, out, OTPCA_P256_PUB_LEN, 0);
+        ret = export_pub(&k, out, out_len, compressed);
     wc_ecc_free(&k);
     return ret;
+}
+
+otpca_err otpca_p256_pub_normalize(const uint8_t *pub, size_t len, uint8_t out[OTPCA_P256_PUB_LEN])
+{
+    return reencode(pub, len, out, OTPCA_P256_PUB_LEN, 0);
 }
 
 otpca_err otpca_p256_pub_compress(const uint8_t pub[OTPCA_P256_PUB_LEN],
                                   uint8_t out[OTPCA_P256_PUB_C_LEN])
 {
-    ecc_key k;
-    if (wc_ecc_init(&k) != 0)
-        return OTPCA_ERR_CRYPTO;
-    otpca_err ret = import_pub(pub, OTPCA_P256_PUB_LEN, &k);
-    if (!ret)
-        ret = export_pub(&k, out, OTPCA_P256_PUB_C_LEN, 1);
-    wc_ecc_free(&k);
-    return ret;
+    return reencode(pub, OTPCA_P256_PUB_LEN, out, OTPCA_P256_PUB_C_LEN, 1);
 }
 
 void otpca_p256_kid(const uint8_t pub[OTPCA_P256_PUB_LEN], uint8_t kid[OTPCA_KID_LEN])

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "otpca/common/hex.h"
 #include "otpca/common/err.h"
 #include "otpca/proto/cose.h"
 #include "otpca/proto/msg.h"
@@ -36,17 +37,6 @@ static int usage(void)
     return EXIT_USAGE;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes hex into a new buffer (at least 1 byte allocated). NULL on bad
  * hex or no memory. */
 static uint8_t *unhex(const char *s, size_t *len)
@@ -58,7 +48,7 @@ static uint8_t *unhex(const char *s, size_t *len)
     if (!out)
         return NULL;
     for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        int hi = otpca_hex_digit(s[2 * i]), lo = otpca_hex_digit(s[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             free(out);
             return NULL;

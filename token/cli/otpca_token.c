@@ -18,6 +18,7 @@
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
+#include "otpca/common/hex.h"
 #include "otpca/common/log.h"
 #include "otpca/common/secmem.h"
 #include "otpca/token/rig.h"
@@ -272,17 +273,6 @@ static int cmd_pubkey(const char *uri, const struct opts *o)
     return ret ? fail(ret, "pubkey") : EXIT_SUCCESS;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Read a hex seed from a file or fd into secret memory (seed, OTPCA_SEED_MAX). */
 static otpca_err read_seed(const struct opts *o, unsigned char *seed, size_t *seed_len)
 {
@@ -318,7 +308,7 @@ static otpca_err read_seed(const struct opts *o, unsigned char *seed, size_t *se
         goto out;
     }
     for (size_t i = 0; i < n; i += 2) {
-        int h = hexval((unsigned char)text[i]), l = hexval((unsigned char)text[i + 1]);
+        int h = otpca_hex_digit((unsigned char)text[i]), l = otpca_hex_digit((unsigned char)text[i + 1]);
         if (h < 0 || l < 0) {
             fprintf(stderr, "otpca-token: the seed is not hex\n");
             ret = OTPCA_ERR_INVALID_ARG;

@@ -3,22 +3,13 @@
  * wolfSSL parses URIs, and p11-kit's parser would bring a second PKCS#11
  * stack into the process; the grammar is small (RFC 7512 §2.3).
  */
+#include "otpca/common/hex.h"
 #include "otpca/token/uri.h"
 
 #include <ctype.h>
 #include <string.h>
 
 #include "otpca/common/secmem.h"
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
 
 /* Percent-decode [s, s+n) into out. Text mode needs room for a NUL
  * (cap includes it) and refuses a decoded NUL. Returns the decoded
@@ -31,7 +22,7 @@ static long pct_decode(const char *s, size_t n, unsigned char *out, size_t cap, 
         if (c == '%') {
             if (n - i < 3)
                 return -1;
-            int h = hexval((unsigned char)s[i + 1]), l = hexval((unsigned char)s[i + 2]);
+            int h = otpca_hex_digit((unsigned char)s[i + 1]), l = otpca_hex_digit((unsigned char)s[i + 2]);
             if (h < 0 || l < 0)
                 return -1;
             c = h * 16 + l;
