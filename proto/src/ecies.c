@@ -52,8 +52,8 @@ otpca_err otpca_ecies_seal(const uint8_t *recipient, size_t recipient_len, const
                            const uint8_t *aad, size_t aad_len, const uint8_t *pt, size_t pt_len,
                            uint8_t *out, size_t cap, size_t *out_len)
 {
-    uint8_t r[OTPCA_P256_PUB_LEN], z[32], okm[KEY_LEN + IV_LEN], full_aad[1 + MAX_AAD];
-    otpca_p256_soft eph;
+    uint8_t r[OTPCA_P256_PUB_LEN], e[OTPCA_P256_PUB_LEN], z[32], okm[KEY_LEN + IV_LEN],
+        full_aad[1 + MAX_AAD];
     Aes aes;
     otpca_err ret;
     if (!label || !out || !out_len || (pt_len && !pt) || pt_len > OTPCA_ECIES_MAX_PLAINTEXT)
@@ -62,17 +62,12 @@ otpca_err otpca_ecies_seal(const uint8_t *recipient, size_t recipient_len, const
         return OTPCA_ERR_BUFFER_TOO_SMALL;
     if ((ret = make_aad(aad, aad_len, full_aad)))
         return ret;
-    if ((ret = otpca_p256_pub_normalize(recipient, recipient_len, r)))
+    if ((ret = otpca_p256_ecdh_ephemeral(recipient, recipient_len, e, r, z)))
         return ret;
-    if ((ret = otpca_p256_soft_generate(&eph)))
-        return ret;
-    ret = otpca_p256_soft_ecdh(&eph, r, z);
-    if (!ret)
-        ret = derive(z, eph.pub, r, label, okm);
-    if (ret)
+    if ((ret = derive(z, e, r, label, okm)))
         goto out;
     out[0] = OTPCA_ECIES_VERSION;
-    memcpy(out + 1, eph.pub, OTPCA_P256_PUB_LEN);
+    memcpy(out + 1, e, OTPCA_P256_PUB_LEN);
     uint8_t *ct = out + 1 + OTPCA_P256_PUB_LEN;
     ret = OTPCA_ERR_CRYPTO;
     if (wc_AesInit(&aes, NULL, INVALID_DEVID) != 0)
@@ -85,7 +80,6 @@ otpca_err otpca_ecies_seal(const uint8_t *recipient, size_t recipient_len, const
     }
     wc_AesFree(&aes);
 out:
-    otpca_p256_soft_wipe(&eph);
     otpca_memzero(z, sizeof z);
     otpca_memzero(okm, sizeof okm);
     return ret;

@@ -226,3 +226,40 @@ out:
     wc_FreeRng(&rng);
     return ret;
 }
+
+otpca_err otpca_p256_ecdh_ephemeral(const uint8_t *peer, size_t peer_len, uint8_t eph_pub[OTPCA_P256_PUB_LEN],
+                                    uint8_t peer_full[OTPCA_P256_PUB_LEN], uint8_t z[32])
+{
+    /* One RNG, one import and one check of the peer: sealing an envelope
+     * per enrollment is on the manager's hot path. */
+    WC_RNG rng;
+    ecc_key eph, pub;
+    word32 zlen = 32;
+    otpca_err ret = OTPCA_ERR_CRYPTO;
+    if (wc_InitRng(&rng) != 0)
+        return OTPCA_ERR_CRYPTO;
+    if (wc_ecc_init(&eph) != 0) {
+        wc_FreeRng(&rng);
+        return OTPCA_ERR_CRYPTO;
+    }
+    if (wc_ecc_init(&pub) != 0) {
+        wc_ecc_free(&eph);
+        wc_FreeRng(&rng);
+        return OTPCA_ERR_CRYPTO;
+    }
+    if ((ret = import_pub(peer, peer_len, &pub)) || (ret = export_pub(&pub, peer_full, OTPCA_P256_PUB_LEN, 0)))
+        goto out;
+    ret = OTPCA_ERR_CRYPTO;
+    if (wc_ecc_make_key_ex(&rng, 32, &eph, ECC_SECP256R1) != 0 || wc_ecc_set_rng(&eph, &rng) != 0)
+        goto out;
+    if (wc_ecc_shared_secret(&eph, &pub, z, &zlen) != 0 || zlen != 32)
+        goto out;
+    ret = export_pub(&eph, eph_pub, OTPCA_P256_PUB_LEN, 0);
+out:
+    if (ret)
+        otpca_memzero(z, 32);
+    wc_ecc_free(&pub);
+    wc_ecc_free(&eph); /* wipes the ephemeral private key */
+    wc_FreeRng(&rng);
+    return ret;
+}

@@ -29,7 +29,8 @@
 #define OTPCA_ECIES_LABEL_SEED "seed"
 
 /* Seals pt to recipient (33 or 65 bytes SEC1) into out (at least
- * ptlen + OTPCA_ECIES_OVERHEAD bytes). */
+ * ptlen + OTPCA_ECIES_OVERHEAD bytes). Pass the 65-byte form when you have
+ * it: decompressing a key costs about 75 us on P-256. */
 __attribute__((warn_unused_result)) otpca_err otpca_ecies_seal(
     const uint8_t *recipient, size_t recipient_len, const char *label, const uint8_t *aad,
     size_t aad_len, const uint8_t *pt, size_t pt_len, uint8_t *out, size_t cap, size_t *out_len);

@@ -47,7 +47,17 @@ void otpca_sha256(const uint8_t *p, size_t len, uint8_t out[32]);
 /* Cryptographic random bytes (wolfCrypt's DRBG). */
 __attribute__((warn_unused_result)) otpca_err otpca_random(uint8_t *p, size_t len);
 
-/* A software key. Wipe with otpca_p256_soft_wipe() when done. */
+/* ECDH with a fresh ephemeral key (the sender's half of ECIES): checks the
+ * peer's key (33 or 65 bytes) and writes its uncompressed form, the
+ * ephemeral public key and the shared x-coordinate. The ephemeral private
+ * key is gone when this returns. */
+__attribute__((warn_unused_result)) otpca_err otpca_p256_ecdh_ephemeral(
+    const uint8_t *peer, size_t peer_len, uint8_t eph_pub[OTPCA_P256_PUB_LEN],
+    uint8_t peer_full[OTPCA_P256_PUB_LEN], uint8_t z[32]);
+
+/* A software key. Wipe with otpca_p256_soft_wipe() when done. Each call
+ * sets up its own wolfCrypt RNG (about 25 us): fine for tests and nodes,
+ * not meant for a daemon's hot path, where keys live in tokens. */
 typedef struct otpca_p256_soft {
     uint8_t priv[OTPCA_P256_PRIV_LEN];
     uint8_t pub[OTPCA_P256_PUB_LEN];
