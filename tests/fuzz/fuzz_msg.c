@@ -5,8 +5,7 @@
  * otpca_msg_desc_of() knows, and with the two element descriptors
  * (DeviceEntry, Record) as if they were messages. Then:
  *   - at most one message type decodes, and otpca_msg_peek_type() names it;
- *   - a failed decode leaves nothing half-decoded in the struct (zeroed,
- *     or untouched when refused for its length before decoding);
+ *   - a failed decode leaves the struct all zero (msg.h promises it);
  *   - a decoded message encodes again (otpca_msg_encode, counting and
  *     writing, and BUFFER_TOO_SMALL one byte short), and the encoding is
  *     byte-identical to the input when the input had no unknown keys
@@ -91,17 +90,6 @@ static bool all_zero(const void *p, size_t n)
 }
 
 #define FILL 0xa5
-
-static bool untouched(const void *p, size_t n)
-{
-    static any_msg fill;
-    static bool init;
-    if (!init) {
-        memset(&fill, FILL, sizeof fill);
-        init = true;
-    }
-    return n <= sizeof fill && memcmp(p, &fill, n) == 0;
-}
 
 /* Pair count of the map a message (or element) starts with. */
 static uint64_t map_pairs(const uint8_t *p, size_t len)
@@ -218,9 +206,8 @@ static bool try_desc(const otpca_msg_desc *d, size_t struct_len, unsigned type,
     FUZZ_CHECK(otpca_msg_name(d) != NULL);
     memset(&m, FILL, sizeof m);
     if (otpca_msg_decode(d, data, size, &m) != OTPCA_ERR_OK) {
-        /* Nothing half-decoded: zeroed, or untouched when the input was
-         * refused before decoding (longer than the descriptor allows). */
-        FUZZ_CHECK(all_zero(&m, struct_len) || untouched(&m, struct_len));
+        /* Nothing half-decoded: msg.h promises an all-zero struct. */
+        FUZZ_CHECK(all_zero(&m, struct_len));
         return false;
     }
     FUZZ_CHECK(size <= otpca_msg_max_size(d) + OTPCA_MSG_UNKNOWN_MAX);
