@@ -31,16 +31,12 @@
  * on shared cores, time the thread spends descheduled counts for neither
  * side. Single-threaded: the numbers are per core.
  */
-#include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/version.h>
@@ -58,22 +54,12 @@
 #include "otpca/proto/msg.h"
 #include "otpca/proto/p256.h"
 
-#ifndef OTPCA_BENCH_BUILD
-#define OTPCA_BENCH_BUILD "?"
-#endif
-
-#define EXIT_USAGE 2
-#define EXIT_SIGNAL 130
+#include "benchutil.h"
 
 #define DEFAULT_SECONDS 1.0
-#define MIN_SECONDS 0.05
-#define MAX_SECONDS 3600.0
 #define DEFAULT_ROUNDS 5u
-#define MAX_ROUNDS 1000u
-#define WARMUP_MAX_SECONDS 0.5
-#define MAX_OPS_PER_SLICE 10000000ull /* a slice also ends at this count */
-#define WALL_FACTOR 4.0               /* ... or at this many times its CPU time in wall time */
-#define CHUNK_SECONDS 0.02            /* turns within a round (see measure_pair) */
+#define WALL_FACTOR 4.0    /* a slice also ends at this many times its CPU time in wall time */
+#define CHUNK_SECONDS 0.02 /* turns within a round (see measure_pair) */
 #define MAX_TURNS 1000000u
 
 #define POOL 256        /* device keys, signed requests, envelopes */
@@ -85,29 +71,9 @@
 #define SERIAL_LEN 11   /* "node-000001" */
 #define AAD_LEN (SERIAL_LEN + OTPCA_NONCE_LEN)
 
-static volatile sig_atomic_t stop_flag;
 static const char *only; /* --only: rows whose name contains this */
 
 static int selected(const char *name) { return !only || strstr(name, only) != NULL; }
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
-static double clock_s(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Wall time, and the CPU time of this thread: the rates are per CPU-second
- * (other processes on the shared cores then slow neither side), the wall
- * time is kept to report it and to bound every slice. */
-static double now_s(void) { return clock_s(CLOCK_MONOTONIC); }
-static double cpu_s(void) { return clock_s(CLOCK_THREAD_CPUTIME_ID); }
 
 /* ---- state ------------------------------------------------------------- */
 
@@ -840,28 +806,28 @@ struct single_result {
 static double rate(const struct tally *t) { return t->secs > 0 ? (double)t->ops / t->secs : 0.0; }
 
 /* Run f for slice seconds of CPU time, or WALL_FACTOR * slice of wall time
- * (when other processes take the core), or MAX_OPS_PER_SLICE calls,
- * whichever ends first. */
+ * (when other processes take the core), or BENCH_MAX_OPS_PER_SLICE calls,
+ * whichever ends first. Rates are per CPU-second (other processes on the
+ * shared cores then slow neither side); the wall time is kept to report it
+ * and to bound every slice. */
 static int run_slice(struct bench *b, op_fn f, double slice, unsigned clock_every, uint64_t *counter,
                      struct tally *t)
 {
     uint64_t n = 0;
-    double c0 = cpu_s(), w0 = now_s();
-    while (n < MAX_OPS_PER_SLICE && !stop_flag) {
+    double c0 = bench_cpu_s(), w0 = bench_now_s();
+    while (n < BENCH_MAX_OPS_PER_SLICE && !bench_stop) {
         if (f(b, (*counter)++) != 0)
             return -1;
         n++;
         if (n % clock_every == 0 &&
-            (cpu_s() - c0 >= slice || now_s() - w0 >= WALL_FACTOR * slice))
+            (bench_cpu_s() - c0 >= slice || bench_now_s() - w0 >= WALL_FACTOR * slice))
             break;
     }
     t->ops += n;
-    t->secs += cpu_s() - c0;
-    t->wall += now_s() - w0;
-    return stop_flag ? -1 : 0;
+    t->secs += bench_cpu_s() - c0;
+    t->wall += bench_now_s() - w0;
+    return bench_stop ? -1 : 0;
 }
-
-static double warmup(double seconds) { return seconds / 4 < WARMUP_MAX_SECONDS ? seconds / 4 : WARMUP_MAX_SECONDS; }
 
 /* Warm-up, then `rounds` rounds of seconds/rounds of CPU time per side.
  * Within a round the sides take turns in chunks of at most CHUNK_SECONDS,
@@ -871,7 +837,7 @@ static double warmup(double seconds) { return seconds / 4 < WARMUP_MAX_SECONDS ?
 static int measure_pair(struct bench *b, const struct pair *p, double seconds, unsigned rounds,
                         struct pair_result *r)
 {
-    double slice = seconds / rounds, warm = warmup(seconds);
+    double slice = seconds / rounds, warm = bench_warmup(seconds);
     double chunk = slice < CHUNK_SECONDS ? slice : CHUNK_SECONDS;
     uint64_t counter[2] = {0, 0};
     struct tally scratch = {0, 0, 0};
@@ -885,7 +851,7 @@ static int measure_pair(struct bench *b, const struct pair *p, double seconds, u
     r->ratio_max = 0;
     for (unsigned k = 0; k < rounds; k++) {
         struct tally t[2] = {{0, 0, 0}, {0, 0, 0}};
-        double w0 = now_s();
+        double w0 = bench_now_s();
         unsigned first = k % 2;
         /* Bounded: at most MAX_TURNS turns and WALL_FACTOR x the round's
          * CPU time in wall time. */
@@ -898,7 +864,7 @@ static int measure_pair(struct bench *b, const struct pair *p, double seconds, u
                 if (run_slice(b, fn[side], left < chunk ? left : chunk, 1, &counter[side], &t[side]) != 0)
                     return -1;
             }
-            if (now_s() - w0 >= WALL_FACTOR * 2 * slice)
+            if (bench_now_s() - w0 >= WALL_FACTOR * 2 * slice)
                 break;
         }
         double q = rate(&t[1]) > 0 ? rate(&t[0]) / rate(&t[1]) : 0.0;
@@ -925,7 +891,7 @@ static int measure_single(struct bench *b, const struct single *s, double second
     memset(r, 0, sizeof *r);
     r->bytes = bytes;
     r->items = items;
-    if (run_slice(b, s->op, warmup(seconds), s->clock_every, &counter, &scratch) != 0)
+    if (run_slice(b, s->op, bench_warmup(seconds), s->clock_every, &counter, &scratch) != 0)
         return -1;
     r->rate_min = INFINITY;
     for (unsigned k = 0; k < rounds; k++) {
@@ -1263,34 +1229,13 @@ static int sanity(struct bench *b)
 /* ---- output ------------------------------------------------------------------ */
 
 struct env {
-    char cpu[256], os[256], ecc[256];
-    long cores, cores_conf;
+    struct bench_host host;
+    char ecc[256];
     double seconds;
     unsigned rounds;
     size_t req_len, req_payload_len, resp_len, resp_payload_len;
     double cpu_share; /* CPU time / wall time over all measurements */
 };
-
-static void cpu_model(char *out, size_t cap)
-{
-    char line[512];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    snprintf(out, cap, "?");
-    if (!f)
-        return;
-    for (int k = 0; k < 100000 && fgets(line, sizeof line, f); k++) {
-        if (strncmp(line, "model name", 10) != 0)
-            continue;
-        char *colon = strchr(line, ':');
-        if (!colon)
-            continue;
-        colon += strspn(colon + 1, " \t") + 1;
-        colon[strcspn(colon, "\n")] = '\0';
-        snprintf(out, cap, "%s", colon);
-        break;
-    }
-    fclose(f);
-}
 
 /* How this wolfSSL does P-256 (what the numbers depend on). */
 static void ecc_config(char *out, size_t cap)
@@ -1326,28 +1271,12 @@ static void ecc_config(char *out, size_t cap)
     );
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
 static double us_per(double r) { return r > 0 ? 1e6 / r : 0.0; }
 
 static void print_header(const struct env *e)
 {
     printf("otpca-bench-proto: libotpca-proto vs the raw wolfCrypt calls it needs\n");
-    printf("  host     %s, %ld cores online (%ld configured); %s; build %s\n", e->cpu, e->cores,
-           e->cores_conf, e->os, OTPCA_BENCH_BUILD);
+    bench_print_host(stdout, &e->host, 1);
     printf("  wolfSSL  %s (headers); %s\n", LIBWOLFSSL_VERSION_STRING, e->ecc);
     printf("  timing   %.2f s CPU time per measurement and side in %u interleaved rounds (A B, B A, "
            "...), warm-up first; rates per CPU-second; single-threaded\n",
@@ -1419,16 +1348,12 @@ static void print_comp(const struct single *s, const struct single_result *r)
 static void print_json(const struct env *e, const struct pair_result *pr, const struct single_result *cr,
                        const struct single_result *kr)
 {
-    printf("{\"benchmark\":\"proto\",\"cpu\":");
-    json_str(stdout, e->cpu);
-    printf(",\"cores\":%ld,\"cores_configured\":%ld,\"os\":", e->cores, e->cores_conf);
-    json_str(stdout, e->os);
-    printf(",\"build\":");
-    json_str(stdout, OTPCA_BENCH_BUILD);
+    printf("{\"benchmark\":\"proto\",");
+    bench_json_host(stdout, &e->host, 1);
     printf(",\"wolfssl\":");
-    json_str(stdout, LIBWOLFSSL_VERSION_STRING);
+    bench_json_str(stdout, LIBWOLFSSL_VERSION_STRING);
     printf(",\"ecc\":");
-    json_str(stdout, e->ecc);
+    bench_json_str(stdout, e->ecc);
     printf(",\"threads\":1,\"seconds\":%.3f,\"rounds\":%u,\"pool\":%u,"
            "\"enroll_request_bytes\":%zu,\"enroll_response_bytes\":%zu,\"pairs\":[",
            e->seconds, e->rounds, POOL, e->req_len, e->resp_len);
@@ -1439,9 +1364,9 @@ static void print_json(const struct env *e, const struct pair_result *pr, const 
             continue;
         printf("%s{\"name\":\"%s\",\"protocol\":", sep, pairs[k].name);
         sep = ",";
-        json_str(stdout, pairs[k].proto_desc);
+        bench_json_str(stdout, pairs[k].proto_desc);
         printf(",\"raw\":");
-        json_str(stdout, pairs[k].raw_desc);
+        bench_json_str(stdout, pairs[k].raw_desc);
         printf(",\"protocol_ops\":%llu,\"protocol_seconds\":%.6f,\"protocol_ops_per_s\":%.1f,"
                "\"protocol_wall_seconds\":%.6f,"
                "\"raw_ops\":%llu,\"raw_seconds\":%.6f,\"raw_ops_per_s\":%.1f,\"raw_wall_seconds\":%.6f,"
@@ -1459,7 +1384,7 @@ static void print_json(const struct env *e, const struct pair_result *pr, const 
             continue;
         printf("%s{\"name\":\"%s\",\"what\":", sep, codec[k].name);
         sep = ",";
-        json_str(stdout, codec[k].desc);
+        bench_json_str(stdout, codec[k].desc);
         printf(",\"ops\":%llu,\"seconds\":%.6f,\"msgs_per_s\":%.1f,\"ns_per_msg\":%.1f,"
                "\"bytes\":%zu,\"mb_per_s\":%.2f,\"entries\":%zu,\"entries_per_s\":%.1f}",
                (unsigned long long)r->t.ops, r->t.secs, q, q > 0 ? 1e9 / q : 0.0, r->bytes,
@@ -1473,7 +1398,7 @@ static void print_json(const struct env *e, const struct pair_result *pr, const 
             continue;
         printf("%s{\"name\":", sep);
         sep = ",";
-        json_str(stdout, components[k].name);
+        bench_json_str(stdout, components[k].name);
         printf(",\"ops_per_s\":%.1f,\"us_per_op\":%.3f}", q, us_per(q));
     }
     printf("],\"cpu_share\":%.4f}\n", e->cpu_share);
@@ -1499,82 +1424,28 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"seconds", required_argument, NULL, 's'},
-        {"rounds", required_argument, NULL, 'r'},
-        {"json", no_argument, NULL, 'j'},
-        {"only", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     static struct bench b;
+    struct bench_args args = {DEFAULT_SECONDS, DEFAULT_ROUNDS, 0, NULL};
     struct env e;
     struct pair_result pres[NPAIRS];
     struct single_result cres[NCODEC], kres[NCOMP];
-    int json = 0, ret = EXIT_FAILURE, c;
+    int ret = EXIT_FAILURE;
 
     memset(&e, 0, sizeof e);
     memset(pres, 0, sizeof pres);
     memset(cres, 0, sizeof cres);
     memset(kres, 0, sizeof kres);
-    e.seconds = DEFAULT_SECONDS;
-    e.rounds = DEFAULT_ROUNDS;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        char *end;
-        switch (c) {
-        case 's':
-            e.seconds = strtod(optarg, &end);
-            if (end == optarg || *end || !isfinite(e.seconds) || e.seconds < MIN_SECONDS ||
-                e.seconds > MAX_SECONDS) {
-                fprintf(stderr, "otpca-bench-proto: --seconds wants %.2f..%.0f\n", MIN_SECONDS,
-                        MAX_SECONDS);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'r': {
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (end == optarg || *end || v < 1 || v > MAX_ROUNDS) {
-                fprintf(stderr, "otpca-bench-proto: --rounds wants 1..%u\n", MAX_ROUNDS);
-                return EXIT_USAGE;
-            }
-            e.rounds = (unsigned)v;
-            break;
-        }
-        case 'j':
-            json = 1;
-            break;
-        case 'o':
-            only = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return EXIT_SUCCESS;
-        default:
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
+    int rc = bench_parse_args(argc, argv, "otpca-bench-proto", "only", usage, &args);
+    if (rc >= 0)
+        return rc;
+    const int json = args.json;
+    only = args.extra;
+    e.seconds = args.seconds;
+    e.rounds = args.rounds;
+    bench_catch_signals();
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    e.cores = sysconf(_SC_NPROCESSORS_ONLN);
-    e.cores_conf = sysconf(_SC_NPROCESSORS_CONF);
-    cpu_model(e.cpu, sizeof e.cpu);
+    bench_host_probe(&e.host);
     ecc_config(e.ecc, sizeof e.ecc);
-    struct utsname un;
-    if (uname(&un) == 0)
-        snprintf(e.os, sizeof e.os, "%s %s %s", un.sysname, un.release, un.machine);
-    else
-        snprintf(e.os, sizeof e.os, "?");
 
     if (wolfCrypt_Init() != 0) {
         fprintf(stderr, "otpca-bench-proto: wolfCrypt_Init failed\n");
@@ -1656,9 +1527,9 @@ int main(int argc, char **argv)
     goto out;
 
 fail:
-    if (stop_flag) {
+    if (bench_stop) {
         fprintf(stderr, "otpca-bench-proto: interrupted\n");
-        ret = EXIT_SIGNAL;
+        ret = BENCH_EXIT_SIGNAL;
     } else if (b.failed) {
         if (b.wc)
             fprintf(stderr, "otpca-bench-proto: %s: wolfCrypt error %d\n", b.failed, b.wc);

@@ -14,17 +14,13 @@
 
 #include <dlfcn.h>
 #include <ftw.h>
-#include <getopt.h>
 #include <limits.h>
 #include <math.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/utsname.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "p11.h" /* token/src: <p11-kit/pkcs11.h> without its lower-case macros */
@@ -33,37 +29,12 @@
 #include "otpca/token/rig.h"
 #include "otpca/token/token.h"
 
-#ifndef OTPCA_BENCH_BUILD
-#define OTPCA_BENCH_BUILD "?"
-#endif
-
-#define EXIT_USAGE 2
-#define EXIT_SIGNAL 130
+#include "benchutil.h"
 
 #define TARGET_RATIO 0.95
 #define DEFAULT_SECONDS 2.0
-#define MIN_SECONDS 0.05
-#define MAX_SECONDS 3600.0
 #define DEFAULT_ROUNDS 10u
-#define MAX_ROUNDS 1000u
-#define WARMUP_MAX_SECONDS 0.5
-#define MAX_OPS_PER_SLICE 10000000ull /* a slice also ends at this count */
-#define CLOCK_EVERY 8u                /* ops between clock reads */
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#define CLOCK_EVERY 8u /* ops between clock reads */
 
 /* ---- what is measured ------------------------------------------------- */
 
@@ -199,18 +170,18 @@ static int run_slice(struct bench *b, op_fn f, double slice, uint64_t max_ops, u
                      struct tally *t)
 {
     uint64_t n = 0;
-    double t0 = now_s(), t1 = t0;
-    while (n < max_ops && !stop_flag) {
+    double t0 = bench_now_s(), t1 = t0;
+    while (n < max_ops && !bench_stop) {
         if (f(b, (*counter)++) != 0)
             return -1;
         n++;
-        if (n % CLOCK_EVERY == 0 && now_s() - t0 >= slice)
+        if (n % CLOCK_EVERY == 0 && bench_now_s() - t0 >= slice)
             break;
     }
-    t1 = now_s();
+    t1 = bench_now_s();
     t->ops += n;
     t->secs += t1 - t0;
-    return stop_flag ? -1 : 0;
+    return bench_stop ? -1 : 0;
 }
 
 /* Warm up both sides, then `rounds` rounds of seconds/rounds each side,
@@ -219,21 +190,21 @@ static int measure(struct bench *b, const struct pair *p, double seconds, unsign
                    struct result *r)
 {
     double slice = seconds / rounds;
-    double warm = seconds / 4 < WARMUP_MAX_SECONDS ? seconds / 4 : WARMUP_MAX_SECONDS;
+    double warm = bench_warmup(seconds);
     uint64_t counter = 0;
     struct tally scratch = {0, 0};
     memset(r, 0, sizeof *r);
-    if (run_slice(b, p->lib, warm, MAX_OPS_PER_SLICE, &counter, &scratch) != 0 ||
-        run_slice(b, p->p11, warm, MAX_OPS_PER_SLICE, &counter, &scratch) != 0)
+    if (run_slice(b, p->lib, warm, BENCH_MAX_OPS_PER_SLICE, &counter, &scratch) != 0 ||
+        run_slice(b, p->p11, warm, BENCH_MAX_OPS_PER_SLICE, &counter, &scratch) != 0)
         return -1;
     r->ratio_min = INFINITY;
     r->ratio_max = 0;
     for (unsigned k = 0; k < rounds; k++) {
         struct tally a = {0, 0}, d = {0, 0};
         int lib_first = k % 2 == 0;
-        if (run_slice(b, lib_first ? p->lib : p->p11, slice, MAX_OPS_PER_SLICE, &counter,
+        if (run_slice(b, lib_first ? p->lib : p->p11, slice, BENCH_MAX_OPS_PER_SLICE, &counter,
                       lib_first ? &a : &d) != 0 ||
-            run_slice(b, lib_first ? p->p11 : p->lib, slice, MAX_OPS_PER_SLICE, &counter,
+            run_slice(b, lib_first ? p->p11 : p->lib, slice, BENCH_MAX_OPS_PER_SLICE, &counter,
                       lib_first ? &d : &a) != 0)
             return -1;
         double q = rate(&d) > 0 ? rate(&a) / rate(&d) : 0.0;
@@ -350,53 +321,17 @@ static void rm_tree(const char *dir)
         perror(dir);
 }
 
-static void cpu_model(char *out, size_t cap)
-{
-    char line[512];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    snprintf(out, cap, "?");
-    if (!f)
-        return;
-    for (int k = 0; k < 100000 && fgets(line, sizeof line, f); k++) {
-        if (strncmp(line, "model name", 10) != 0)
-            continue;
-        char *colon = strchr(line, ':');
-        if (!colon)
-            continue;
-        colon += strspn(colon + 1, " \t") + 1;
-        colon[strcspn(colon, "\n")] = '\0';
-        snprintf(out, cap, "%s", colon);
-        break;
-    }
-    fclose(f);
-}
-
 /* ---- output ----------------------------------------------------------- */
 
 struct env {
     const char *module, *rig, *label;
-    char library[128], cpu[256], os[256];
+    char library[128];
+    struct bench_host host;
     int throwaway;
-    long cores;
     CK_SLOT_ID slot;
     double seconds;
     unsigned rounds;
 };
-
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
 
 static void print_header(const struct env *e)
 {
@@ -404,8 +339,7 @@ static void print_header(const struct env *e)
     printf("  module   %s (%s)\n", e->module, e->library);
     printf("  token    %s, slot %lu, rig %s%s\n", e->label, (unsigned long)e->slot, e->rig,
            e->throwaway ? " (throw-away)" : "");
-    printf("  host     %s, %ld cores online; %s; build %s\n", e->cpu, e->cores, e->os,
-           OTPCA_BENCH_BUILD);
+    bench_print_host(stdout, &e->host, 0);
     printf("  timing   %.2f s per measurement in %u interleaved rounds (A B, B A, ...), "
            "warm-up first; target wrapper/direct >= %.2f\n\n",
            e->seconds, e->rounds, TARGET_RATIO);
@@ -426,19 +360,15 @@ static void print_json(const struct env *e, const struct result *res)
 {
     int all = 1;
     printf("{\"benchmark\":\"token\",\"module\":");
-    json_str(stdout, e->module);
+    bench_json_str(stdout, e->module);
     printf(",\"library\":");
-    json_str(stdout, e->library);
+    bench_json_str(stdout, e->library);
     printf(",\"token\":");
-    json_str(stdout, e->label);
+    bench_json_str(stdout, e->label);
     printf(",\"slot\":%lu,\"rig\":", (unsigned long)e->slot);
-    json_str(stdout, e->rig);
-    printf(",\"throwaway_rig\":%s,\"cpu\":", e->throwaway ? "true" : "false");
-    json_str(stdout, e->cpu);
-    printf(",\"cores\":%ld,\"os\":", e->cores);
-    json_str(stdout, e->os);
-    printf(",\"build\":");
-    json_str(stdout, OTPCA_BENCH_BUILD);
+    bench_json_str(stdout, e->rig);
+    printf(",\"throwaway_rig\":%s,", e->throwaway ? "true" : "false");
+    bench_json_host(stdout, &e->host, 0);
     printf(",\"seconds\":%.3f,\"rounds\":%u,\"target_ratio\":%.2f,\"results\":[", e->seconds,
            e->rounds, TARGET_RATIO);
     for (size_t k = 0; k < NPAIRS; k++) {
@@ -477,17 +407,12 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"seconds", required_argument, NULL, 's'}, {"rounds", required_argument, NULL, 'r'},
-        {"json", no_argument, NULL, 'j'},          {"rig", required_argument, NULL, 'R'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
-    };
+    struct bench_args args = {DEFAULT_SECONDS, DEFAULT_ROUNDS, 0, NULL};
     struct env e;
     struct bench b;
     struct result res[NPAIRS];
     char tmpdir[PATH_MAX], path[PATH_MAX], label[OTPCA_P11_LABEL_MAX + 1];
-    const char *rig_opt = NULL;
-    int json = 0, ret = EXIT_FAILURE, c;
+    int ret = EXIT_FAILURE;
     otpca_p11_t *p11 = NULL;
     otpca_p11_uri uri;
     void *dl = NULL;
@@ -497,70 +422,24 @@ int main(int argc, char **argv)
     memset(&b, 0, sizeof b);
     memset(&uri, 0, sizeof uri);
     b.sess = CK_INVALID_HANDLE;
-    e.seconds = DEFAULT_SECONDS;
-    e.rounds = DEFAULT_ROUNDS;
     tmpdir[0] = '\0';
     otpca_log_init("otpca-bench-token", OTPCA_LOG_WARN, OTPCA_LOG_TEXT);
 
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        char *end;
-        switch (c) {
-        case 's':
-            e.seconds = strtod(optarg, &end);
-            if (end == optarg || *end || !isfinite(e.seconds) || e.seconds < MIN_SECONDS ||
-                e.seconds > MAX_SECONDS) {
-                fprintf(stderr, "otpca-bench-token: --seconds wants %.2f..%.0f\n", MIN_SECONDS,
-                        MAX_SECONDS);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'r': {
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (end == optarg || *end || v < 1 || v > MAX_ROUNDS) {
-                fprintf(stderr, "otpca-bench-token: --rounds wants 1..%u\n", MAX_ROUNDS);
-                return EXIT_USAGE;
-            }
-            e.rounds = (unsigned)v;
-            break;
-        }
-        case 'j':
-            json = 1;
-            break;
-        case 'R':
-            rig_opt = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return EXIT_SUCCESS;
-        default:
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    int rc = bench_parse_args(argc, argv, "otpca-bench-token", "rig", usage, &args);
+    if (rc >= 0)
+        return rc;
+    const char *rig_opt = args.extra;
+    const int json = args.json;
+    e.seconds = args.seconds;
+    e.rounds = args.rounds;
+    bench_catch_signals();
 
     e.module = getenv("OTPCA_PKCS11_MODULE");
     if (!e.module || !*e.module)
         e.module = otpca_p11_default_module();
     snprintf(label, sizeof label, OTPCA_RIG_NODE_FMT, 1u);
     e.label = label;
-    e.cores = sysconf(_SC_NPROCESSORS_ONLN);
-    cpu_model(e.cpu, sizeof e.cpu);
-    struct utsname un;
-    if (uname(&un) == 0)
-        snprintf(e.os, sizeof e.os, "%s %s %s", un.sysname, un.release, un.machine);
-    else
-        snprintf(e.os, sizeof e.os, "?");
+    bench_host_probe(&e.host);
 
     /* The rig: a throw-away one (otpca_rig_create sets SOFTHSM2_CONF and
      * loads/unloads the module), or an existing one. */
@@ -683,9 +562,9 @@ int main(int argc, char **argv)
     goto out;
 
 fail:
-    if (stop_flag) {
+    if (bench_stop) {
         fprintf(stderr, "otpca-bench-token: interrupted\n");
-        ret = EXIT_SIGNAL;
+        ret = BENCH_EXIT_SIGNAL;
     } else if (b.failed) {
         if (b.err)
             fprintf(stderr, "otpca-bench-token: %s: %s\n", b.failed, otpca_strerror(b.err));
