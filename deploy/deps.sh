@@ -15,6 +15,7 @@ packages=(
     libsqlite3-dev libpq-dev                  # cloud and manager stores
     libcriterion-dev                          # unit tests
     clang libclang-rt-14-dev                  # libFuzzer targets (tests/fuzz)
+    dpkg-dev autoconf automake libtool        # wolfSSL with SP ECC from source (wolfssl.sh)
     util-linux procps                         # setsid, pgrep in scripts
 )
 
@@ -44,8 +45,15 @@ else
     echo "deps: done"
 fi
 
-# JavaScript packages of the COSE interop test, pinned by its lock file.
 root=$(cd "$(dirname "$0")/.." && pwd)
+
+# wolfSSL with SP ECC, built from Debian's source package (cached). Without
+# it everything still works on the packaged library, only slower.
+if ! "$root/deploy/wolfssl.sh"; then
+    echo "deps: WARNING: no SP ECC build of wolfSSL; the build falls back to the packaged library" >&2
+fi
+
+# JavaScript packages of the COSE interop test, pinned by its lock file.
 if [ -x "$root/tests/interop/setup.sh" ]; then
     "$root/tests/interop/setup.sh"
 fi
