@@ -67,12 +67,20 @@ echo "== 4. certificates signed inside tokens (wolfCrypt bridge), checked with o
 openssl x509 -in "$out/node-000001.pem" -noout -subject -issuer -dates | sed 's/^/   /'
 openssl verify -CAfile "$out/root.pem" -untrusted "$out/mgr.pem" "$out/node-000001.pem" | sed 's/^/   /'
 
+echo "== 5. the wire protocol (proto/PROTOCOL.md): one of each message, sizes on the wire"
+"$top/build/bin/otpca-proto" sizes >"$out/sizes.txt"
+req=$(awk '$1 == "EnrollRequest" { print $2; exit }' "$out/sizes.txt")
+resp=$(awk '$1 == "EnrollResponse" { print $2; exit }' "$out/sizes.txt")
+sed -n '1,5p' "$out/sizes.txt" | sed 's/^/   /'
+echo "   ... (all messages: build/bin/otpca-proto sizes)"
+
 echo
 echo "== summary"
 echo "   rig:           $nodes node tokens, keys and seeds non-extractable"
 echo "   TOTP in token: matches oathtool ($ours)"
 echo "   chain:         root -> otpca-mgr-01 -> node-000001 verified by openssl"
-echo "   not yet:       cloud, manager windows, node enrollment (issues #3-#7)"
+echo "   protocol:      signed EnrollRequest $req bytes, EnrollResponse with certificate $resp bytes"
+echo "   not yet:       cloud, manager windows, node enrollment (issues #4-#7)"
 if [ "$keep" -eq 1 ]; then
     echo
     echo "   rig kept in $rig; try:"
