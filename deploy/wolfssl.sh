@@ -65,20 +65,35 @@ apt_opts=(-o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$deps/ap
           -o "Dir::State::Lists=$deps/apt/lists" -o "Dir::Cache=$deps/apt/cache"
           -o "APT::Sandbox::User=root" -q)
 
-echo "wolfssl: fetching Debian's source package wolfssl=$version"
-if ! apt-get "${apt_opts[@]}" update >"$work/apt-update.log" 2>&1; then
-    tail -5 "$work/apt-update.log" >&2
-    echo "wolfssl: could not read the source package index" >&2
+# The fetched source package stays in .deps/src: later builds (other
+# flags, node-fw's cross build) unpack it again without fetching.
+srcpkg="$deps/src/wolfssl_$version"
+if ! ls "$srcpkg"/*.dsc >/dev/null 2>&1; then
+    echo "wolfssl: fetching Debian's source package wolfssl=$version"
+    mkdir -p "$srcpkg.tmp"
+    # apt-get update exits 0 when it reaches nothing: look for the index.
+    if ! apt-get "${apt_opts[@]}" update >"$work/apt-update.log" 2>&1 ||
+        ! ls "$deps/apt/lists/"*Sources* >/dev/null 2>&1; then
+        tail -5 "$work/apt-update.log" >&2
+        echo "wolfssl: could not read the source package index" >&2
+        exit 1
+    fi
+    if ! (cd "$srcpkg.tmp" && apt-get "${apt_opts[@]}" source --download-only "wolfssl=$version") \
+        >"$work/apt-source.log" 2>&1; then
+        tail -5 "$work/apt-source.log" >&2
+        echo "wolfssl: could not fetch the source of wolfssl $version" >&2
+        rm -rf "$srcpkg.tmp"
+        exit 1
+    fi
+    rm -rf "$srcpkg"
+    mv "$srcpkg.tmp" "$srcpkg"
+fi
+src="$work/wolfssl"
+if ! dpkg-source -x "$(ls "$srcpkg"/*.dsc | head -n 1)" "$src" >"$work/unpack.log" 2>&1; then
+    tail -5 "$work/unpack.log" >&2
+    echo "wolfssl: could not unpack the source package" >&2
     exit 1
 fi
-cd "$work"
-if ! apt-get "${apt_opts[@]}" source "wolfssl=$version" >"$work/apt-source.log" 2>&1; then
-    tail -5 "$work/apt-source.log" >&2
-    echo "wolfssl: could not fetch the source of wolfssl $version" >&2
-    exit 1
-fi
-src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'wolfssl-*' | head -n 1)
-[ -n "$src" ] || { echo "wolfssl: no source tree after apt-get source" >&2; exit 1; }
 
 echo "wolfssl: building $version with SP ECC (${sp_flags[*]}); about a minute on 2 cores"
 cd "$src"
