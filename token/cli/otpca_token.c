@@ -29,7 +29,7 @@
 
 struct opts {
     const char *module, *pin_file, *out, *in, *seed_file, *cn, *org, *ca, *pubkey, *format;
-    int pin_fd, seed_fd, pin_prompt, digits, period, sha256, der, is_ca, path_len, days, help;
+    int pin_fd, seed_fd, pin_prompt, digits, period, sha256, der, is_ca, path_len, days, help, aes;
     long long time_at, counter;
     unsigned nodes, managers;
 };
@@ -38,7 +38,8 @@ static const struct verb {
     const char *name, *args, *help;
 } verbs[] = {
     {"list", "[--module PATH]", "List the tokens the PKCS#11 module presents."},
-    {"keygen", "URI [PIN]", "Generate a non-extractable P-256 key pair labelled by the URI's object."},
+    {"keygen", "URI [--aes 128|256] [PIN]",
+     "Generate a non-extractable P-256 key pair, or with --aes an AES key, named by the URI's object."},
     {"pubkey", "URI [--format pem|der|sec1] [--out FILE]",
      "Export the public key of a key pair (PEM SubjectPublicKeyInfo by default; sec1 = hex)."},
     {"seed import", "URI (--seed-file FILE | --seed-fd N) [PIN]",
@@ -219,6 +220,18 @@ static int cmd_keygen(const char *uri, const struct opts *o)
     if (!ret && !s.uri.object[0]) {
         fprintf(stderr, "otpca-token: the URI must name the key (object=LABEL)\n");
         ret = OTPCA_ERR_USAGE;
+    }
+    if (!ret && o->aes) {
+        if (s.uri.has_id) {
+            fprintf(stderr, "otpca-token: AES keys are named by label only (no id=)\n");
+            ret = OTPCA_ERR_USAGE;
+        }
+        if (!ret)
+            ret = otpca_token_keygen_aes(s.tok, s.uri.object, (unsigned)o->aes, NULL);
+        if (!ret)
+            log_info("generated AES-%d key %s in token %s", o->aes, s.uri.object, s.uri.token);
+        session_end(&s);
+        return ret ? fail(ret, "keygen") : EXIT_SUCCESS;
     }
     if (!ret)
         ret = otpca_token_keygen_p256(s.tok, s.uri.object, s.uri.has_id ? s.uri.id : NULL, s.uri.id_len,
@@ -536,7 +549,7 @@ int main(int argc, char **argv)
                      .days = 365, .time_at = -1, .counter = -1, .nodes = 0, .managers = 1};
     enum { O_MODULE = 256, O_PIN_FILE, O_PIN_FD, O_PIN_PROMPT, O_OUT, O_IN, O_SEED_FILE, O_SEED_FD,
            O_TIME, O_COUNTER, O_DIGITS, O_PERIOD, O_SHA256, O_DER, O_CN, O_ORG, O_CA, O_ISSUER,
-           O_PUBKEY, O_PATHLEN, O_DAYS, O_NODES, O_MANAGERS, O_FORMAT };
+           O_PUBKEY, O_PATHLEN, O_DAYS, O_NODES, O_MANAGERS, O_FORMAT, O_AES };
     static const struct option lo[] = {
         {"help", no_argument, NULL, 'h'},          {"module", required_argument, NULL, O_MODULE},
         {"pin-file", required_argument, NULL, O_PIN_FILE}, {"pin-fd", required_argument, NULL, O_PIN_FD},
@@ -550,7 +563,8 @@ int main(int argc, char **argv)
         {"issuer", required_argument, NULL, O_ISSUER}, {"pubkey", required_argument, NULL, O_PUBKEY},
         {"path-len", required_argument, NULL, O_PATHLEN}, {"days", required_argument, NULL, O_DAYS},
         {"nodes", required_argument, NULL, O_NODES}, {"managers", required_argument, NULL, O_MANAGERS},
-        {"format", required_argument, NULL, O_FORMAT}, {NULL, 0, NULL, 0}};
+        {"format", required_argument, NULL, O_FORMAT}, {"aes", required_argument, NULL, O_AES},
+        {NULL, 0, NULL, 0}};
     int c;
     long long num;
     argc -= consumed;
@@ -585,6 +599,10 @@ int main(int argc, char **argv)
         case O_NODES: bad = parse_num(optarg, 0, OTPCA_RIG_MAX_NODES, &num); o.nodes = (unsigned)num; break;
         case O_MANAGERS: bad = parse_num(optarg, 0, OTPCA_RIG_MAX_MANAGERS, &num); o.managers = (unsigned)num; break;
         case O_FORMAT: o.format = optarg; break;
+        case O_AES:
+            bad = parse_num(optarg, 128, 256, &num) || (num != 128 && num != 256);
+            o.aes = (int)num;
+            break;
         default: return usage_error(v, "unknown option or missing value");
         }
         if (bad)

@@ -1,7 +1,7 @@
 /*
  * Objects in a token: find by label/id/type, generate P-256 key pairs,
- * import OTP seeds as non-extractable HMAC keys, read public keys, and
- * report how well an object is protected.
+ * import OTP seeds as non-extractable HMAC keys, read public keys,
+ * report how well an object is protected, and destroy objects.
  */
 #include <string.h>
 
@@ -282,6 +282,11 @@ otpca_err otpca_token_obj_protection(otpca_token_t *tok, otpca_obj_t obj, int *s
     CK_RV rv = tok->p11->fn->C_GetAttributeValue(tok->sess, obj, &a, 1);
     *value_refused = rv == CKR_ATTRIBUTE_SENSITIVE || a.ulValueLen == CK_UNAVAILABLE_INFORMATION;
     return OTPCA_ERR_OK;
+}
+
+otpca_err otpca_token_destroy_object(otpca_token_t *tok, otpca_obj_t obj)
+{
+    return otpca_ckr(tok->p11->fn->C_DestroyObject(tok->sess, obj), "C_DestroyObject");
 }
 
 otpca_err otpca_token_random(otpca_token_t *tok, unsigned char *buf, size_t len)

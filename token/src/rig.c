@@ -160,6 +160,19 @@ static otpca_err one_key_token(struct rig *r, const char *label, const char *key
     return ret;
 }
 
+/* The cloud's signing key pair and the AES key its seeds are sealed under. */
+static otpca_err cloud_token(struct rig *r)
+{
+    otpca_token_t *tok = NULL;
+    otpca_err ret = new_token(r, OTPCA_RIG_CLOUD_TOKEN, &tok);
+    if (!ret)
+        ret = keypair(tok, OTPCA_RIG_CLOUD_KEY, NULL);
+    if (!ret)
+        ret = otpca_token_keygen_aes(tok, OTPCA_RIG_CLOUD_WRAP, 256, NULL);
+    otpca_token_destroy(&tok);
+    return ret;
+}
+
 static otpca_err manager(struct rig *r, unsigned i, char *seed_hex)
 {
     char label[OTPCA_P11_LABEL_MAX + 1], op[OTPCA_P11_LABEL_MAX + 1];
@@ -281,7 +294,7 @@ otpca_err otpca_rig_create(const char *dir_in, const char *module_path, unsigned
     if (!ret && progress)
         progress(++done, total, arg);
     if (!ret)
-        ret = one_key_token(&r, OTPCA_RIG_CLOUD_TOKEN, OTPCA_RIG_CLOUD_KEY);
+        ret = cloud_token(&r);
     if (!ret && progress)
         progress(++done, total, arg);
     for (unsigned i = 1; !ret && i <= managers; i++) {

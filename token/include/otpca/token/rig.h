@@ -2,7 +2,8 @@
  * The SoftHSM test rig: one directory holding a SoftHSM configuration and
  * tokens for an offline root, the cloud, M managers with their operator
  * tokens, and N nodes (device key + TOTP seed each), plus the factory
- * manifest the cloud imports. Layout (all secrets 0600):
+ * manifest the cloud imports; the cloud token also holds the AES-256 key
+ * that seals the TOTP seeds it stores. Layout (all secrets 0600):
  *
  *   DIR/softhsm2.conf     SoftHSM config (export SOFTHSM2_CONF=DIR/softhsm2.conf)
  *   DIR/tokens/           SoftHSM token store
@@ -26,6 +27,7 @@
 #define OTPCA_RIG_NODE_FMT "node-%06u"
 #define OTPCA_RIG_ROOT_KEY "root-key"
 #define OTPCA_RIG_CLOUD_KEY "cloud-sign"
+#define OTPCA_RIG_CLOUD_WRAP "seed-wrap" /* AES-256: the cloud's TOTP seeds at rest */
 #define OTPCA_RIG_MANAGER_KEY "ca-key"
 #define OTPCA_RIG_OPERATOR_SEED "op-totp"
 #define OTPCA_RIG_DEVICE_KEY "device-key"

@@ -5,8 +5,8 @@
  * C_Initialize/C_Finalize from anyone else would break the first).
  * An otpca_token_t is one session on one token of that module; give each
  * thread its own with otpca_token_clone(). Keys and TOTP seeds are created
- * inside the token, non-extractable, and used there: HMAC (TOTP/HOTP) and
- * ECDSA signatures are computed by the token.
+ * inside the token, non-extractable, and used there: HMAC (TOTP/HOTP),
+ * ECDSA signatures and AES-GCM are computed by the token.
  *
  * This header includes neither OpenSSL nor wolfSSL.
  */
@@ -171,6 +171,43 @@ otpca_err otpca_token_sign_digest(otpca_token_t *tok, otpca_obj_t key, const uns
  * The derived value passes through a session object destroyed at once. */
 otpca_err otpca_token_ecdh(otpca_token_t *tok, otpca_obj_t key, const unsigned char *peer,
                            size_t peer_len, unsigned char z[32]) __attribute__((warn_unused_result));
+
+/* Generate an AES key (bits 128 or 256) in the token: a private token
+ * object, sensitive, never extractable, usable only to encrypt and
+ * decrypt. Errors: EXISTS if a secret key with that label is there. */
+otpca_err otpca_token_keygen_aes(otpca_token_t *tok, const char *label, unsigned bits, otpca_obj_t *out)
+    __attribute__((warn_unused_result));
+/* For known-answer tests only (real keys come from otpca_token_keygen_aes):
+ * import an AES key value (16 or 32 bytes) as a session object that goes
+ * with the session, sensitive and not extractable. Errors: EXISTS. */
+otpca_err otpca_token_aes_import(otpca_token_t *tok, const char *label, const unsigned char *value,
+                                 size_t len, otpca_obj_t *out) __attribute__((warn_unused_result));
+
+#define OTPCA_TOKEN_AEAD_IV_LEN 12
+#define OTPCA_TOKEN_AEAD_TAG_LEN 16
+#define OTPCA_TOKEN_AEAD_OVERHEAD 28 /* iv || ciphertext || tag: IV_LEN + TAG_LEN */
+
+/* AES-GCM in the token with an AES key: out = iv (fresh, from the token's
+ * generator) || ciphertext || tag; aad is authenticated, not stored. cap
+ * must be at least pt_len + OTPCA_TOKEN_AEAD_OVERHEAD (BUFFER_TOO_SMALL). */
+otpca_err otpca_token_aead_seal(otpca_token_t *tok, otpca_obj_t key, const unsigned char *aad,
+                                size_t aad_len, const unsigned char *pt, size_t pt_len,
+                                unsigned char *out, size_t cap, size_t *out_len)
+    __attribute__((warn_unused_result));
+/* Open what otpca_token_aead_seal() made, with the same key and aad; cap
+ * at least in_len - OTPCA_TOKEN_AEAD_OVERHEAD (a cap of in_len - 12 lets
+ * the token write there directly, without a copy in secret memory).
+ * Errors: DECRYPT (wrong key or aad, truncated or tampered input),
+ * BUFFER_TOO_SMALL; on any error pt (cap bytes) is wiped. */
+otpca_err otpca_token_aead_open(otpca_token_t *tok, otpca_obj_t key, const unsigned char *aad,
+                                size_t aad_len, const unsigned char *in, size_t in_len,
+                                unsigned char *pt, size_t cap, size_t *pt_len)
+    __attribute__((warn_unused_result));
+
+/* Destroy an object in the token (C_DestroyObject); the handle is then
+ * invalid. Errors: OBJECT_NOT_FOUND, PKCS11 (e.g. not destroyable). */
+otpca_err otpca_token_destroy_object(otpca_token_t *tok, otpca_obj_t obj)
+    __attribute__((warn_unused_result));
 
 /* Random bytes from the token's generator. */
 otpca_err otpca_token_random(otpca_token_t *tok, unsigned char *buf, size_t len)
