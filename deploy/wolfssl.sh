@@ -3,13 +3,14 @@
 # package, the same version as the installed libwolfssl-dev, into
 # .deps/wolfssl-<key>/ (static library, headers, pkg-config file), and point
 # .deps/wolfssl at it. Debian's binary package lacks SP ECC, which makes
-# ECDSA verify and ECDH 6 to 15 times slower.
+# ECDSA verify and ECDH several times slower (bench/crypto.sh measures it).
 #
 # - The source comes through apt with a private configuration under
 #   .deps/apt: the deb lines of this machine's own sources turned into
 #   deb-src; the system's apt sources and lists are never touched.
-# - The configure flags are Debian's (debian/rules) plus the SP ones, so the
-#   feature set is the packaged one.
+# - The configure options are Debian's (debian/rules) plus the SP ones, so
+#   the feature set is the packaged one; the compiler flags are Debian's
+#   (dpkg-buildflags: -O2, hardening).
 # - Cached by version and flags: a second run with the same key does
 #   nothing. --force rebuilds.
 # Exits non-zero (with the reason) if the source cannot be fetched or
@@ -36,7 +37,15 @@ if [ -z "$version" ]; then
     exit 1
 fi
 flags="${debian_flags[*]} ${sp_flags[*]} ${our_flags[*]}"
-key=$(printf '%s\n%s\n' "$version" "$flags" | sha256sum | cut -c1-12)
+# Debian's compiler flags too (optimisation, hardening), as dpkg-buildpackage
+# would pass them: configure alone would build the C parts at -O0.
+export DEB_BUILD_MAINT_OPTIONS=hardening=+all
+# (minus the file-prefix map, which depends on the directory it is run in)
+build_cflags=$(dpkg-buildflags --get CFLAGS | sed 's/-ffile-prefix-map=[^ ]* *//')
+build_cppflags=$(dpkg-buildflags --get CPPFLAGS)
+build_ldflags=$(dpkg-buildflags --get LDFLAGS)
+key=$(printf '%s\n%s\n%s\n%s\n%s\n' "$version" "$flags" "$build_cflags" "$build_cppflags" "$build_ldflags" |
+      sha256sum | cut -c1-12)
 prefix="$deps/wolfssl-$key"
 
 if [ $force -eq 0 ] && [ -f "$prefix/.complete" ]; then
@@ -98,7 +107,10 @@ fi
 echo "wolfssl: building $version with SP ECC (${sp_flags[*]}); about a minute on 2 cores"
 cd "$src"
 log="$work/build.log"
-if ! { ./autogen.sh && ./configure --prefix="$prefix" $flags && make -j"$(nproc)" && make install; } >"$log" 2>&1; then
+if ! { ./autogen.sh &&
+        ./configure --prefix="$prefix" $flags CFLAGS="$build_cflags" CPPFLAGS="$build_cppflags" \
+            LDFLAGS="$build_ldflags" &&
+        make -j"$(nproc)" && make install; } >"$log" 2>&1; then
     tail -20 "$log" >&2
     echo "wolfssl: the source build failed (log above)" >&2
     rm -rf "$prefix"
@@ -115,6 +127,6 @@ fi
 # library at run time with headers from this build (different options,
 # different structure layouts).
 rm -f "$prefix"/lib/libwolfssl.so* "$prefix"/lib/libwolfssl.la
-printf '%s\n%s\n' "$version" "$flags" >"$prefix/.complete"
+printf '%s\n%s\n%s\n' "$version" "$flags" "$build_cflags" >"$prefix/.complete"
 ln -sfn "wolfssl-$key" "$deps/wolfssl"
 echo "wolfssl: SP build of $version installed in .deps/wolfssl-$key"
