@@ -1,0 +1,803 @@
+/*
+ * otpca-cloud: the registry's admin CLI (verb-noun). This first slice
+ * covers the store and the device registry: init, device import (factory
+ * manifest CSV; seeds are sealed in the cloud token on the way in), device
+ * list|show|approve|revoke|unlock, audit verify. The server and the other
+ * verbs (serve, batch, manager, operator, lease) answer "not built yet"
+ * with OTPCA_ERR_UNSUPPORTED: issue #4 continues.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "otpca/cloud/config.h"
+#include "otpca/cloud/seeds.h"
+#include "otpca/cloud/store.h"
+#include "otpca/common/hex.h"
+#include "otpca/common/log.h"
+#include "otpca/common/secmem.h"
+#include "otpca/proto/p256.h"
+#include "otpca/token/token.h"
+#include "otpca/token/uri.h"
+
+#define EXIT_USAGE 2
+#define IMPORT_CHUNK 10000
+#define ACTOR "admin"
+
+/* Audit events of PROTOCOL.md section 7.6. */
+enum { EV_IMPORTED = 9, EV_APPROVED = 10, EV_REVOKED = 11, EV_UNLOCKED = 16, EV_INIT = 19 };
+
+struct opts {
+    const char *config, *state, *reason;
+    int approve, all, help;
+    long limit;
+};
+
+static const struct verb {
+    const char *name, *args, *help;
+} verbs[] = {
+    {"init", "", "Create or migrate the store and check the cloud token's keys (creating the seed-wrap key)."},
+    {"device import", "FILE [--approve]",
+     "Import a factory manifest (CSV: serial,mac,public_key,seed[,algorithm,digits,period]); seeds are sealed in the token."},
+    {"device list", "[--state S] [--limit N]", "List devices (state: pending|approved|enrolled|revoked|locked)."},
+    {"device show", "SERIAL", "Show one device."},
+    {"device approve", "SERIAL | --all", "Approve a pending device (or every pending one) for enrollment."},
+    {"device revoke", "SERIAL [--reason N]", "Revoke a device."},
+    {"device unlock", "SERIAL", "Clear a locked device's failure count and lock."},
+    {"audit verify", "", "Recompute the audit chain; exit 1 at the first broken link."},
+    {"serve", "", "Run the registry server (not built yet)."},
+    {"batch add", "", "Register a batch product key (not built yet)."},
+    {"manager add", "", "Register a manager (not built yet)."},
+    {"manager revoke", "", "Revoke a manager (not built yet)."},
+    {"manager list", "", "List managers (not built yet)."},
+    {"operator add", "", "Register an operator (not built yet)."},
+    {"lease issue", "", "Write a signed offline lease (not built yet)."},
+};
+
+static void usage(FILE *f)
+{
+    fputs("usage: otpca-cloud [--config FILE] VERB [ARGS] [--help]\n\nverbs:\n", f);
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        fprintf(f, "  %-15s %s\n", verbs[i].name, verbs[i].help);
+    fputs("\nConfiguration: --config FILE (key = value: store, token, sign_key, wrap_key, listen,\n"
+          "notices, log_level, log_format), overridden by OTPCA_CLOUD_<KEY> in the environment.\n"
+          "token is the cloud token's PKCS#11 URI with its pin-source, e.g.\n"
+          "  token = pkcs11:token=otpca-cloud?pin-source=file:/rig/pins/otpca-cloud.pin\n",
+          f);
+}
+
+static int fail(otpca_err e, const char *what)
+{
+    fprintf(stderr, "otpca-cloud: %s: %s (%s)\n", what, otpca_strerror(e), otpca_errname(e));
+    return EXIT_FAILURE;
+}
+
+static int usage_error(const struct verb *v, const char *msg)
+{
+    fprintf(stderr, "otpca-cloud: %s\nusage: otpca-cloud %s %s\n", msg, v->name, v->args);
+    return EXIT_USAGE;
+}
+
+/* ---- the cloud token ---------------------------------------------------- */
+
+struct cloud_token {
+    otpca_p11_t *p11;
+    otpca_token_t *tok;
+    otpca_obj_t wrap;
+};
+
+static void token_close(struct cloud_token *t)
+{
+    otpca_token_destroy(&t->tok);
+    otpca_p11_destroy(&t->p11);
+}
+
+static otpca_err token_open(const otpca_cloud_config *cfg, int create_wrap, struct cloud_token *t)
+{
+    otpca_p11_uri uri;
+    memset(t, 0, sizeof *t);
+    if (!cfg->token[0]) {
+        fputs("otpca-cloud: no cloud token configured (token = pkcs11:...)\n", stderr);
+        return OTPCA_ERR_CONFIG;
+    }
+    otpca_err ret = otpca_p11_uri_parse(cfg->token, &uri);
+    if (ret)
+        return ret;
+    ret = otpca_p11_new(uri.module_path[0] ? uri.module_path : NULL, &t->p11);
+    if (!ret)
+        ret = otpca_token_open_uri(t->p11, &uri, NULL, &t->tok);
+    otpca_p11_uri_clear(&uri);
+    if (!ret) {
+        ret = otpca_token_find(t->tok, OTPCA_OBJ_SECRET_KEY, cfg->wrap_key, NULL, 0, &t->wrap);
+        if (ret == OTPCA_ERR_OBJECT_NOT_FOUND && create_wrap) {
+            ret = otpca_token_keygen_aes(t->tok, cfg->wrap_key, 256, &t->wrap);
+            if (!ret)
+                printf("created seed-wrap key '%s' (AES-256, never extractable) in token %s\n", cfg->wrap_key,
+                       otpca_token_label(t->tok));
+        }
+    }
+    if (ret)
+        token_close(t);
+    return ret;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static const char *state_name(int s)
+{
+    static const char *names[] = {"?", "approved", "enrolled", "revoked", "locked", "deleted", "pending"};
+    return s >= 1 && s <= 6 ? names[s] : names[0];
+}
+
+static int state_of(const char *name)
+{
+    for (int s = 1; s <= 6; s++)
+        if (!strcmp(name, state_name(s)))
+            return s;
+    return 0;
+}
+
+static otpca_err audit(otpca_store *st, unsigned event, const char *subject, const char *detail)
+{
+    otpca_audit a;
+    memset(&a, 0, sizeof a);
+    a.time = (uint64_t)time(NULL);
+    snprintf(a.actor, sizeof a.actor, "%s", ACTOR);
+    a.event = event;
+    if (subject)
+        snprintf(a.subject, sizeof a.subject, "%s", subject);
+    if (detail)
+        snprintf(a.detail, sizeof a.detail, "%s", detail);
+    return otpca_store_audit_append(st, &a);
+}
+
+static void print_hex(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        printf("%02x", p[i]);
+}
+
+/* ---- init --------------------------------------------------------------- */
+
+static int cmd_init(const otpca_cloud_config *cfg)
+{
+    otpca_store *st = NULL;
+    struct cloud_token t;
+    otpca_obj_t sign;
+    uint8_t pub[65], kid[8];
+    otpca_err ret = otpca_store_open(cfg->store, &st);
+    if (ret)
+        return fail(ret, cfg->store);
+    printf("store %s at schema version %u\n", cfg->store, otpca_store_schema_version(st));
+    if ((ret = token_open(cfg, 1, &t))) {
+        otpca_store_destroy(&st);
+        return fail(ret, "cloud token");
+    }
+    ret = otpca_token_find(t.tok, OTPCA_OBJ_PRIVATE_KEY, cfg->sign_key, NULL, 0, &sign);
+    if (!ret)
+        ret = otpca_token_pubkey_sec1(t.tok, sign, pub);
+    if (ret) {
+        token_close(&t);
+        otpca_store_destroy(&st);
+        return fail(ret, "cloud signing key");
+    }
+    otpca_p256_kid(pub, kid);
+    printf("signing key '%s' kid ", cfg->sign_key);
+    print_hex(kid, sizeof kid);
+    printf("\nseed-wrap key '%s' present\n", cfg->wrap_key);
+    ret = audit(st, EV_INIT, NULL, "store initialised");
+    token_close(&t);
+    otpca_store_destroy(&st);
+    return ret ? fail(ret, "audit") : EXIT_SUCCESS;
+}
+
+/* ---- device import ------------------------------------------------------ */
+
+struct import_stats {
+    unsigned long rows, imported, present, rejected;
+};
+
+/* Splits a CSV line (no quoting: none of the fields needs it) in place. */
+static size_t split(char *line, char **fields, size_t max)
+{
+    size_t n = 0;
+    char *p = line;
+    while (n < max) {
+        fields[n++] = p;
+        char *c = strchr(p, ',');
+        if (!c)
+            break;
+        *c = '\0';
+        p = c + 1;
+    }
+    return n;
+}
+
+static int valid_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > OTPCA_STORE_ID_MAX)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("._:-", *s))
+            return 0;
+    return 1;
+}
+
+static const char *parse_mac(const char *s, uint8_t *mac, size_t *len)
+{
+    char hex[32];
+    size_t n = 0;
+    for (; *s && n < sizeof hex - 1; s++)
+        if (*s != ':' && *s != '-')
+            hex[n++] = *s;
+    if (*s)
+        return "MAC too long";
+    if (otpca_hex_decode(hex, n, mac, 8, len) || (*len != 6 && *len != 8))
+        return "MAC is not 6 or 8 hex bytes";
+    return NULL;
+}
+
+/* One manifest row into d (seed sealed); NULL or the reason it is refused. */
+static const char *parse_row(char **f, size_t nf, const int col[7], struct cloud_token *t, int approve,
+                             otpca_device *d, uint8_t *seed)
+{
+    size_t len;
+    memset(d, 0, sizeof *d);
+    for (int i = 0; i < 7; i++)
+        if (col[i] >= (int)nf)
+            return "missing columns";
+    const char *serial = f[col[0]], *mac = f[col[1]], *pub = col[2] >= 0 ? f[col[2]] : "", *seed_hex = f[col[3]];
+    if (!valid_id(serial))
+        return "serial must be 1-64 characters [A-Za-z0-9._:-]";
+    snprintf(d->serial, sizeof d->serial, "%s", serial);
+    const char *why = parse_mac(mac, d->mac, &d->mac_len);
+    if (why)
+        return why;
+    if (*pub) {
+        uint8_t raw[65];
+        if (otpca_hex_decode(pub, strlen(pub), raw, sizeof raw, &len) ||
+            otpca_p256_pub_normalize(raw, len, d->pubkey))
+            return "public key is not a P-256 point (SEC1 hex)";
+        d->pubkey_len = 65;
+    }
+    if (otpca_hex_decode(seed_hex, strlen(seed_hex), seed, OTPCA_SEED_MAX, &len) || len < 16)
+        return "seed is not 16-64 hex bytes";
+    d->algorithm = 1;
+    d->digits = 6;
+    d->period = 30;
+    if (col[4] >= 0 && *f[col[4]]) {
+        if (!strcasecmp(f[col[4]], "SHA1"))
+            d->algorithm = 1;
+        else if (!strcasecmp(f[col[4]], "SHA256"))
+            d->algorithm = 2;
+        else
+            return "algorithm must be SHA1 or SHA256";
+    }
+    if (col[5] >= 0 && *f[col[5]]) {
+        char *end;
+        long v = strtol(f[col[5]], &end, 10);
+        if (*end || v < 6 || v > 8)
+            return "digits must be 6 to 8";
+        d->digits = (unsigned)v;
+    }
+    if (col[6] >= 0 && *f[col[6]]) {
+        char *end;
+        long v = strtol(f[col[6]], &end, 10);
+        if (*end || v < 1 || v > 3600)
+            return "period must be 1 to 3600 seconds";
+        d->period = (unsigned)v;
+    }
+    otpca_err ret = otpca_seed_seal(t->tok, t->wrap, d->serial, seed, len, d->seed_env, sizeof d->seed_env,
+                                    &d->seed_env_len);
+    otpca_memzero(seed, OTPCA_SEED_MAX);
+    if (ret)
+        return otpca_strerror(ret);
+    d->state = approve ? OTPCA_STORE_APPROVED : OTPCA_STORE_PENDING;
+    return NULL;
+}
+
+static void progress(const struct import_stats *s, int tty, int done)
+{
+    if (tty) {
+        fprintf(stderr, "\rimport: %lu rows, %lu imported, %lu already present, %lu rejected%s", s->rows,
+                s->imported, s->present, s->rejected, done ? "\n" : "");
+    } else if (done || s->rows % 100000 == 0) {
+        fprintf(stderr, "import: %lu rows, %lu imported, %lu already present, %lu rejected\n", s->rows,
+                s->imported, s->present, s->rejected);
+    }
+}
+
+/* Column indexes of serial, mac, public_key, seed, algorithm, digits,
+ * period from the header line (-1 for an optional one that is absent). */
+static int header_columns(char *line, int col[7])
+{
+    static const char *names[7] = {"serial", "mac", "public_key", "seed", "algorithm", "digits", "period"};
+    char *f[16];
+    size_t nf = split(line, f, 16);
+    for (int i = 0; i < 7; i++) {
+        col[i] = -1;
+        for (size_t j = 0; j < nf; j++)
+            if (!strcmp(f[j], names[i]))
+                col[i] = (int)j;
+    }
+    return col[0] >= 0 && col[1] >= 0 && col[3] >= 0;
+}
+
+static int cmd_device_import(const otpca_cloud_config *cfg, const char *path, const struct opts *o)
+{
+    FILE *in = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!in) {
+        fprintf(stderr, "otpca-cloud: %s: %s\n", path, strerror(errno));
+        return EXIT_FAILURE;
+    }
+    otpca_store *st = NULL;
+    struct cloud_token t = {0};
+    struct import_stats s = {0};
+    uint8_t *seed = otpca_secmem_alloc(OTPCA_SEED_MAX);
+    char line[4096];
+    int col[7], tty = isatty(2), rc = EXIT_FAILURE, in_tx = 0;
+    unsigned long lineno = 0, shown = 0;
+    struct timespec t0, t1;
+    otpca_err ret;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!seed) {
+        ret = OTPCA_ERR_NOMEM;
+        fail(ret, "secret memory");
+        goto out;
+    }
+    if ((ret = otpca_store_open(cfg->store, &st))) {
+        fail(ret, cfg->store);
+        goto out;
+    }
+    if ((ret = token_open(cfg, 0, &t))) {
+        fail(ret, "cloud token (run otpca-cloud init first)");
+        goto out;
+    }
+    if (!fgets(line, sizeof line, in) || !(line[strcspn(line, "\r\n")] = '\0', header_columns(line, col))) {
+        fprintf(stderr, "otpca-cloud: %s: first line must be a header naming serial, mac and seed columns\n", path);
+        goto out;
+    }
+    lineno = 1;
+    while (fgets(line, sizeof line, in)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(in)) {
+            fprintf(stderr, "otpca-cloud: %s:%lu: line too long\n", path, lineno);
+            goto out;
+        }
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0])
+            continue;
+        char *f[16];
+        size_t nf = split(line, f, 16);
+        otpca_device d;
+        s.rows++;
+        const char *why = parse_row(f, nf, col, &t, o->approve, &d, seed);
+        if (why) {
+            s.rejected++;
+            if (shown++ < 10)
+                fprintf(stderr, "%s%s:%lu: %s\n", tty ? "\n" : "", path, lineno, why);
+            continue;
+        }
+        if (!in_tx) {
+            if ((ret = otpca_store_begin(st))) {
+                fail(ret, "store");
+                goto out;
+            }
+            in_tx = 1;
+        }
+        ret = otpca_store_device_add(st, &d);
+        otpca_memzero(&d, sizeof d);
+        if (ret == OTPCA_ERR_EXISTS) {
+            s.present++;
+        } else if (ret) {
+            fail(ret, "store");
+            goto out;
+        } else {
+            s.imported++;
+        }
+        if (s.rows % IMPORT_CHUNK == 0) {
+            if ((ret = otpca_store_commit(st))) {
+                fail(ret, "store commit");
+                goto out;
+            }
+            in_tx = 0;
+            progress(&s, tty, 0);
+        }
+    }
+    if (ferror(in)) {
+        fprintf(stderr, "otpca-cloud: %s: read error\n", path);
+        goto out;
+    }
+    if (in_tx) {
+        if ((ret = otpca_store_commit(st))) {
+            fail(ret, "store commit");
+            goto out;
+        }
+        in_tx = 0;
+    }
+    progress(&s, tty, 1);
+    char detail[128];
+    snprintf(detail, sizeof detail, "%lu imported, %lu already present, %lu rejected", s.imported, s.present,
+             s.rejected);
+    if ((ret = audit(st, EV_IMPORTED, NULL, detail))) {
+        fail(ret, "audit");
+        goto out;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    printf("imported %lu devices (%s), %lu already present, %lu rejected, in %.1f s (%.0f rows/s)\n", s.imported,
+           o->approve ? "approved" : "pending approval", s.present, s.rejected, secs, secs > 0 ? s.rows / secs : 0.0);
+    rc = s.rejected ? EXIT_FAILURE : EXIT_SUCCESS;
+out:
+    if (in_tx)
+        otpca_store_rollback(st);
+    otpca_secmem_free(seed, OTPCA_SEED_MAX);
+    token_close(&t);
+    otpca_store_destroy(&st);
+    if (in != stdin)
+        fclose(in);
+    return rc;
+}
+
+/* ---- device list / show / state changes --------------------------------- */
+
+struct list_ctx {
+    int state;
+    long left;
+    unsigned long shown;
+    char last[OTPCA_STORE_ID_MAX + 1];
+};
+
+static int list_one(const otpca_device *d, void *arg)
+{
+    struct list_ctx *c = arg;
+    snprintf(c->last, sizeof c->last, "%s", d->serial);
+    if (c->state && d->state != c->state)
+        return 0;
+    printf("%-24s %-9s seq %-8llu %s%s\n", d->serial, state_name(d->state), (unsigned long long)d->seq,
+           d->manager[0] ? d->manager : "-", d->flagged ? "  FLAGGED: enrolled by two managers" : "");
+    c->shown++;
+    return c->left > 0 && --c->left == 0;
+}
+
+static int cmd_device_list(otpca_store *st, const struct opts *o)
+{
+    struct list_ctx c = {0};
+    c.left = o->limit;
+    if (o->state && !(c.state = state_of(o->state))) {
+        fprintf(stderr, "otpca-cloud: unknown state '%s'\n", o->state);
+        return EXIT_USAGE;
+    }
+    for (;;) {
+        char after[OTPCA_STORE_ID_MAX + 1];
+        snprintf(after, sizeof after, "%s", c.last);
+        unsigned long before = c.shown;
+        c.last[0] = '\0';
+        otpca_err ret = otpca_store_device_scan(st, after, 1000, list_one, &c);
+        if (ret)
+            return fail(ret, "store");
+        if (!c.last[0] || (o->limit > 0 && c.left == 0 && c.shown > before))
+            break;
+    }
+    uint64_t counts[7];
+    if (otpca_store_device_counts(st, counts) == OTPCA_ERR_OK)
+        fprintf(stderr, "%llu devices: %llu pending, %llu approved, %llu enrolled, %llu revoked, %llu locked\n",
+                (unsigned long long)counts[0], (unsigned long long)counts[OTPCA_STORE_PENDING],
+                (unsigned long long)counts[OTPCA_STORE_APPROVED], (unsigned long long)counts[OTPCA_STORE_ENROLLED],
+                (unsigned long long)counts[OTPCA_STORE_REVOKED], (unsigned long long)counts[OTPCA_STORE_LOCKED]);
+    return EXIT_SUCCESS;
+}
+
+static int cmd_device_show(otpca_store *st, const char *serial)
+{
+    otpca_device d;
+    otpca_err ret = otpca_store_device_get(st, serial, &d);
+    if (ret)
+        return fail(ret, serial);
+    printf("serial      %s\nstate       %s\nmac         ", d.serial, state_name(d.state));
+    for (size_t i = 0; i < d.mac_len; i++)
+        printf("%s%02x", i ? ":" : "", d.mac[i]);
+    printf("\npublic key  ");
+    if (d.pubkey_len) {
+        uint8_t kid[8];
+        print_hex(d.pubkey, d.pubkey_len);
+        otpca_p256_kid(d.pubkey, kid);
+        printf("\nkey id      ");
+        print_hex(kid, sizeof kid);
+    } else {
+        printf("- (batch %s)", d.batch[0] ? d.batch : "?");
+    }
+    printf("\ntotp        %s, %u digits, %u s; seed sealed in the cloud token (%zu bytes)\n",
+           d.algorithm == 2 ? "SHA256" : "SHA1", d.digits, d.period, d.seed_env_len);
+    printf("last step   %llu\nfailures    %u\n", (unsigned long long)d.last_step, (unsigned)d.failures);
+    printf("certificate ");
+    if (d.has_cert)
+        print_hex(d.cert_hash, sizeof d.cert_hash);
+    else
+        printf("-");
+    printf("\nmanager     %s\nseq         %llu\n", d.manager[0] ? d.manager : "-", (unsigned long long)d.seq);
+    if (d.flagged)
+        printf("FLAGGED     enrolled by more than one manager (see the audit log)\n");
+    otpca_memzero(&d, sizeof d);
+    return EXIT_SUCCESS;
+}
+
+/* Moves one device from one of the allowed states to `to`. */
+static otpca_err set_state(otpca_store *st, const char *serial, const int *from, size_t nfrom, int to,
+                           unsigned event, const char *detail)
+{
+    otpca_device d;
+    otpca_err ret = otpca_store_begin(st);
+    if (ret)
+        return ret;
+    ret = otpca_store_device_get(st, serial, &d);
+    if (!ret) {
+        size_t i;
+        for (i = 0; i < nfrom && d.state != from[i]; i++)
+            ;
+        if (i == nfrom) {
+            fprintf(stderr, "otpca-cloud: %s is %s\n", serial, state_name(d.state));
+            ret = OTPCA_ERR_STATE;
+        }
+    }
+    if (!ret) {
+        if (to == OTPCA_STORE_APPROVED && d.state == OTPCA_STORE_LOCKED)
+            to = d.has_cert ? OTPCA_STORE_ENROLLED : OTPCA_STORE_APPROVED;
+        d.state = to;
+        if (event == EV_UNLOCKED)
+            d.failures = 0;
+        ret = otpca_store_device_update(st, &d);
+    }
+    if (!ret)
+        ret = audit(st, event, serial, detail);
+    if (!ret)
+        ret = otpca_store_commit(st);
+    else
+        otpca_store_rollback(st);
+    otpca_memzero(&d, sizeof d);
+    return ret;
+}
+
+struct approve_ctx {
+    char (*serials)[OTPCA_STORE_ID_MAX + 1];
+    size_t n, cap;
+    char last[OTPCA_STORE_ID_MAX + 1];
+};
+
+static int collect_pending(const otpca_device *d, void *arg)
+{
+    struct approve_ctx *c = arg;
+    snprintf(c->last, sizeof c->last, "%s", d->serial);
+    if (d->state != OTPCA_STORE_PENDING)
+        return 0;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 1024;
+        void *p = realloc(c->serials, cap * sizeof *c->serials);
+        if (!p)
+            return 1;
+        c->serials = p;
+        c->cap = cap;
+    }
+    snprintf(c->serials[c->n++], sizeof c->serials[0], "%s", d->serial);
+    return 0;
+}
+
+static int cmd_device_approve_all(otpca_store *st)
+{
+    struct approve_ctx c = {0};
+    otpca_err ret;
+    static const int from[] = {OTPCA_STORE_PENDING};
+    do {
+        char after[OTPCA_STORE_ID_MAX + 1];
+        snprintf(after, sizeof after, "%s", c.last);
+        c.last[0] = '\0';
+        if ((ret = otpca_store_device_scan(st, after, 10000, collect_pending, &c))) {
+            free(c.serials);
+            return fail(ret, "store");
+        }
+    } while (c.last[0]);
+    size_t done = 0;
+    ret = otpca_store_begin(st);
+    for (size_t i = 0; !ret && i < c.n; i++) {
+        otpca_device d;
+        ret = otpca_store_device_get(st, c.serials[i], &d);
+        if (!ret && d.state == from[0]) {
+            d.state = OTPCA_STORE_APPROVED;
+            ret = otpca_store_device_update(st, &d);
+            done++;
+        }
+        otpca_memzero(&d, sizeof d);
+        if (!ret && (i + 1) % IMPORT_CHUNK == 0 && !(ret = otpca_store_commit(st)))
+            ret = otpca_store_begin(st);
+    }
+    char detail[64];
+    snprintf(detail, sizeof detail, "%zu devices approved", done);
+    if (!ret)
+        ret = audit(st, EV_APPROVED, NULL, detail);
+    if (!ret)
+        ret = otpca_store_commit(st);
+    else
+        otpca_store_rollback(st);
+    free(c.serials);
+    if (ret)
+        return fail(ret, "approve");
+    printf("approved %zu devices\n", done);
+    return EXIT_SUCCESS;
+}
+
+static int cmd_device_state(otpca_store *st, const char *verb, const char *serial, const struct opts *o)
+{
+    otpca_err ret;
+    char detail[64] = "";
+    if (!strcmp(verb, "approve")) {
+        static const int from[] = {OTPCA_STORE_PENDING};
+        ret = set_state(st, serial, from, 1, OTPCA_STORE_APPROVED, EV_APPROVED, NULL);
+    } else if (!strcmp(verb, "revoke")) {
+        static const int from[] = {OTPCA_STORE_PENDING, OTPCA_STORE_APPROVED, OTPCA_STORE_ENROLLED,
+                                   OTPCA_STORE_LOCKED};
+        snprintf(detail, sizeof detail, "reason %s", o->reason ? o->reason : "0");
+        ret = set_state(st, serial, from, 4, OTPCA_STORE_REVOKED, EV_REVOKED, detail);
+    } else {
+        static const int from[] = {OTPCA_STORE_LOCKED};
+        ret = set_state(st, serial, from, 1, OTPCA_STORE_APPROVED, EV_UNLOCKED, NULL);
+    }
+    if (ret)
+        return fail(ret, serial);
+    printf("%s: %sd\n", serial, verb);
+    return EXIT_SUCCESS;
+}
+
+static int cmd_audit_verify(otpca_store *st)
+{
+    uint64_t entries = 0, bad = 0;
+    otpca_err ret = otpca_store_audit_verify(st, &entries, &bad);
+    if (ret == OTPCA_ERR_SIGNATURE) {
+        fprintf(stderr, "otpca-cloud: audit chain broken at entry %llu (of %llu)\n", (unsigned long long)bad,
+                (unsigned long long)entries);
+        return EXIT_FAILURE;
+    }
+    if (ret)
+        return fail(ret, "audit verify");
+    printf("audit chain intact: %llu entries\n", (unsigned long long)entries);
+    return EXIT_SUCCESS;
+}
+
+/* ---- main ----------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"config", required_argument, NULL, 'c'}, {"state", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'l'},  {"reason", required_argument, NULL, 'r'},
+        {"approve", no_argument, NULL, 'a'},      {"all", no_argument, NULL, 'A'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    struct opts o = {0};
+    int c;
+    otpca_process_harden();
+    while ((c = getopt_long(argc, argv, "+c:h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o.config = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_SUCCESS;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    /* Verb: one word, or two for the noun-verb pairs. */
+    const struct verb *v = NULL;
+    int words = 0;
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0] && !v; i++) {
+        const char *sp = strchr(verbs[i].name, ' ');
+        if (!sp && !strcmp(argv[optind], verbs[i].name)) {
+            v = &verbs[i];
+            words = 1;
+        } else if (sp && optind + 1 < argc && strlen(argv[optind]) == (size_t)(sp - verbs[i].name) &&
+                   !strncmp(argv[optind], verbs[i].name, (size_t)(sp - verbs[i].name)) &&
+                   !strcmp(argv[optind + 1], sp + 1)) {
+            v = &verbs[i];
+            words = 2;
+        }
+    }
+    if (!v) {
+        fprintf(stderr, "otpca-cloud: unknown verb '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    optind += words;
+    int vargc = argc - optind + 1;
+    char **vargv = argv + optind - 1;
+    optind = 0; /* 0: glibc re-initialises (the first pass stopped at the verb) */
+    while ((c = getopt_long(vargc, vargv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o.config = optarg;
+            break;
+        case 's':
+            o.state = optarg;
+            break;
+        case 'l': {
+            char *end;
+            o.limit = strtol(optarg, &end, 10);
+            if (*end || o.limit < 1)
+                return usage_error(v, "--limit wants a positive number");
+            break;
+        }
+        case 'r':
+            o.reason = optarg;
+            break;
+        case 'a':
+            o.approve = 1;
+            break;
+        case 'A':
+            o.all = 1;
+            break;
+        case 'h':
+            printf("usage: otpca-cloud %s %s\n  %s\n", v->name, v->args, v->help);
+            return EXIT_SUCCESS;
+        default:
+            return usage_error(v, "unknown option");
+        }
+    }
+    const char *arg = optind < vargc ? vargv[optind] : NULL;
+    if (optind + (arg ? 1 : 0) < vargc)
+        return usage_error(v, "too many arguments");
+
+    otpca_cloud_config cfg;
+    char err[512] = "";
+    otpca_err ret = otpca_cloud_config_load(o.config, &cfg, err, sizeof err);
+    if (ret) {
+        fprintf(stderr, "otpca-cloud: %s\n", err);
+        return EXIT_FAILURE;
+    }
+    otpca_log_configure(cfg.log_level, cfg.log_format);
+
+    if (!strcmp(v->name, "init"))
+        return arg ? usage_error(v, "init takes no argument") : cmd_init(&cfg);
+    if (!strcmp(v->name, "device import")) {
+        if (!arg)
+            return usage_error(v, "which manifest file?");
+        return cmd_device_import(&cfg, arg, &o);
+    }
+    if (!strcmp(v->name, "device list") || !strcmp(v->name, "device show") ||
+        !strcmp(v->name, "device approve") || !strcmp(v->name, "device revoke") ||
+        !strcmp(v->name, "device unlock") || !strcmp(v->name, "audit verify")) {
+        int needs_serial = strcmp(v->name, "device list") && strcmp(v->name, "audit verify") &&
+                           !(o.all && !strcmp(v->name, "device approve"));
+        if (needs_serial && !arg)
+            return usage_error(v, "which device (SERIAL)?");
+        if (!needs_serial && arg)
+            return usage_error(v, "unexpected argument");
+        otpca_store *st = NULL;
+        if ((ret = otpca_store_open(cfg.store, &st)))
+            return fail(ret, cfg.store);
+        int rc;
+        if (!strcmp(v->name, "device list"))
+            rc = cmd_device_list(st, &o);
+        else if (!strcmp(v->name, "device show"))
+            rc = cmd_device_show(st, arg);
+        else if (!strcmp(v->name, "audit verify"))
+            rc = cmd_audit_verify(st);
+        else if (o.all)
+            rc = cmd_device_approve_all(st);
+        else
+            rc = cmd_device_state(st, v->name + strlen("device "), arg, &o);
+        otpca_store_destroy(&st);
+        return rc;
+    }
+    fprintf(stderr, "otpca-cloud: %s: %s (issue #4 continues)\n", v->name, otpca_strerror(OTPCA_ERR_UNSUPPORTED));
+    return EXIT_FAILURE;
+}

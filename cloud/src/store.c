@@ -1,0 +1,392 @@
+/*
+ * The store's front: picks the backend from the URL, checks what callers
+ * hand in (ids, lengths, ranges: bad input is an error, never a crash or a
+ * row that later fails to encode) and forwards every call to the backend
+ * through its function table (store_internal.h). The audit chain's hash is
+ * computed here too, so that every backend chains the same bytes.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "otpca/common/log.h"
+#include "otpca/proto/msg.h"
+#include "otpca/proto/p256.h"
+#include "store_internal.h"
+
+struct otpca_store {
+    const otpca_store_backend *be;
+    otpca_store_impl *impl;
+};
+
+#define TIME_MAX UINT64_C(0xffffffffff) /* PROTOCOL.md `time` */
+
+/* ---- argument checks ---- */
+
+/* PROTOCOL.md `id`: [A-Za-z0-9._:-]{1,64}, NUL-terminated inside its array. */
+static int id_ok(const char *id)
+{
+    size_t n = strnlen(id, OTPCA_STORE_ID_MAX + 1);
+    if (n == 0 || n > OTPCA_STORE_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == ':' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int id_or_empty_ok(const char *id)
+{
+    return id[0] == '\0' || id_ok(id);
+}
+
+static int device_ok(const otpca_device *d)
+{
+    if (!id_ok(d->serial) || !id_or_empty_ok(d->batch) || !id_or_empty_ok(d->manager))
+        return 0;
+    if (d->mac_len != 6 && d->mac_len != 8)
+        return 0;
+    if (d->pubkey_len != 0 && d->pubkey_len != sizeof d->pubkey)
+        return 0;
+    if (d->seed_env_len > sizeof d->seed_env)
+        return 0;
+    if (d->state < OTPCA_STORE_APPROVED || d->state > OTPCA_STORE_PENDING)
+        return 0;
+    /* The TOTP parameters are stored as given (the importer checks them);
+     * only keep them inside what the columns and DeviceEntry can carry. */
+    if (d->digits > 255 || d->period > 86400 || d->algorithm > 255)
+        return 0;
+    return 1;
+}
+
+static otpca_err bad_arg(const char *what)
+{
+    log_debug("store: invalid %s", what);
+    return OTPCA_ERR_INVALID_ARG;
+}
+
+/* ---- open, close, transactions ---- */
+
+/* The scheme of a URL ("sqlite" in "sqlite:x.db"), or 0 for a plain path. */
+static size_t scheme_len(const char *url)
+{
+    size_t i = 0;
+    if (!((url[0] >= 'A' && url[0] <= 'Z') || (url[0] >= 'a' && url[0] <= 'z')))
+        return 0;
+    for (i = 1; url[i] && url[i] != ':'; i++) {
+        char c = url[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+              c == '-' || c == '.'))
+            return 0;
+    }
+    return url[i] == ':' ? i : 0;
+}
+
+static int scheme_is(const char *url, size_t n, const char *scheme)
+{
+    return strlen(scheme) == n && strncasecmp(url, scheme, n) == 0;
+}
+
+otpca_err otpca_store_open(const char *url, otpca_store **out)
+{
+    otpca_store *s = NULL;
+    const otpca_store_backend *be = NULL;
+    const char *target = url;
+    otpca_err ret;
+    if (!out)
+        return OTPCA_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!url || !*url) {
+        log_error("store: no store URL given");
+        return OTPCA_ERR_CONFIG;
+    }
+    size_t n = scheme_len(url);
+    if (n == 0) {
+        be = &otpca_store_sqlite_backend;
+    } else if (scheme_is(url, n, "sqlite")) {
+        be = &otpca_store_sqlite_backend;
+        target = url + n + 1;
+    } else if (scheme_is(url, n, "postgresql") || scheme_is(url, n, "postgres")) {
+        log_error("store: the PostgreSQL backend is not built yet (issue #8); use sqlite:PATH");
+        return OTPCA_ERR_UNSUPPORTED;
+    } else {
+        log_error("store: unknown store URL scheme '%.*s' (use sqlite:PATH, a path, or postgresql://)", (int)n,
+                  url);
+        return OTPCA_ERR_CONFIG;
+    }
+    if (!*target) {
+        log_error("store: the store URL names no database");
+        return OTPCA_ERR_CONFIG;
+    }
+
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return OTPCA_ERR_NOMEM;
+    s->be = be;
+    ret = be->open(target, &s->impl);
+    if (ret)
+        goto out;
+    *out = s;
+    s = NULL;
+    ret = OTPCA_ERR_OK;
+out:
+    free(s);
+    return ret;
+}
+
+void otpca_store_destroy(otpca_store **p)
+{
+    if (!p || !*p)
+        return;
+    otpca_store *s = *p;
+    s->be->destroy(&s->impl);
+    free(s);
+    *p = NULL;
+}
+
+unsigned otpca_store_schema_version(otpca_store *s)
+{
+    return s->be->schema_version(s->impl);
+}
+
+otpca_err otpca_store_begin(otpca_store *s)
+{
+    return s->be->begin(s->impl);
+}
+
+otpca_err otpca_store_commit(otpca_store *s)
+{
+    return s->be->commit(s->impl);
+}
+
+void otpca_store_rollback(otpca_store *s)
+{
+    s->be->rollback(s->impl);
+}
+
+/* ---- devices ---- */
+
+otpca_err otpca_store_device_add(otpca_store *s, otpca_device *d)
+{
+    if (!device_ok(d))
+        return bad_arg("device");
+    return s->be->device_add(s->impl, d);
+}
+
+otpca_err otpca_store_device_get(otpca_store *s, const char *serial, otpca_device *d)
+{
+    if (!serial || !id_ok(serial))
+        return bad_arg("serial");
+    return s->be->device_get(s->impl, serial, d);
+}
+
+otpca_err otpca_store_device_update(otpca_store *s, otpca_device *d)
+{
+    if (!device_ok(d))
+        return bad_arg("device");
+    return s->be->device_update(s->impl, d);
+}
+
+otpca_err otpca_store_device_scan(otpca_store *s, const char *after, size_t limit, otpca_device_fn fn, void *arg)
+{
+    if (!fn || (after && !id_or_empty_ok(after)))
+        return bad_arg("scan arguments");
+    return s->be->device_scan(s->impl, after ? after : "", limit, fn, arg);
+}
+
+otpca_err otpca_store_changes(otpca_store *s, uint64_t since, size_t limit, otpca_device_fn fn, void *arg,
+                              uint64_t *next)
+{
+    if (!fn || !next || since > INT64_MAX)
+        return bad_arg("changes arguments");
+    return s->be->changes(s->impl, since, limit, fn, arg, next);
+}
+
+otpca_err otpca_store_seq(otpca_store *s, uint64_t *head, uint64_t *oldest)
+{
+    uint64_t h, o;
+    otpca_err ret = s->be->seq(s->impl, &h, &o);
+    if (ret)
+        return ret;
+    if (head)
+        *head = h;
+    if (oldest)
+        *oldest = o;
+    return OTPCA_ERR_OK;
+}
+
+otpca_err otpca_store_device_counts(otpca_store *s, uint64_t counts[7])
+{
+    return s->be->device_counts(s->impl, counts);
+}
+
+/* ---- batches, managers, operators ---- */
+
+otpca_err otpca_store_batch_add(otpca_store *s, const otpca_batch *b)
+{
+    if (!id_ok(b->id))
+        return bad_arg("batch id");
+    return s->be->batch_add(s->impl, b);
+}
+
+otpca_err otpca_store_batch_get(otpca_store *s, const char *id, otpca_batch *b)
+{
+    if (!id || !id_ok(id))
+        return bad_arg("batch id");
+    return s->be->batch_get(s->impl, id, b);
+}
+
+otpca_err otpca_store_manager_add(otpca_store *s, const otpca_manager *m)
+{
+    if (!id_ok(m->id) || m->ca_cert_len > sizeof m->ca_cert || (m->revoked != 0 && m->revoked != 1))
+        return bad_arg("manager");
+    return s->be->manager_add(s->impl, m);
+}
+
+otpca_err otpca_store_manager_get(otpca_store *s, const char *id, otpca_manager *m)
+{
+    if (!id || !id_ok(id))
+        return bad_arg("manager id");
+    return s->be->manager_get(s->impl, id, m);
+}
+
+otpca_err otpca_store_manager_by_curve(otpca_store *s, const uint8_t curve_pub[32], otpca_manager *m)
+{
+    if (!curve_pub)
+        return bad_arg("CURVE key");
+    return s->be->manager_by_curve(s->impl, curve_pub, m);
+}
+
+otpca_err otpca_store_manager_revoke(otpca_store *s, const char *id)
+{
+    if (!id || !id_ok(id))
+        return bad_arg("manager id");
+    return s->be->manager_revoke(s->impl, id);
+}
+
+otpca_err otpca_store_manager_scan(otpca_store *s, otpca_manager_fn fn, void *arg)
+{
+    if (!fn)
+        return bad_arg("scan callback");
+    return s->be->manager_scan(s->impl, fn, arg);
+}
+
+otpca_err otpca_store_operator_add(otpca_store *s, const otpca_operator *o)
+{
+    if (!id_ok(o->id) || o->seed_env_len > sizeof o->seed_env || o->digits > 255 || o->period > 86400 ||
+        o->algorithm > 255)
+        return bad_arg("operator");
+    return s->be->operator_add(s->impl, o);
+}
+
+otpca_err otpca_store_operator_get(otpca_store *s, const char *id, otpca_operator *o)
+{
+    if (!id || !id_ok(id))
+        return bad_arg("operator id");
+    return s->be->operator_get(s->impl, id, o);
+}
+
+otpca_err otpca_store_operator_accept_step(otpca_store *s, const char *id, uint64_t step)
+{
+    if (!id || !id_ok(id) || step > INT64_MAX)
+        return bad_arg("operator step");
+    return s->be->operator_accept_step(s->impl, id, step);
+}
+
+/* ---- leases ---- */
+
+otpca_err otpca_store_lease_add(otpca_store *s, const otpca_lease *l)
+{
+    if (!id_ok(l->manager) || !id_ok(l->operator_) || l->not_before > l->not_after ||
+        strnlen(l->scope, sizeof l->scope) == sizeof l->scope || (l->offline != 0 && l->offline != 1))
+        return bad_arg("lease");
+    return s->be->lease_add(s->impl, l);
+}
+
+otpca_err otpca_store_lease_get(otpca_store *s, const uint8_t window[16], otpca_lease *l)
+{
+    if (!window)
+        return bad_arg("window id");
+    return s->be->lease_get(s->impl, window, l);
+}
+
+/* ---- records ---- */
+
+otpca_err otpca_store_record_put(otpca_store *s, const otpca_stored_record *r, int *dup)
+{
+    if (!dup || !id_ok(r->manager) || !id_ok(r->serial) || r->kind < OTPCA_REC_ISSUED ||
+        r->kind > OTPCA_REC_LOCKED || r->reason < 0 || r->reason > 255 || r->time > TIME_MAX ||
+        r->step > INT64_MAX || r->cert_len > OTPCA_STORE_CERT_MAX || (!r->cert && r->cert_len))
+        return bad_arg("record");
+    *dup = 0;
+    return s->be->record_put(s->impl, r, dup);
+}
+
+otpca_err otpca_store_record_count(otpca_store *s, uint64_t *n)
+{
+    return s->be->record_count(s->impl, n);
+}
+
+/* ---- audit chain ---- */
+
+otpca_err otpca_store_audit_hash(const otpca_audit *a, uint8_t hash[32])
+{
+    uint8_t buf[1024]; /* the largest AuditEntry is about 700 bytes */
+    size_t len = 0;
+    otpca_audit_entry e;
+    memset(&e, 0, sizeof e);
+    if (strnlen(a->actor, sizeof a->actor) == sizeof a->actor ||
+        strnlen(a->subject, sizeof a->subject) == sizeof a->subject ||
+        strnlen(a->detail, sizeof a->detail) == sizeof a->detail)
+        return OTPCA_ERR_INVALID_ARG;
+    e.seq = a->seq;
+    e.prev.p = a->prev;
+    e.prev.len = sizeof a->prev;
+    e.time = a->time;
+    e.actor.p = (const uint8_t *)a->actor;
+    e.actor.len = strlen(a->actor);
+    e.event = a->event;
+    if (a->subject[0]) {
+        e.subject.p = (const uint8_t *)a->subject;
+        e.subject.len = strlen(a->subject);
+    }
+    if (a->detail[0]) {
+        e.detail.p = (const uint8_t *)a->detail;
+        e.detail.len = strlen(a->detail);
+    }
+    otpca_err ret = otpca_msg_encode(&otpca_desc_audit_entry, &e, buf, sizeof buf, &len);
+    if (ret) {
+        log_debug("store: audit entry does not encode: %s", otpca_errname(ret));
+        return OTPCA_ERR_INVALID_ARG;
+    }
+    otpca_sha256(buf, len, hash);
+    return OTPCA_ERR_OK;
+}
+
+otpca_err otpca_store_audit_append(otpca_store *s, otpca_audit *a)
+{
+    /* Check the fields encode before the backend picks seq and prev (they
+     * cannot make an encodable entry unencodable). */
+    uint8_t h[32];
+    otpca_audit probe = *a;
+    probe.seq = 1;
+    memset(probe.prev, 0, sizeof probe.prev);
+    if (!id_ok(a->actor) || !id_or_empty_ok(a->subject) || a->event < 1 || a->event > 65535 ||
+        a->time > TIME_MAX || otpca_store_audit_hash(&probe, h) != OTPCA_ERR_OK)
+        return bad_arg("audit entry");
+    return s->be->audit_append(s->impl, a);
+}
+
+otpca_err otpca_store_audit_verify(otpca_store *s, uint64_t *entries, uint64_t *bad_seq)
+{
+    uint64_t n = 0, bad = 0;
+    otpca_err ret = s->be->audit_verify(s->impl, &n, &bad);
+    if (entries)
+        *entries = n;
+    if (bad_seq)
+        *bad_seq = bad;
+    return ret;
+}

@@ -1,0 +1,72 @@
+/*
+ * The store's backend interface: one table of functions per backend
+ * (SQLite today, PostgreSQL with issue #8). store.c parses the URL, checks
+ * every argument a caller hands in (ids, lengths, ranges) and forwards the
+ * call to the backend, so a backend only stores and fetches: it may assume
+ * its arguments are valid and must keep the contracts of store.h (change
+ * log gap-free and in the same transaction as the device, idempotent
+ * records, the audit chain's hashes).
+ */
+#ifndef OTPCA_CLOUD_STORE_INTERNAL_H
+#define OTPCA_CLOUD_STORE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "otpca/cloud/store.h"
+
+/* A backend's own handle, defined in its .c file. */
+typedef struct otpca_store_impl otpca_store_impl;
+
+typedef struct otpca_store_backend {
+    const char *name;
+    /* target: what follows the URL's scheme (a path for SQLite). */
+    otpca_err (*open)(const char *target, otpca_store_impl **out);
+    void (*destroy)(otpca_store_impl **impl);
+    unsigned (*schema_version)(otpca_store_impl *impl);
+
+    otpca_err (*begin)(otpca_store_impl *impl);
+    otpca_err (*commit)(otpca_store_impl *impl);
+    void (*rollback)(otpca_store_impl *impl);
+
+    otpca_err (*device_add)(otpca_store_impl *impl, otpca_device *d);
+    otpca_err (*device_get)(otpca_store_impl *impl, const char *serial, otpca_device *d);
+    otpca_err (*device_update)(otpca_store_impl *impl, otpca_device *d);
+    otpca_err (*device_scan)(otpca_store_impl *impl, const char *after, size_t limit, otpca_device_fn fn,
+                             void *arg);
+    otpca_err (*changes)(otpca_store_impl *impl, uint64_t since, size_t limit, otpca_device_fn fn, void *arg,
+                         uint64_t *next);
+    otpca_err (*seq)(otpca_store_impl *impl, uint64_t *head, uint64_t *oldest);
+    otpca_err (*device_counts)(otpca_store_impl *impl, uint64_t counts[7]);
+
+    otpca_err (*batch_add)(otpca_store_impl *impl, const otpca_batch *b);
+    otpca_err (*batch_get)(otpca_store_impl *impl, const char *id, otpca_batch *b);
+    otpca_err (*manager_add)(otpca_store_impl *impl, const otpca_manager *m);
+    otpca_err (*manager_get)(otpca_store_impl *impl, const char *id, otpca_manager *m);
+    otpca_err (*manager_by_curve)(otpca_store_impl *impl, const uint8_t curve_pub[32], otpca_manager *m);
+    otpca_err (*manager_revoke)(otpca_store_impl *impl, const char *id);
+    otpca_err (*manager_scan)(otpca_store_impl *impl, otpca_manager_fn fn, void *arg);
+    otpca_err (*operator_add)(otpca_store_impl *impl, const otpca_operator *o);
+    otpca_err (*operator_get)(otpca_store_impl *impl, const char *id, otpca_operator *o);
+    otpca_err (*operator_accept_step)(otpca_store_impl *impl, const char *id, uint64_t step);
+
+    otpca_err (*lease_add)(otpca_store_impl *impl, const otpca_lease *l);
+    otpca_err (*lease_get)(otpca_store_impl *impl, const uint8_t window[16], otpca_lease *l);
+
+    otpca_err (*record_put)(otpca_store_impl *impl, const otpca_stored_record *r, int *dup);
+    otpca_err (*record_count)(otpca_store_impl *impl, uint64_t *n);
+
+    /* a has been checked to encode as an AuditEntry once seq/prev are set. */
+    otpca_err (*audit_append)(otpca_store_impl *impl, otpca_audit *a);
+    otpca_err (*audit_verify)(otpca_store_impl *impl, uint64_t *entries, uint64_t *bad_seq);
+} otpca_store_backend;
+
+extern const otpca_store_backend otpca_store_sqlite_backend;
+
+/* Shared by the backends: the audit chain's hash of an entry (seq, prev
+ * and the fields set): SHA-256 of its PROTOCOL.md AuditEntry encoding. An
+ * empty subject or detail is left out of the encoding. OTPCA_ERR_INVALID_ARG
+ * if the entry does not encode (bad id, time or UTF-8). */
+otpca_err otpca_store_audit_hash(const otpca_audit *a, uint8_t hash[32]) __attribute__((warn_unused_result));
+
+#endif
