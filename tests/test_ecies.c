@@ -125,7 +125,9 @@ Test(ecies, seal_open_round_trip_all_sizes_keys_and_aad)
                              compressed);
                 cr_expect_eq(n, len);
                 cr_expect_arr_eq(out, pt, len);
-                if (len > 0)
+                /* A 1-byte ciphertext equals its plaintext once in 256
+                 * runs; from 16 bytes on, never in practice. */
+                if (len >= 16)
                     cr_expect_arr_neq(env + 1 + OTPCA_P256_PUB_LEN, pt, len,
                                       "ciphertext is not the plaintext");
                 if (len < sizeof out)
