@@ -395,6 +395,13 @@ static otpca_err w_ok(otpca_store_impl *s)
     return OTPCA_ERR_OK;
 }
 
+/* A write statement, once the transaction is known to be usable. */
+static otpca_err w_stmt(otpca_store_impl *s, enum st_id which, sqlite3_stmt **st)
+{
+    otpca_err ret = w_ok(s);
+    return ret ? ret : st_get(s, which, st);
+}
+
 static otpca_err w_enter(otpca_store_impl *s, int *own)
 {
     *own = !s->in_tx;
@@ -989,9 +996,7 @@ static otpca_err sq_batch_add(otpca_store_impl *s, const otpca_batch *b)
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = w_ok(s);
-    if (!ret)
-        ret = st_get(s, ST_BATCH_ADD, &st);
+    otpca_err ret = w_stmt(s, ST_BATCH_ADD, &st);
     if (ret)
         return ret;
     b_text(st, 1, b->id, &rc);
@@ -1025,9 +1030,7 @@ static otpca_err sq_manager_add(otpca_store_impl *s, const otpca_manager *m)
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = w_ok(s);
-    if (!ret)
-        ret = st_get(s, ST_MANAGER_ADD, &st);
+    otpca_err ret = w_stmt(s, ST_MANAGER_ADD, &st);
     if (ret)
         return ret;
     b_text(st, 1, m->id, &rc);
@@ -1085,9 +1088,7 @@ static otpca_err sq_manager_revoke(otpca_store_impl *s, const char *id)
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = w_ok(s);
-    if (!ret)
-        ret = st_get(s, ST_MANAGER_REVOKE, &st);
+    otpca_err ret = w_stmt(s, ST_MANAGER_REVOKE, &st);
     if (ret)
         return ret;
     b_text(st, 1, id, &rc);
@@ -1122,9 +1123,7 @@ static otpca_err sq_operator_add(otpca_store_impl *s, const otpca_operator *o)
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = w_ok(s);
-    if (!ret)
-        ret = st_get(s, ST_OPERATOR_ADD, &st);
+    otpca_err ret = w_stmt(s, ST_OPERATOR_ADD, &st);
     if (ret)
         return ret;
     b_text(st, 1, o->id, &rc);
@@ -1170,9 +1169,7 @@ static otpca_err sq_operator_accept_step(otpca_store_impl *s, const char *id, ui
     sqlite3_stmt *st = NULL;
     otpca_operator o;
     int rc = SQLITE_OK;
-    otpca_err ret = w_ok(s);
-    if (!ret)
-        ret = st_get(s, ST_OPERATOR_STEP, &st);
+    otpca_err ret = w_stmt(s, ST_OPERATOR_STEP, &st);
     if (ret)
         return ret;
     b_text(st, 1, id, &rc);
@@ -1192,9 +1189,7 @@ static otpca_err sq_lease_add(otpca_store_impl *s, const otpca_lease *l)
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = w_ok(s);
-    if (!ret)
-        ret = st_get(s, ST_LEASE_ADD, &st);
+    otpca_err ret = w_stmt(s, ST_LEASE_ADD, &st);
     if (ret)
         return ret;
     b_blob(st, 1, l->window, sizeof l->window, &rc);
@@ -1267,9 +1262,7 @@ static otpca_err sq_record_put(otpca_store_impl *s, const otpca_stored_record *r
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = w_ok(s);
-    if (!ret)
-        ret = st_get(s, ST_RECORD_ADD, &st);
+    otpca_err ret = w_stmt(s, ST_RECORD_ADD, &st);
     if (ret)
         return ret;
     b_blob(st, 1, r->id, sizeof r->id, &rc);
