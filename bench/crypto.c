@@ -30,16 +30,12 @@
  * rates are per CPU-second of the thread (CLOCK_THREAD_CPUTIME_ID).
  * bench/crypto.sh runs the two builds side by side.
  */
-#define _XOPEN_SOURCE 700 /* nftw */
-
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -68,7 +64,6 @@
 
 #define DEFAULT_SECONDS 1.0
 #define DEFAULT_ROUNDS 5u
-#define WALL_FACTOR 4.0 /* a slice also ends at this many times its CPU time in wall time */
 #define POOL 256        /* peer / device keys, digests, signatures */
 #define MGR_LABEL "otpca-mgr-01"
 
@@ -103,28 +98,19 @@ struct bench {
 
     /* failures */
     char what[160]; /* room for a failure message that names something */
-    const char *failed;
-    otpca_err err;
-    int wc;
+    struct bench_failure fail;
     uint32_t sink; /* keeps results observable */
 };
 
-typedef int (*op_fn)(struct bench *b, uint64_t i);
-
 static int lib_fail(struct bench *b, otpca_err err, const char *what)
 {
-    b->err = err;
-    b->wc = 0;
-    b->failed = what;
-    return -1;
+    return bench_lib_fail(&b->fail, err, what);
 }
 
+/* rc 0 (a check failed, not a call) is reported as wolfCrypt error -1. */
 static int wc_fail(struct bench *b, int rc, const char *what)
 {
-    b->err = OTPCA_ERR_OK;
-    b->wc = rc ? rc : -1;
-    b->failed = what;
-    return -1;
+    return bench_wc_fail(&b->fail, rc ? rc : -1, what);
 }
 
 static const struct peer *peer_at(const struct bench *b, uint64_t i) { return &b->peer[i % POOL]; }
@@ -249,7 +235,7 @@ static int op_cert_issue(struct bench *b, uint64_t i)
 
 static const struct op {
     const char *name, *desc;
-    op_fn fn;
+    bench_op fn;
     unsigned clock_every; /* ops between clock reads */
     int wolfcrypt;        /* 1: wolfCrypt does all of it; 0: a token is involved */
 } ops[] = {
@@ -274,39 +260,16 @@ static const struct op {
 
 /* ---- timing ----------------------------------------------------------------- */
 
-struct tally {
-    uint64_t ops;
-    double secs; /* CPU time of this thread */
-    double wall;
-};
-
 struct result {
-    struct tally t;
+    struct bench_tally t; /* secs: CPU time of this thread */
     double rate_min, rate_max; /* over the rounds */
 };
 
-static double rate(const struct tally *t) { return t->secs > 0 ? (double)t->ops / t->secs : 0.0; }
-
-/* Run f for slice seconds of CPU time, or WALL_FACTOR * slice of wall time
- * (when other processes take the core), or BENCH_MAX_OPS_PER_SLICE calls,
- * whichever ends first. */
-static int run_slice(struct bench *b, const struct op *o, double slice, uint64_t *counter,
-                     struct tally *t)
+/* One slice of ops[k] (bench_run_slice: by CPU time, bounded in wall time). */
+static int run_slice(struct bench *b, size_t k, double slice, uint64_t *counter,
+                     struct bench_tally *t)
 {
-    uint64_t n = 0;
-    double c0 = bench_cpu_s(), w0 = bench_now_s();
-    while (n < BENCH_MAX_OPS_PER_SLICE && !bench_stop) {
-        if (o->fn(b, (*counter)++) != 0)
-            return -1;
-        n++;
-        if (n % o->clock_every == 0 &&
-            (bench_cpu_s() - c0 >= slice || bench_now_s() - w0 >= WALL_FACTOR * slice))
-            break;
-    }
-    t->ops += n;
-    t->secs += bench_cpu_s() - c0;
-    t->wall += bench_now_s() - w0;
-    return bench_stop ? -1 : 0;
+    return bench_run_slice(b, ops[k].fn, slice, ops[k].clock_every, counter, t);
 }
 
 /* Warm every operation up (S/4, at most 0.5 s each), then `rounds` rounds
@@ -317,11 +280,11 @@ static int measure(struct bench *b, double seconds, unsigned rounds, struct resu
 {
     double slice = seconds / rounds, warm = bench_warmup(seconds);
     uint64_t counter[NOPS];
-    struct tally scratch = {0, 0, 0};
+    struct bench_tally scratch = {0, 0, 0};
     memset(res, 0, NOPS * sizeof *res);
     for (size_t k = 0; k < NOPS; k++) {
         counter[k] = 0;
-        if (run_slice(b, &ops[k], warm, &counter[k], &scratch) != 0)
+        if (run_slice(b, k, warm, &counter[k], &scratch) != 0)
             return -1;
         counter[k] = 0;
         res[k].rate_min = INFINITY;
@@ -329,15 +292,11 @@ static int measure(struct bench *b, double seconds, unsigned rounds, struct resu
     for (unsigned r = 0; r < rounds; r++) {
         for (size_t j = 0; j < NOPS; j++) {
             size_t k = (r + j) % NOPS;
-            struct tally t = {0, 0, 0};
-            if (run_slice(b, &ops[k], slice, &counter[k], &t) != 0)
+            struct bench_tally t = {0, 0, 0};
+            if (run_slice(b, k, slice, &counter[k], &t) != 0)
                 return -1;
-            double q = rate(&t);
-            res[k].rate_min = q < res[k].rate_min ? q : res[k].rate_min;
-            res[k].rate_max = q > res[k].rate_max ? q : res[k].rate_max;
-            res[k].t.ops += t.ops;
-            res[k].t.secs += t.secs;
-            res[k].t.wall += t.wall;
+            bench_range(bench_rate(&t), &res[k].rate_min, &res[k].rate_max);
+            bench_tally_add(&res[k].t, &t);
         }
     }
     return 0;
@@ -531,10 +490,10 @@ static int sanity(struct bench *b)
     memcpy(bad, b->peer[0].pub, sizeof bad);
     bad[64] ^= 0x01;
     {
-        const char *saved = b->failed;
+        const char *saved = b->fail.what;
         if (ecdh_with(b, bad, z2) == 0)
             return sanity_fail("ECDH accepted a point off the curve");
-        b->failed = saved;
+        b->fail.what = saved;
     }
     if (op_keygen(b, 0) != 0)
         return -1;
@@ -582,57 +541,16 @@ static int sanity(struct bench *b)
 /* ---- output ------------------------------------------------------------------- */
 
 struct env {
-    const char *module, *rig;
-    int throwaway;
+    struct bench_args args; /* extra: --rig */
+    const char *module;
+    struct bench_rig rig;
     struct bench_host host;
     char ecc[256];
-    double seconds;
-    unsigned rounds;
     size_t node_cert_len;
     double cpu_share;
 };
 
-/* How this wolfSSL does P-256 (what the numbers depend on). */
-static void ecc_config(char *out, size_t cap)
-{
-    snprintf(out, cap, "%s%s%s%s%s",
-#if defined(WOLFSSL_HAVE_SP_ECC)
-             "SP P-256 code"
-#if defined(WOLFSSL_SP_X86_64_ASM)
-             " (x86-64 assembly)"
-#endif
-             ,
-#elif defined(WOLFSSL_SP_MATH_ALL)
-             "generic ECC on sp_int (no WOLFSSL_HAVE_SP_ECC)",
-#else
-             "generic ECC",
-#endif
-#ifdef FP_ECC
-             ", FP_ECC",
-#else
-             "",
-#endif
-#ifdef ECC_SHAMIR
-             ", ECC_SHAMIR",
-#else
-             "",
-#endif
-#ifdef ECC_TIMING_RESISTANT
-             ", ECC_TIMING_RESISTANT",
-#else
-             "",
-#endif
-#ifdef WOLFSSL_AESNI
-             ", AES-NI"
-#else
-             ", no AES-NI"
-#endif
-    );
-}
-
 static const char *sp_word(void) { return OTPCA_WOLFSSL_SP ? "on" : "off"; }
-
-static double us_per(double r) { return r > 0 ? 1e6 / r : 0.0; }
 
 static void print_header(const struct env *e)
 {
@@ -641,18 +559,18 @@ static void print_header(const struct env *e)
            OTPCA_WOLFSSL_BUILD, OTPCA_WOLFSSL_PREFIX, sp_word(), wolfSSL_lib_version(), e->ecc);
     bench_print_host(stdout, &e->host, 1);
     printf("  token    %s key %s (root %s), module %s, rig %s%s\n", MGR_LABEL, OTPCA_RIG_MANAGER_KEY,
-           OTPCA_RIG_ROOT_TOKEN, e->module, e->rig, e->throwaway ? " (throw-away)" : "");
+           OTPCA_RIG_ROOT_TOKEN, e->module, e->rig.dir, e->rig.throwaway ? " (throw-away)" : "");
     printf("  timing   %.2f s CPU time per operation in %u rounds, the order rotating every round, "
            "warm-up first; rates per CPU-second; %u keys in the pool; node certificate %zu B\n\n",
-           e->seconds, e->rounds, POOL, e->node_cert_len);
+           e->args.seconds, e->args.rounds, POOL, e->node_cert_len);
     printf("%-14s %11s %10s %21s  %s\n", "operation", "ops/s", "us/op", "rounds min..max/s", "what");
     fflush(stdout);
 }
 
 static void print_row(const struct op *o, const struct result *r)
 {
-    double q = rate(&r->t);
-    printf("%-14s %11.1f %10.1f %10.1f..%-10.1f  %s\n", o->name, q, us_per(q), r->rate_min,
+    double q = bench_rate(&r->t);
+    printf("%-14s %11.1f %10.1f %10.1f..%-10.1f  %s\n", o->name, q, bench_us_per(q), r->rate_min,
            r->rate_max, o->desc);
     fflush(stdout);
 }
@@ -674,22 +592,22 @@ static void print_json(const struct env *e, const struct result *res)
     printf(",\"module\":");
     bench_json_str(stdout, e->module);
     printf(",\"rig\":");
-    bench_json_str(stdout, e->rig);
+    bench_json_str(stdout, e->rig.dir);
     printf(",\"throwaway_rig\":%s,\"threads\":1,\"seconds\":%.3f,\"rounds\":%u,\"pool\":%u,"
            "\"node_cert_bytes\":%zu,\"results\":[",
-           e->throwaway ? "true" : "false", e->seconds, e->rounds, POOL, e->node_cert_len);
+           e->rig.throwaway ? "true" : "false", e->args.seconds, e->args.rounds, POOL,
+           e->node_cert_len);
     for (size_t k = 0; k < NOPS; k++) {
         const struct result *r = &res[k];
-        double q = rate(&r->t);
+        double q = bench_rate(&r->t);
         printf("%s{\"name\":\"%s\",\"what\":", k ? "," : "", ops[k].name);
         bench_json_str(stdout, ops[k].desc);
         printf(",\"wolfcrypt_only\":%s,\"ops\":%llu,\"seconds\":%.6f,\"wall_seconds\":%.6f,"
                "\"ops_per_s\":%.1f,\"us_per_op\":%.3f,\"rate_min\":%.1f,\"rate_max\":%.1f}",
                ops[k].wolfcrypt ? "true" : "false", (unsigned long long)r->t.ops, r->t.secs,
-               r->t.wall, q, us_per(q), r->rate_min, r->rate_max);
+               r->t.wall, q, bench_us_per(q), r->rate_min, r->rate_max);
     }
-    printf("],\"cpu_share\":%.4f}\n", e->cpu_share);
-    fflush(stdout);
+    bench_json_end_cpu_share(e->cpu_share);
 }
 
 static void usage(FILE *f)
@@ -712,51 +630,23 @@ static void usage(FILE *f)
             OTPCA_RIG_ROOT_TOKEN, MGR_LABEL, otpca_p11_default_module());
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    int rc = flag == FTW_DP ? rmdir(path) : unlink(path);
-    if (rc != 0)
-        perror(path);
-    return 0; /* keep going: remove as much as we can */
-}
-
-static void rm_tree(const char *dir)
-{
-    if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        perror(dir);
-}
-
 int main(int argc, char **argv)
 {
     static struct bench b;
-    struct bench_args args = {DEFAULT_SECONDS, DEFAULT_ROUNDS, 0, NULL};
-    struct env e;
+    struct env e = {.args = {DEFAULT_SECONDS, DEFAULT_ROUNDS, 0, NULL}};
     struct result res[NOPS];
-    char tmpdir[PATH_MAX], path[PATH_MAX];
     int ret = EXIT_FAILURE, wolf_ok = 0;
     otpca_err err;
 
-    memset(&e, 0, sizeof e);
     memset(res, 0, sizeof res);
-    tmpdir[0] = '\0';
     otpca_log_init("otpca-bench-crypto", OTPCA_LOG_WARN, OTPCA_LOG_TEXT);
 
-    int rc = bench_parse_args(argc, argv, "otpca-bench-crypto", "rig", usage, &args);
+    int rc = bench_start(argc, argv, "otpca-bench-crypto", "rig", usage, &e.args, &e.host);
     if (rc >= 0)
         return rc;
-    const char *rig_opt = args.extra;
-    const int json = args.json;
-    e.seconds = args.seconds;
-    e.rounds = args.rounds;
-    bench_catch_signals();
-
-    e.module = getenv("OTPCA_PKCS11_MODULE");
-    if (!e.module || !*e.module)
-        e.module = otpca_p11_default_module();
-    bench_host_probe(&e.host);
-    ecc_config(e.ecc, sizeof e.ecc);
+    const int json = e.args.json;
+    e.module = bench_pkcs11_module(otpca_p11_default_module());
+    bench_ecc_config(e.ecc, sizeof e.ecc, 1);
 
     if (wolfSSL_Init() != WOLFSSL_SUCCESS) {
         fprintf(stderr, "otpca-bench-crypto: wolfSSL_Init failed\n");
@@ -766,31 +656,11 @@ int main(int argc, char **argv)
 
     /* The rig: a throw-away one (otpca_rig_create sets SOFTHSM2_CONF and
      * loads/unloads the module), or an existing one. */
-    if (rig_opt) {
-        if (!realpath(rig_opt, tmpdir) ||
-            snprintf(path, sizeof path, "%s/softhsm2.conf", tmpdir) >= (int)sizeof path ||
-            access(path, R_OK) != 0) {
-            fprintf(stderr, "otpca-bench-crypto: %s is no rig (no softhsm2.conf)\n", rig_opt);
-            tmpdir[0] = '\0';
-            goto out;
-        }
-        setenv("SOFTHSM2_CONF", path, 1);
-        e.rig = tmpdir;
-    } else {
-        const char *base = getenv("TMPDIR");
-        if (!base || !*base)
-            base = "/tmp";
-        if (snprintf(tmpdir, sizeof tmpdir, "%s/otpca-bench-XXXXXX", base) >= (int)sizeof tmpdir ||
-            !mkdtemp(tmpdir)) {
-            perror("otpca-bench-crypto: mkdtemp");
-            tmpdir[0] = '\0';
-            goto out;
-        }
-        e.rig = tmpdir;
-        e.throwaway = 1;
-        if (!json)
-            fprintf(stderr, "creating a throw-away rig (root, cloud, one manager) in %s ...\n", tmpdir);
-        err = otpca_rig_create(tmpdir, e.module, 0, 1, NULL, NULL);
+    if (bench_rig_open(&e.rig, "otpca-bench-crypto", e.args.extra, " (root, cloud, one manager)",
+                       json) != 0)
+        goto out;
+    if (e.rig.throwaway) {
+        err = otpca_rig_create(e.rig.dir, e.module, 0, 1, NULL, NULL);
         if (err) {
             fprintf(stderr, "otpca-bench-crypto: rig: %s\n", otpca_strerror(err));
             goto out;
@@ -802,43 +672,30 @@ int main(int argc, char **argv)
     if (!json)
         fprintf(stderr, "preparing %u keys, the root -> manager chain and the sanity checks ...\n",
                 POOL);
-    if (setup_wolf(&b) != 0 || setup_tokens(&b, e.module, e.rig) != 0 || sanity(&b) != 0)
+    if (setup_wolf(&b) != 0 || setup_tokens(&b, e.module, e.rig.dir) != 0 || sanity(&b) != 0)
         goto fail;
     e.node_cert_len = b.node_der_len;
 
     if (!json)
         print_header(&e);
-    if (measure(&b, e.seconds, e.rounds, res) != 0)
+    if (measure(&b, e.args.seconds, e.args.rounds, res) != 0)
         goto fail;
-    double cpu = 0, wall = 0;
-    for (size_t k = 0; k < NOPS; k++) {
-        cpu += res[k].t.secs;
-        wall += res[k].t.wall;
-    }
-    e.cpu_share = wall > 0 ? cpu / wall : 0.0;
+    struct bench_tally all = {0, 0, 0};
+    for (size_t k = 0; k < NOPS; k++)
+        bench_tally_add(&all, &res[k].t);
+    e.cpu_share = bench_cpu_share(&all);
     if (json) {
         print_json(&e, res);
     } else {
         for (size_t k = 0; k < NOPS; k++)
             print_row(&ops[k], &res[k]);
-        printf("\nCPU time / wall time over the measurements: %.1f %%%s\n", 100.0 * e.cpu_share,
-               e.cpu_share < 0.9 ? " (other processes took the core part of the time: the rates "
-                                   "are per CPU-second, but expect more noise)"
-                                 : "");
+        bench_print_cpu_share(e.cpu_share);
     }
     ret = EXIT_SUCCESS;
     goto out;
 
 fail:
-    if (bench_stop) {
-        fprintf(stderr, "otpca-bench-crypto: interrupted\n");
-        ret = BENCH_EXIT_SIGNAL;
-    } else if (b.failed) {
-        if (b.wc)
-            fprintf(stderr, "otpca-bench-crypto: %s: wolfCrypt error %d\n", b.failed, b.wc);
-        else
-            fprintf(stderr, "otpca-bench-crypto: %s: %s\n", b.failed, otpca_strerror(b.err));
-    }
+    ret = bench_fail_wc("otpca-bench-crypto", &b.fail, otpca_strerror(b.fail.err));
 out:
     teardown(&b);
     if (wolf_ok) {
@@ -847,7 +704,6 @@ out:
 #endif
         wolfSSL_Cleanup();
     }
-    if (e.throwaway && tmpdir[0])
-        rm_tree(tmpdir);
+    bench_rig_close(&e.rig);
     return ret;
 }

@@ -58,7 +58,6 @@
 
 #define DEFAULT_SECONDS 1.0
 #define DEFAULT_ROUNDS 5u
-#define WALL_FACTOR 4.0    /* a slice also ends at this many times its CPU time in wall time */
 #define CHUNK_SECONDS 0.02 /* turns within a round (see measure_pair) */
 #define MAX_TURNS 1000000u
 
@@ -133,28 +132,18 @@ struct bench {
     size_t batch_len;
 
     /* failures */
-    const char *failed;
-    otpca_err err;
-    int wc;
+    struct bench_failure fail;
     uint32_t sink; /* keeps results observable */
 };
 
-typedef int (*op_fn)(struct bench *b, uint64_t i);
-
 static int lib_fail(struct bench *b, otpca_err err, const char *what)
 {
-    b->err = err;
-    b->wc = 0;
-    b->failed = what;
-    return -1;
+    return bench_lib_fail(&b->fail, err, what);
 }
 
 static int wc_fail(struct bench *b, int rc, const char *what)
 {
-    b->err = OTPCA_ERR_OK;
-    b->wc = rc;
-    b->failed = what;
-    return -1;
+    return bench_wc_fail(&b->fail, rc, what);
 }
 
 static struct dev *dev_at(struct bench *b, uint64_t i) { return &b->dev[i % POOL]; }
@@ -708,7 +697,7 @@ static int op_c_soft_generate(struct bench *b, uint64_t i)
 
 static const struct pair {
     const char *name, *proto_desc, *raw_desc;
-    op_fn proto, raw;
+    bench_op proto, raw;
 } pairs[] = {
     {"enroll_verify",
      "otpca_cose_sign1_decode + otpca_msg_decode(EnrollRequest) + otpca_cose_sign1_verify(33-byte key)",
@@ -741,7 +730,7 @@ enum { C_ENC_REQ, C_DEC_REQ, C_COSE_DEC_REQ, C_ENC_RESP, C_DEC_RESP, C_BATCH_DEC
 
 static const struct single {
     const char *name, *desc;
-    op_fn op;
+    bench_op op;
     unsigned clock_every; /* ops between clock reads */
 } codec[NCODEC] = {
     [C_ENC_REQ] = {"enc_enroll_request", "otpca_msg_encode(EnrollRequest)", op_enc_req, 64},
@@ -786,48 +775,19 @@ static const struct single components[] = {
 
 /* ---- timing ---------------------------------------------------------------- */
 
-struct tally {
-    uint64_t ops;
-    double secs; /* CPU time of this thread */
-    double wall;
-};
-
+/* The tallies' secs are CPU time of this thread (bench_run_slice): other
+ * processes on the shared cores then slow neither side; the wall time is
+ * kept to report it, and bench_run_slice bounds every slice by it. */
 struct pair_result {
-    struct tally proto, raw;
+    struct bench_tally proto, raw;
     double ratio, ratio_min, ratio_max;
 };
 
 struct single_result {
-    struct tally t;
+    struct bench_tally t;
     double rate_min, rate_max;
     size_t bytes, items; /* per op (codec rows) */
 };
-
-static double rate(const struct tally *t) { return t->secs > 0 ? (double)t->ops / t->secs : 0.0; }
-
-/* Run f for slice seconds of CPU time, or WALL_FACTOR * slice of wall time
- * (when other processes take the core), or BENCH_MAX_OPS_PER_SLICE calls,
- * whichever ends first. Rates are per CPU-second (other processes on the
- * shared cores then slow neither side); the wall time is kept to report it
- * and to bound every slice. */
-static int run_slice(struct bench *b, op_fn f, double slice, unsigned clock_every, uint64_t *counter,
-                     struct tally *t)
-{
-    uint64_t n = 0;
-    double c0 = bench_cpu_s(), w0 = bench_now_s();
-    while (n < BENCH_MAX_OPS_PER_SLICE && !bench_stop) {
-        if (f(b, (*counter)++) != 0)
-            return -1;
-        n++;
-        if (n % clock_every == 0 &&
-            (bench_cpu_s() - c0 >= slice || bench_now_s() - w0 >= WALL_FACTOR * slice))
-            break;
-    }
-    t->ops += n;
-    t->secs += bench_cpu_s() - c0;
-    t->wall += bench_now_s() - w0;
-    return bench_stop ? -1 : 0;
-}
 
 /* Warm-up, then `rounds` rounds of seconds/rounds of CPU time per side.
  * Within a round the sides take turns in chunks of at most CHUNK_SECONDS,
@@ -840,20 +800,20 @@ static int measure_pair(struct bench *b, const struct pair *p, double seconds, u
     double slice = seconds / rounds, warm = bench_warmup(seconds);
     double chunk = slice < CHUNK_SECONDS ? slice : CHUNK_SECONDS;
     uint64_t counter[2] = {0, 0};
-    struct tally scratch = {0, 0, 0};
-    op_fn fn[2] = {p->proto, p->raw};
+    struct bench_tally scratch = {0, 0, 0};
+    bench_op fn[2] = {p->proto, p->raw};
     memset(r, 0, sizeof *r);
-    if (run_slice(b, p->proto, warm, 1, &counter[0], &scratch) != 0 ||
-        run_slice(b, p->raw, warm, 1, &counter[1], &scratch) != 0)
+    if (bench_run_slice(b, p->proto, warm, 1, &counter[0], &scratch) != 0 ||
+        bench_run_slice(b, p->raw, warm, 1, &counter[1], &scratch) != 0)
         return -1;
     counter[0] = counter[1] = 0;
     r->ratio_min = INFINITY;
     r->ratio_max = 0;
     for (unsigned k = 0; k < rounds; k++) {
-        struct tally t[2] = {{0, 0, 0}, {0, 0, 0}};
+        struct bench_tally t[2] = {{0, 0, 0}, {0, 0, 0}};
         double w0 = bench_now_s();
         unsigned first = k % 2;
-        /* Bounded: at most MAX_TURNS turns and WALL_FACTOR x the round's
+        /* Bounded: at most MAX_TURNS turns and BENCH_WALL_FACTOR x the round's
          * CPU time in wall time. */
         for (unsigned turn = 0; turn < MAX_TURNS && (t[0].secs < slice || t[1].secs < slice); turn++) {
             for (unsigned h = 0; h < 2; h++) {
@@ -861,23 +821,19 @@ static int measure_pair(struct bench *b, const struct pair *p, double seconds, u
                 double left = slice - t[side].secs;
                 if (left <= 0)
                     continue;
-                if (run_slice(b, fn[side], left < chunk ? left : chunk, 1, &counter[side], &t[side]) != 0)
+                if (bench_run_slice(b, fn[side], left < chunk ? left : chunk, 1, &counter[side],
+                                    &t[side]) != 0)
                     return -1;
             }
-            if (bench_now_s() - w0 >= WALL_FACTOR * 2 * slice)
+            if (bench_now_s() - w0 >= BENCH_WALL_FACTOR * 2 * slice)
                 break;
         }
-        double q = rate(&t[1]) > 0 ? rate(&t[0]) / rate(&t[1]) : 0.0;
-        r->ratio_min = q < r->ratio_min ? q : r->ratio_min;
-        r->ratio_max = q > r->ratio_max ? q : r->ratio_max;
-        r->proto.ops += t[0].ops;
-        r->proto.secs += t[0].secs;
-        r->proto.wall += t[0].wall;
-        r->raw.ops += t[1].ops;
-        r->raw.secs += t[1].secs;
-        r->raw.wall += t[1].wall;
+        double q = bench_rate(&t[1]) > 0 ? bench_rate(&t[0]) / bench_rate(&t[1]) : 0.0;
+        bench_range(q, &r->ratio_min, &r->ratio_max);
+        bench_tally_add(&r->proto, &t[0]);
+        bench_tally_add(&r->raw, &t[1]);
     }
-    r->ratio = rate(&r->raw) > 0 ? rate(&r->proto) / rate(&r->raw) : 0.0;
+    r->ratio = bench_rate(&r->raw) > 0 ? bench_rate(&r->proto) / bench_rate(&r->raw) : 0.0;
     return 0;
 }
 
@@ -886,24 +842,20 @@ static int measure_single(struct bench *b, const struct single *s, double second
 {
     double slice = seconds / rounds;
     uint64_t counter = 0;
-    struct tally scratch = {0, 0, 0};
+    struct bench_tally scratch = {0, 0, 0};
     size_t bytes = r->bytes, items = r->items;
     memset(r, 0, sizeof *r);
     r->bytes = bytes;
     r->items = items;
-    if (run_slice(b, s->op, bench_warmup(seconds), s->clock_every, &counter, &scratch) != 0)
+    if (bench_run_slice(b, s->op, bench_warmup(seconds), s->clock_every, &counter, &scratch) != 0)
         return -1;
     r->rate_min = INFINITY;
     for (unsigned k = 0; k < rounds; k++) {
-        struct tally t = {0, 0, 0};
-        if (run_slice(b, s->op, slice, s->clock_every, &counter, &t) != 0)
+        struct bench_tally t = {0, 0, 0};
+        if (bench_run_slice(b, s->op, slice, s->clock_every, &counter, &t) != 0)
             return -1;
-        double q = rate(&t);
-        r->rate_min = q < r->rate_min ? q : r->rate_min;
-        r->rate_max = q > r->rate_max ? q : r->rate_max;
-        r->t.ops += t.ops;
-        r->t.secs += t.secs;
-        r->t.wall += t.wall;
+        bench_range(bench_rate(&t), &r->rate_min, &r->rate_max);
+        bench_tally_add(&r->t, &t);
     }
     return 0;
 }
@@ -1229,49 +1181,12 @@ static int sanity(struct bench *b)
 /* ---- output ------------------------------------------------------------------ */
 
 struct env {
+    struct bench_args args; /* extra: --only */
     struct bench_host host;
     char ecc[256];
-    double seconds;
-    unsigned rounds;
     size_t req_len, req_payload_len, resp_len, resp_payload_len;
     double cpu_share; /* CPU time / wall time over all measurements */
 };
-
-/* How this wolfSSL does P-256 (what the numbers depend on). */
-static void ecc_config(char *out, size_t cap)
-{
-    snprintf(out, cap, "%s%s%s%s%s",
-#if defined(WOLFSSL_HAVE_SP_ECC)
-             "SP P-256 code",
-#elif defined(WOLFSSL_SP_MATH_ALL)
-             "generic ECC on sp_int (no WOLFSSL_HAVE_SP_ECC)",
-#else
-             "generic ECC",
-#endif
-#ifdef FP_ECC
-             ", FP_ECC",
-#else
-             "",
-#endif
-#ifdef ECC_SHAMIR
-             ", ECC_SHAMIR",
-#else
-             "",
-#endif
-#ifdef ECC_TIMING_RESISTANT
-             ", ECC_TIMING_RESISTANT",
-#else
-             "",
-#endif
-#ifdef WOLFSSL_AESNI
-             ", AES-NI"
-#else
-             ", no AES-NI"
-#endif
-    );
-}
-
-static double us_per(double r) { return r > 0 ? 1e6 / r : 0.0; }
 
 static void print_header(const struct env *e)
 {
@@ -1280,7 +1195,7 @@ static void print_header(const struct env *e)
     printf("  wolfSSL  %s (headers); %s\n", LIBWOLFSSL_VERSION_STRING, e->ecc);
     printf("  timing   %.2f s CPU time per measurement and side in %u interleaved rounds (A B, B A, "
            "...), warm-up first; rates per CPU-second; single-threaded\n",
-           e->seconds, e->rounds);
+           e->args.seconds, e->args.rounds);
     printf("  data     %u device keys (33-byte compressed), one per op in turn; EnrollRequest %zu B "
            "signed (%zu B payload); EnrollResponse %zu B signed (%zu B payload, %u-byte certificate, "
            "%u-byte network key)\n\n",
@@ -1294,9 +1209,10 @@ static void print_header(const struct env *e)
 
 static void print_pair(const struct pair *p, const struct pair_result *r)
 {
-    double up = us_per(rate(&r->proto)), ur = us_per(rate(&r->raw));
-    printf("%-24s %11.1f %11.1f %7.3f %7.3f..%-7.3f %9.1f %9.1f %9.1f\n", p->name, rate(&r->proto),
-           rate(&r->raw), r->ratio, r->ratio_min, r->ratio_max, up, ur, up - ur);
+    double up = bench_us_per(bench_rate(&r->proto)), ur = bench_us_per(bench_rate(&r->raw));
+    printf("%-24s %11.1f %11.1f %7.3f %7.3f..%-7.3f %9.1f %9.1f %9.1f\n", p->name,
+           bench_rate(&r->proto), bench_rate(&r->raw), r->ratio, r->ratio_min, r->ratio_max, up, ur,
+           up - ur);
     fflush(stdout);
 }
 
@@ -1320,7 +1236,7 @@ static void print_codec_header(void)
 
 static void print_codec(const struct single *s, const struct single_result *r)
 {
-    double q = rate(&r->t);
+    double q = bench_rate(&r->t);
     printf("%-26s %12.1f %10.1f %8.1f %8zu ", s->name, q, q > 0 ? 1e9 / q : 0.0,
            q * (double)r->bytes / 1e6, r->bytes);
     if (r->items > 1)
@@ -1340,8 +1256,8 @@ static void print_comp_header(void)
 
 static void print_comp(const struct single *s, const struct single_result *r)
 {
-    double q = rate(&r->t);
-    printf("%-34s %11.1f %9.2f  %s\n", s->name, q, us_per(q), s->desc);
+    double q = bench_rate(&r->t);
+    printf("%-34s %11.1f %9.2f  %s\n", s->name, q, bench_us_per(q), s->desc);
     fflush(stdout);
 }
 
@@ -1356,7 +1272,7 @@ static void print_json(const struct env *e, const struct pair_result *pr, const 
     bench_json_str(stdout, e->ecc);
     printf(",\"threads\":1,\"seconds\":%.3f,\"rounds\":%u,\"pool\":%u,"
            "\"enroll_request_bytes\":%zu,\"enroll_response_bytes\":%zu,\"pairs\":[",
-           e->seconds, e->rounds, POOL, e->req_len, e->resp_len);
+           e->args.seconds, e->args.rounds, POOL, e->req_len, e->resp_len);
     const char *sep = "";
     for (size_t k = 0; k < NPAIRS; k++) {
         const struct pair_result *r = &pr[k];
@@ -1371,15 +1287,16 @@ static void print_json(const struct env *e, const struct pair_result *pr, const 
                "\"protocol_wall_seconds\":%.6f,"
                "\"raw_ops\":%llu,\"raw_seconds\":%.6f,\"raw_ops_per_s\":%.1f,\"raw_wall_seconds\":%.6f,"
                "\"ratio\":%.4f,\"ratio_min\":%.4f,\"ratio_max\":%.4f,\"extra_us\":%.2f}",
-               (unsigned long long)r->proto.ops, r->proto.secs, rate(&r->proto), r->proto.wall,
-               (unsigned long long)r->raw.ops, r->raw.secs, rate(&r->raw), r->raw.wall, r->ratio,
-               r->ratio_min, r->ratio_max, us_per(rate(&r->proto)) - us_per(rate(&r->raw)));
+               (unsigned long long)r->proto.ops, r->proto.secs, bench_rate(&r->proto),
+               r->proto.wall, (unsigned long long)r->raw.ops, r->raw.secs, bench_rate(&r->raw),
+               r->raw.wall, r->ratio, r->ratio_min, r->ratio_max,
+               bench_us_per(bench_rate(&r->proto)) - bench_us_per(bench_rate(&r->raw)));
     }
     printf("],\"codec\":[");
     sep = "";
     for (size_t k = 0; k < NCODEC; k++) {
         const struct single_result *r = &cr[k];
-        double q = rate(&r->t);
+        double q = bench_rate(&r->t);
         if (!selected(codec[k].name))
             continue;
         printf("%s{\"name\":\"%s\",\"what\":", sep, codec[k].name);
@@ -1393,16 +1310,15 @@ static void print_json(const struct env *e, const struct pair_result *pr, const 
     printf("],\"components\":[");
     sep = "";
     for (size_t k = 0; k < NCOMP; k++) {
-        double q = rate(&kr[k].t);
+        double q = bench_rate(&kr[k].t);
         if (!selected(components[k].name))
             continue;
         printf("%s{\"name\":", sep);
         sep = ",";
         bench_json_str(stdout, components[k].name);
-        printf(",\"ops_per_s\":%.1f,\"us_per_op\":%.3f}", q, us_per(q));
+        printf(",\"ops_per_s\":%.1f,\"us_per_op\":%.3f}", q, bench_us_per(q));
     }
-    printf("],\"cpu_share\":%.4f}\n", e->cpu_share);
-    fflush(stdout);
+    bench_json_end_cpu_share(e->cpu_share);
 }
 
 static void usage(FILE *f)
@@ -1425,27 +1341,20 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static struct bench b;
-    struct bench_args args = {DEFAULT_SECONDS, DEFAULT_ROUNDS, 0, NULL};
-    struct env e;
+    struct env e = {.args = {DEFAULT_SECONDS, DEFAULT_ROUNDS, 0, NULL}};
     struct pair_result pres[NPAIRS];
     struct single_result cres[NCODEC], kres[NCOMP];
     int ret = EXIT_FAILURE;
 
-    memset(&e, 0, sizeof e);
     memset(pres, 0, sizeof pres);
     memset(cres, 0, sizeof cres);
     memset(kres, 0, sizeof kres);
-    int rc = bench_parse_args(argc, argv, "otpca-bench-proto", "only", usage, &args);
+    int rc = bench_start(argc, argv, "otpca-bench-proto", "only", usage, &e.args, &e.host);
     if (rc >= 0)
         return rc;
-    const int json = args.json;
-    only = args.extra;
-    e.seconds = args.seconds;
-    e.rounds = args.rounds;
-    bench_catch_signals();
-
-    bench_host_probe(&e.host);
-    ecc_config(e.ecc, sizeof e.ecc);
+    const int json = e.args.json;
+    only = e.args.extra;
+    bench_ecc_config(e.ecc, sizeof e.ecc, 0);
 
     if (wolfCrypt_Init() != 0) {
         fprintf(stderr, "otpca-bench-proto: wolfCrypt_Init failed\n");
@@ -1476,16 +1385,16 @@ int main(int argc, char **argv)
         cres[k].items = 1;
     cres[C_BATCH_DEC].items = cres[C_BATCH_WALK].items = BATCH_N;
 
-    double cpu = 0, wall = 0;
+    struct bench_tally all = {0, 0, 0}; /* for the CPU share */
     if (!json)
         print_header(&e);
     for (size_t k = 0; k < NPAIRS; k++) {
         if (!selected(pairs[k].name))
             continue;
-        if (measure_pair(&b, &pairs[k], e.seconds, e.rounds, &pres[k]) != 0)
+        if (measure_pair(&b, &pairs[k], e.args.seconds, e.args.rounds, &pres[k]) != 0)
             goto fail;
-        cpu += pres[k].proto.secs + pres[k].raw.secs;
-        wall += pres[k].proto.wall + pres[k].raw.wall;
+        bench_tally_add(&all, &pres[k].proto);
+        bench_tally_add(&all, &pres[k].raw);
         if (!json)
             print_pair(&pairs[k], &pres[k]);
     }
@@ -1496,10 +1405,9 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < NCODEC; k++) {
         if (!selected(codec[k].name))
             continue;
-        if (measure_single(&b, &codec[k], e.seconds, e.rounds, &cres[k]) != 0)
+        if (measure_single(&b, &codec[k], e.args.seconds, e.args.rounds, &cres[k]) != 0)
             goto fail;
-        cpu += cres[k].t.secs;
-        wall += cres[k].t.wall;
+        bench_tally_add(&all, &cres[k].t);
         if (!json)
             print_codec(&codec[k], &cres[k]);
     }
@@ -1508,34 +1416,22 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < NCOMP; k++) {
         if (!selected(components[k].name))
             continue;
-        if (measure_single(&b, &components[k], e.seconds / 2, e.rounds, &kres[k]) != 0)
+        if (measure_single(&b, &components[k], e.args.seconds / 2, e.args.rounds, &kres[k]) != 0)
             goto fail;
-        cpu += kres[k].t.secs;
-        wall += kres[k].t.wall;
+        bench_tally_add(&all, &kres[k].t);
         if (!json)
             print_comp(&components[k], &kres[k]);
     }
-    e.cpu_share = wall > 0 ? cpu / wall : 0.0;
+    e.cpu_share = bench_cpu_share(&all);
     if (json)
         print_json(&e, pres, cres, kres);
     else
-        printf("\nCPU time / wall time over the measurements: %.1f %%%s\n", 100.0 * e.cpu_share,
-               e.cpu_share < 0.9 ? " (other processes took the core part of the time: the rates "
-                                   "are per CPU-second, but expect more noise)"
-                                 : "");
+        bench_print_cpu_share(e.cpu_share);
     ret = EXIT_SUCCESS;
     goto out;
 
 fail:
-    if (bench_stop) {
-        fprintf(stderr, "otpca-bench-proto: interrupted\n");
-        ret = BENCH_EXIT_SIGNAL;
-    } else if (b.failed) {
-        if (b.wc)
-            fprintf(stderr, "otpca-bench-proto: %s: wolfCrypt error %d\n", b.failed, b.wc);
-        else
-            fprintf(stderr, "otpca-bench-proto: %s: %s\n", b.failed, otpca_strerror(b.err));
-    }
+    ret = bench_fail_wc("otpca-bench-proto", &b.fail, otpca_strerror(b.fail.err));
 out:
     teardown(&b);
 #ifdef FP_ECC

@@ -10,10 +10,7 @@
  * C_Initialize. Wrapper and direct runs alternate in rounds (A B, B A, ...)
  * so drift hits both alike; the report is ops/s and wrapper/direct.
  */
-#define _XOPEN_SOURCE 700 /* nftw */
-
 #include <dlfcn.h>
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -50,8 +47,6 @@ struct bench {
     const char *failed;
     uint32_t sink; /* keeps results observable */
 };
-
-typedef int (*op_fn)(struct bench *b, uint64_t i);
 
 static void counter_msg(unsigned char msg[8], uint64_t counter)
 {
@@ -142,7 +137,7 @@ static int op_hmac_p11(struct bench *b, uint64_t i)
 
 static const struct pair {
     const char *name, *lib_desc, *p11_desc;
-    op_fn lib, p11;
+    bench_op lib, p11;
 } pairs[] = {
     {"ecdsa_p256_sign", "otpca_token_sign_digest(RAW)", "C_SignInit(CKM_ECDSA)+C_Sign", op_sign_lib,
      op_sign_p11},
@@ -153,21 +148,16 @@ static const struct pair {
 };
 #define NPAIRS (sizeof pairs / sizeof pairs[0])
 
-struct tally {
-    uint64_t ops;
-    double secs;
-};
-
+/* The tallies' secs are wall time here (wall stays 0). */
 struct result {
-    struct tally lib, p11;
+    struct bench_tally lib, p11;
     double ratio, ratio_min, ratio_max;
 };
 
-static double rate(const struct tally *t) { return t->secs > 0 ? (double)t->ops / t->secs : 0.0; }
-
-/* Run f for slice seconds or max_ops calls, whichever ends first. */
-static int run_slice(struct bench *b, op_fn f, double slice, uint64_t max_ops, uint64_t *counter,
-                     struct tally *t)
+/* Run f for slice seconds of wall time or max_ops calls, whichever ends
+ * first. */
+static int run_slice(struct bench *b, bench_op f, double slice, uint64_t max_ops, uint64_t *counter,
+                     struct bench_tally *t)
 {
     uint64_t n = 0;
     double t0 = bench_now_s(), t1 = t0;
@@ -192,7 +182,7 @@ static int measure(struct bench *b, const struct pair *p, double seconds, unsign
     double slice = seconds / rounds;
     double warm = bench_warmup(seconds);
     uint64_t counter = 0;
-    struct tally scratch = {0, 0};
+    struct bench_tally scratch = {0, 0, 0};
     memset(r, 0, sizeof *r);
     if (run_slice(b, p->lib, warm, BENCH_MAX_OPS_PER_SLICE, &counter, &scratch) != 0 ||
         run_slice(b, p->p11, warm, BENCH_MAX_OPS_PER_SLICE, &counter, &scratch) != 0)
@@ -200,22 +190,19 @@ static int measure(struct bench *b, const struct pair *p, double seconds, unsign
     r->ratio_min = INFINITY;
     r->ratio_max = 0;
     for (unsigned k = 0; k < rounds; k++) {
-        struct tally a = {0, 0}, d = {0, 0};
+        struct bench_tally a = {0, 0, 0}, d = {0, 0, 0};
         int lib_first = k % 2 == 0;
         if (run_slice(b, lib_first ? p->lib : p->p11, slice, BENCH_MAX_OPS_PER_SLICE, &counter,
                       lib_first ? &a : &d) != 0 ||
             run_slice(b, lib_first ? p->p11 : p->lib, slice, BENCH_MAX_OPS_PER_SLICE, &counter,
                       lib_first ? &d : &a) != 0)
             return -1;
-        double q = rate(&d) > 0 ? rate(&a) / rate(&d) : 0.0;
-        r->ratio_min = q < r->ratio_min ? q : r->ratio_min;
-        r->ratio_max = q > r->ratio_max ? q : r->ratio_max;
-        r->lib.ops += a.ops;
-        r->lib.secs += a.secs;
-        r->p11.ops += d.ops;
-        r->p11.secs += d.secs;
+        double q = bench_rate(&d) > 0 ? bench_rate(&a) / bench_rate(&d) : 0.0;
+        bench_range(q, &r->ratio_min, &r->ratio_max);
+        bench_tally_add(&r->lib, &a);
+        bench_tally_add(&r->p11, &d);
     }
-    r->ratio = rate(&r->p11) > 0 ? rate(&r->lib) / rate(&r->p11) : 0.0;
+    r->ratio = bench_rate(&r->p11) > 0 ? bench_rate(&r->lib) / bench_rate(&r->p11) : 0.0;
     return 0;
 }
 
@@ -305,44 +292,27 @@ static int find_slot(otpca_p11_t *p11, const char *label, CK_SLOT_ID *out)
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    int rc = flag == FTW_DP ? rmdir(path) : unlink(path);
-    if (rc != 0)
-        perror(path);
-    return 0; /* keep going: remove as much as we can */
-}
-
-static void rm_tree(const char *dir)
-{
-    if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        perror(dir);
-}
-
 /* ---- output ----------------------------------------------------------- */
 
 struct env {
-    const char *module, *rig, *label;
+    struct bench_args args; /* extra: --rig */
+    const char *module, *label;
+    struct bench_rig rig;
     char library[128];
     struct bench_host host;
-    int throwaway;
     CK_SLOT_ID slot;
-    double seconds;
-    unsigned rounds;
 };
 
 static void print_header(const struct env *e)
 {
     printf("otpca-bench-token: libotpca-token vs direct PKCS#11 on one token\n");
     printf("  module   %s (%s)\n", e->module, e->library);
-    printf("  token    %s, slot %lu, rig %s%s\n", e->label, (unsigned long)e->slot, e->rig,
-           e->throwaway ? " (throw-away)" : "");
+    printf("  token    %s, slot %lu, rig %s%s\n", e->label, (unsigned long)e->slot, e->rig.dir,
+           e->rig.throwaway ? " (throw-away)" : "");
     bench_print_host(stdout, &e->host, 0);
     printf("  timing   %.2f s per measurement in %u interleaved rounds (A B, B A, ...), "
            "warm-up first; target wrapper/direct >= %.2f\n\n",
-           e->seconds, e->rounds, TARGET_RATIO);
+           e->args.seconds, e->args.rounds, TARGET_RATIO);
     printf("%-16s %-30s %12s %12s %7s %15s %s\n", "operation", "wrapper", "wrapper/s", "direct/s",
            "ratio", "rounds min..max", "target");
     fflush(stdout);
@@ -351,7 +321,7 @@ static void print_header(const struct env *e)
 static void print_row(const struct pair *p, const struct result *r)
 {
     printf("%-16s %-30s %12.1f %12.1f %7.3f %7.3f..%-6.3f %s\n", p->name, p->lib_desc,
-           rate(&r->lib), rate(&r->p11), r->ratio, r->ratio_min, r->ratio_max,
+           bench_rate(&r->lib), bench_rate(&r->p11), r->ratio, r->ratio_min, r->ratio_max,
            r->ratio >= TARGET_RATIO ? "ok" : "BELOW");
     fflush(stdout);
 }
@@ -366,11 +336,11 @@ static void print_json(const struct env *e, const struct result *res)
     printf(",\"token\":");
     bench_json_str(stdout, e->label);
     printf(",\"slot\":%lu,\"rig\":", (unsigned long)e->slot);
-    bench_json_str(stdout, e->rig);
-    printf(",\"throwaway_rig\":%s,", e->throwaway ? "true" : "false");
+    bench_json_str(stdout, e->rig.dir);
+    printf(",\"throwaway_rig\":%s,", e->rig.throwaway ? "true" : "false");
     bench_json_host(stdout, &e->host, 0);
-    printf(",\"seconds\":%.3f,\"rounds\":%u,\"target_ratio\":%.2f,\"results\":[", e->seconds,
-           e->rounds, TARGET_RATIO);
+    printf(",\"seconds\":%.3f,\"rounds\":%u,\"target_ratio\":%.2f,\"results\":[", e->args.seconds,
+           e->args.rounds, TARGET_RATIO);
     for (size_t k = 0; k < NPAIRS; k++) {
         const struct result *r = &res[k];
         int pass = r->ratio >= TARGET_RATIO;
@@ -380,8 +350,8 @@ static void print_json(const struct env *e, const struct result *res)
                "\"direct_ops\":%llu,\"direct_seconds\":%.6f,\"direct_ops_per_s\":%.1f,"
                "\"ratio\":%.4f,\"ratio_min\":%.4f,\"ratio_max\":%.4f,\"pass\":%s}",
                k ? "," : "", pairs[k].name, pairs[k].lib_desc, pairs[k].p11_desc,
-               (unsigned long long)r->lib.ops, r->lib.secs, rate(&r->lib),
-               (unsigned long long)r->p11.ops, r->p11.secs, rate(&r->p11), r->ratio,
+               (unsigned long long)r->lib.ops, r->lib.secs, bench_rate(&r->lib),
+               (unsigned long long)r->p11.ops, r->p11.secs, bench_rate(&r->p11), r->ratio,
                r->ratio_min, r->ratio_max, pass ? "true" : "false");
     }
     printf("],\"pass\":%s}\n", all ? "true" : "false");
@@ -407,71 +377,36 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    struct bench_args args = {DEFAULT_SECONDS, DEFAULT_ROUNDS, 0, NULL};
-    struct env e;
+    struct env e = {.args = {DEFAULT_SECONDS, DEFAULT_ROUNDS, 0, NULL}};
     struct bench b;
     struct result res[NPAIRS];
-    char tmpdir[PATH_MAX], path[PATH_MAX], label[OTPCA_P11_LABEL_MAX + 1];
+    char path[PATH_MAX], label[OTPCA_P11_LABEL_MAX + 1];
     int ret = EXIT_FAILURE;
     otpca_p11_t *p11 = NULL;
     otpca_p11_uri uri;
     void *dl = NULL;
     otpca_err err;
 
-    memset(&e, 0, sizeof e);
     memset(&b, 0, sizeof b);
     memset(&uri, 0, sizeof uri);
     b.sess = CK_INVALID_HANDLE;
-    tmpdir[0] = '\0';
     otpca_log_init("otpca-bench-token", OTPCA_LOG_WARN, OTPCA_LOG_TEXT);
 
-    int rc = bench_parse_args(argc, argv, "otpca-bench-token", "rig", usage, &args);
+    int rc = bench_start(argc, argv, "otpca-bench-token", "rig", usage, &e.args, &e.host);
     if (rc >= 0)
         return rc;
-    const char *rig_opt = args.extra;
-    const int json = args.json;
-    e.seconds = args.seconds;
-    e.rounds = args.rounds;
-    bench_catch_signals();
-
-    e.module = getenv("OTPCA_PKCS11_MODULE");
-    if (!e.module || !*e.module)
-        e.module = otpca_p11_default_module();
+    const int json = e.args.json;
+    e.module = bench_pkcs11_module(otpca_p11_default_module());
     snprintf(label, sizeof label, OTPCA_RIG_NODE_FMT, 1u);
     e.label = label;
-    bench_host_probe(&e.host);
 
     /* The rig: a throw-away one (otpca_rig_create sets SOFTHSM2_CONF and
      * loads/unloads the module), or an existing one. */
-    if (rig_opt) {
-        if (!realpath(rig_opt, tmpdir) ||
-            snprintf(path, sizeof path, "%s/softhsm2.conf", tmpdir) >= (int)sizeof path ||
-            access(path, R_OK) != 0) {
-            fprintf(stderr, "otpca-bench-token: %s is no rig (no softhsm2.conf)\n", rig_opt);
-            tmpdir[0] = '\0';
-            goto out;
-        }
-        setenv("SOFTHSM2_CONF", path, 1);
-        e.rig = tmpdir;
-    } else {
-        const char *base = getenv("TMPDIR");
-        if (!base || !*base)
-            base = "/tmp";
-        if (snprintf(tmpdir, sizeof tmpdir, "%s/otpca-bench-XXXXXX", base) >= (int)sizeof tmpdir ||
-            !mkdtemp(tmpdir)) {
-            perror("otpca-bench-token: mkdtemp");
-            tmpdir[0] = '\0';
-            goto out;
-        }
-        e.rig = tmpdir;
-        e.throwaway = 1;
-        if (!json)
-            fprintf(stderr, "creating a throw-away rig in %s ...\n", tmpdir);
-        err = otpca_rig_create(tmpdir, e.module, 1, 0, NULL, NULL);
-        if (err) {
-            fprintf(stderr, "otpca-bench-token: rig: %s\n", otpca_strerror(err));
-            goto out;
-        }
+    if (bench_rig_open(&e.rig, "otpca-bench-token", e.args.extra, "", json) != 0)
+        goto out;
+    if (e.rig.throwaway && (err = otpca_rig_create(e.rig.dir, e.module, 1, 0, NULL, NULL))) {
+        fprintf(stderr, "otpca-bench-token: rig: %s\n", otpca_strerror(err));
+        goto out;
     }
 
     /* The library owns the module; open the node token with its PIN file. */
@@ -485,7 +420,7 @@ int main(int argc, char **argv)
     if (!err) {
         otpca_pin_src pin = {.kind = OTPCA_PIN_FILE};
         char pin_path[PATH_MAX];
-        if (snprintf(pin_path, sizeof pin_path, "%s/pins/%s.pin", e.rig, label) >=
+        if (snprintf(pin_path, sizeof pin_path, "%s/pins/%s.pin", e.rig.dir, label) >=
             (int)sizeof pin_path) {
             err = OTPCA_ERR_INVALID_ARG;
         } else {
@@ -551,7 +486,7 @@ int main(int argc, char **argv)
     if (!json)
         print_header(&e);
     for (size_t k = 0; k < NPAIRS; k++) {
-        if (measure(&b, &pairs[k], e.seconds, e.rounds, &res[k]) != 0)
+        if (measure(&b, &pairs[k], e.args.seconds, e.args.rounds, &res[k]) != 0)
             goto fail;
         if (!json)
             print_row(&pairs[k], &res[k]);
@@ -561,16 +496,11 @@ int main(int argc, char **argv)
     ret = EXIT_SUCCESS;
     goto out;
 
-fail:
-    if (bench_stop) {
-        fprintf(stderr, "otpca-bench-token: interrupted\n");
-        ret = BENCH_EXIT_SIGNAL;
-    } else if (b.failed) {
-        if (b.err)
-            fprintf(stderr, "otpca-bench-token: %s: %s\n", b.failed, otpca_strerror(b.err));
-        else
-            fprintf(stderr, "otpca-bench-token: %s: CKR 0x%lx\n", b.failed, (unsigned long)b.rv);
-    }
+fail: {
+    char ckr[32];
+    snprintf(ckr, sizeof ckr, "CKR 0x%lx", (unsigned long)b.rv);
+    ret = bench_fail("otpca-bench-token", b.failed, b.err ? otpca_strerror(b.err) : ckr);
+}
 out:
     if (b.sess != CK_INVALID_HANDLE)
         b.fn->C_CloseSession(b.sess);
@@ -579,7 +509,6 @@ out:
     otpca_token_destroy(&b.tok);
     otpca_p11_destroy(&p11);
     otpca_p11_uri_clear(&uri);
-    if (e.throwaway && tmpdir[0])
-        rm_tree(tmpdir);
+    bench_rig_close(&e.rig);
     return ret;
 }
