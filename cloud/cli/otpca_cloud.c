@@ -1,13 +1,14 @@
 /*
- * otpca-cloud: the registry's admin CLI (verb-noun). This first slice
- * covers the store and the device registry: init, device import (factory
- * manifest CSV; seeds are sealed in the cloud token on the way in), device
- * list|show|approve|revoke|unlock, audit verify. The server and the other
- * verbs (serve, batch, manager, operator, lease) answer "not built yet"
- * with OTPCA_ERR_UNSUPPORTED: issue #4 continues.
+ * otpca-cloud: the registry's admin CLI (verb-noun): init, device import
+ * (factory manifest CSV; seeds are sealed in the cloud token on the way
+ * in), device list|show|approve|revoke|unlock, batch add, manager
+ * add|revoke|list, operator add (its seed sealed like a device's), audit
+ * verify. The server (serve) and lease issue answer "not built yet" with
+ * OTPCA_ERR_UNSUPPORTED: issue #4 continues.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
+#include "otpca/cloud/certinfo.h"
 #include "otpca/cloud/config.h"
 #include "otpca/cloud/seeds.h"
 #include "otpca/cloud/store.h"
@@ -24,18 +28,28 @@
 #include "otpca/proto/p256.h"
 #include "otpca/token/token.h"
 #include "otpca/token/uri.h"
+#include "otpca/token/wolf.h"
 
 #define EXIT_USAGE 2
 #define IMPORT_CHUNK 10000
 #define ACTOR "admin"
 
 /* Audit events of PROTOCOL.md section 7.6. */
-enum { EV_IMPORTED = 9, EV_APPROVED = 10, EV_REVOKED = 11, EV_UNLOCKED = 16, EV_INIT = 19 };
+enum {
+    EV_IMPORTED = 9, EV_APPROVED = 10, EV_REVOKED = 11, EV_MANAGER_ADDED = 12, EV_MANAGER_REVOKED = 13,
+    EV_UNLOCKED = 16, EV_OPERATOR_ADDED = 17, EV_BATCH_ADDED = 18, EV_INIT = 19
+};
+
+/* Operators' seeds are sealed under "op:" || id, so their AAD never equals
+ * a device's (device serials may not start with it). */
+#define OPERATOR_AAD_PREFIX "op:"
+#define OPERATOR_ID_MAX (OTPCA_STORE_ID_MAX - (sizeof OPERATOR_AAD_PREFIX - 1))
 
 struct opts {
     const char *config, *state, *reason;
+    const char *product_key, *ca_cert, *curve_key, *seed_file, *algorithm;
     int approve, all, help;
-    long limit;
+    long limit, digits, period;
 };
 
 static const struct verb {
@@ -51,11 +65,15 @@ static const struct verb {
     {"device unlock", "SERIAL", "Clear a locked device's failure count and lock."},
     {"audit verify", "", "Recompute the audit chain; exit 1 at the first broken link."},
     {"serve", "", "Run the registry server (not built yet)."},
-    {"batch add", "", "Register a batch product key (not built yet)."},
-    {"manager add", "", "Register a manager (not built yet)."},
-    {"manager revoke", "", "Revoke a manager (not built yet)."},
-    {"manager list", "", "List managers (not built yet)."},
-    {"operator add", "", "Register an operator (not built yet)."},
+    {"batch add", "ID --product-key FILE",
+     "Register a batch's P-256 product key (PEM or DER SubjectPublicKeyInfo, or SEC1 hex)."},
+    {"manager add", "ID --ca-cert FILE --curve-key Z85",
+     "Register a manager: its intermediate CA certificate (PEM or DER, P-256, CA:TRUE) and its ZeroMQ CURVE "
+     "public key (40 Z85 characters)."},
+    {"manager revoke", "ID", "Revoke a manager."},
+    {"manager list", "", "List managers: id, active or revoked, CA key id, CURVE key."},
+    {"operator add", "ID --seed-file FILE [--digits N] [--period S] [--algorithm SHA1|SHA256]",
+     "Register an operator; the TOTP seed (hex, 16-64 bytes) is sealed in the token."},
     {"lease issue", "", "Write a signed offline lease (not built yet)."},
 };
 
@@ -63,7 +81,8 @@ static void usage(FILE *f)
 {
     fputs("usage: otpca-cloud [--config FILE] VERB [ARGS] [--help]\n\nverbs:\n", f);
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        fprintf(f, "  %-15s %s\n", verbs[i].name, verbs[i].help);
+        fprintf(f, "  %-15s %s%s%s\n", verbs[i].name, verbs[i].args, verbs[i].args[0] ? "\n                  " : "",
+                verbs[i].help);
     fputs("\nConfiguration: --config FILE (key = value: store, token, sign_key, wrap_key, listen,\n"
           "notices, log_level, log_format), overridden by OTPCA_CLOUD_<KEY> in the environment.\n"
           "token is the cloud token's PKCS#11 URI with its pin-source, e.g.\n"
@@ -255,6 +274,8 @@ static const char *parse_row(char **f, size_t nf, const int col[7], struct cloud
     const char *serial = f[col[0]], *mac = f[col[1]], *pub = col[2] >= 0 ? f[col[2]] : "", *seed_hex = f[col[3]];
     if (!valid_id(serial))
         return "serial must be 1-64 characters [A-Za-z0-9._:-]";
+    if (!strncmp(serial, OPERATOR_AAD_PREFIX, sizeof OPERATOR_AAD_PREFIX - 1))
+        return "serial must not begin with '" OPERATOR_AAD_PREFIX "' (reserved for operators' seeds)";
     snprintf(d->serial, sizeof d->serial, "%s", serial);
     const char *why = parse_mac(mac, d->mac, &d->mac_len);
     if (why)
@@ -668,6 +689,298 @@ static int cmd_audit_verify(otpca_store *st)
     return EXIT_SUCCESS;
 }
 
+/* ---- files -------------------------------------------------------------- */
+
+/* Reads all of path into buf (at most cap bytes: a longer file is an
+ * error); prints why on failure. Plain read(2): no stdio buffer keeps a
+ * copy of a seed file's text. */
+static int read_small_file(const char *path, uint8_t *buf, size_t cap, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "otpca-cloud: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    const char *why = NULL;
+    *len = 0;
+    for (;;) {
+        uint8_t extra;
+        ssize_t n = *len < cap ? read(fd, buf + *len, cap - *len) : read(fd, &extra, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            why = strerror(errno);
+            break;
+        }
+        if (n == 0)
+            break;
+        if (*len == cap) {
+            why = "file too large";
+            break;
+        }
+        *len += (size_t)n;
+    }
+    close(fd);
+    if (!why && *len == 0)
+        why = "file is empty";
+    if (why) {
+        fprintf(stderr, "otpca-cloud: %s: %s\n", path, why);
+        return -1;
+    }
+    return 0;
+}
+
+static int all_hex(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (otpca_hex_digit(p[i]) < 0 && !isspace(p[i]))
+            return 0;
+    return 1;
+}
+
+/* Runs one store change and its audit entry in one transaction. */
+static otpca_err commit_with_audit(otpca_store *st, otpca_err ret, unsigned event, const char *subject,
+                                   const char *detail)
+{
+    if (!ret)
+        ret = audit(st, event, subject, detail);
+    if (!ret)
+        ret = otpca_store_commit(st);
+    else
+        otpca_store_rollback(st);
+    return ret;
+}
+
+/* ---- batch add ---------------------------------------------------------- */
+
+static int cmd_batch_add(otpca_store *st, const char *id, const struct opts *o)
+{
+    uint8_t buf[4096];
+    size_t len;
+    otpca_batch b;
+    memset(&b, 0, sizeof b);
+    if (read_small_file(o->product_key, buf, sizeof buf, &len))
+        return EXIT_FAILURE;
+    otpca_err ret;
+    if (len > 5 && !memcmp(buf, "-----", 5)) {
+        ret = otpca_pubkey_parse(buf, len, b.product_pub);
+    } else if (all_hex(buf, len)) {
+        uint8_t raw[65];
+        size_t n;
+        ret = otpca_hex_decode((const char *)buf, len, raw, sizeof raw, &n);
+        if (!ret)
+            ret = otpca_p256_pub_normalize(raw, n, b.product_pub);
+    } else {
+        ret = otpca_pubkey_parse(buf, len, b.product_pub);
+    }
+    if (ret) {
+        fprintf(stderr, "otpca-cloud: %s: not a P-256 public key (PEM or DER SubjectPublicKeyInfo, or SEC1 hex)\n",
+                o->product_key);
+        return EXIT_FAILURE;
+    }
+    snprintf(b.id, sizeof b.id, "%s", id);
+    uint8_t kid[8];
+    char detail[64];
+    otpca_p256_kid(b.product_pub, kid);
+    int n = snprintf(detail, sizeof detail, "product key ");
+    for (size_t i = 0; i < sizeof kid; i++)
+        n += snprintf(detail + n, sizeof detail - (size_t)n, "%02x", kid[i]);
+    if (!(ret = otpca_store_begin(st)))
+        ret = commit_with_audit(st, otpca_store_batch_add(st, &b), EV_BATCH_ADDED, id, detail);
+    if (ret == OTPCA_ERR_EXISTS) {
+        fprintf(stderr, "otpca-cloud: batch %s is already registered\n", id);
+        return EXIT_FAILURE;
+    }
+    if (ret)
+        return fail(ret, id);
+    printf("batch %s added, %s\n", id, detail);
+    return EXIT_SUCCESS;
+}
+
+/* ---- managers ----------------------------------------------------------- */
+
+static int cmd_manager_add(otpca_store *st, const char *id, const struct opts *o)
+{
+    uint8_t buf[8192];
+    size_t len;
+    int is_ca = 0;
+    otpca_manager m;
+    memset(&m, 0, sizeof m);
+    if (strlen(o->curve_key) != 40 || !zmq_z85_decode(m.curve_pub, o->curve_key)) {
+        fputs("otpca-cloud: --curve-key is not a CURVE public key (40 Z85 characters for 32 bytes)\n", stderr);
+        return EXIT_FAILURE;
+    }
+    if (read_small_file(o->ca_cert, buf, sizeof buf, &len))
+        return EXIT_FAILURE;
+    m.ca_cert_len = sizeof m.ca_cert;
+    otpca_err ret = otpca_cert_to_der(buf, len, m.ca_cert, &m.ca_cert_len);
+    if (!ret)
+        ret = otpca_cert_info(m.ca_cert, m.ca_cert_len, m.ca_pub, &is_ca);
+    if (ret == OTPCA_ERR_BAD_KEY) {
+        fprintf(stderr, "otpca-cloud: %s: the certificate's key is not a P-256 key\n", o->ca_cert);
+        return EXIT_FAILURE;
+    }
+    if (ret) {
+        fprintf(stderr, "otpca-cloud: %s: not a certificate (PEM or DER, at most %d bytes)\n", o->ca_cert,
+                OTPCA_STORE_CERT_MAX);
+        return EXIT_FAILURE;
+    }
+    if (!is_ca) {
+        fprintf(stderr, "otpca-cloud: %s: not a CA certificate (basicConstraints CA:TRUE missing)\n", o->ca_cert);
+        return EXIT_FAILURE;
+    }
+    snprintf(m.id, sizeof m.id, "%s", id);
+    uint8_t kid[8];
+    char detail[128];
+    otpca_p256_kid(m.ca_pub, kid);
+    int n = snprintf(detail, sizeof detail, "ca key ");
+    for (size_t i = 0; i < sizeof kid; i++)
+        n += snprintf(detail + n, sizeof detail - (size_t)n, "%02x", kid[i]);
+    snprintf(detail + n, sizeof detail - (size_t)n, ", curve key %s", o->curve_key);
+    if (!(ret = otpca_store_begin(st)))
+        ret = commit_with_audit(st, otpca_store_manager_add(st, &m), EV_MANAGER_ADDED, id, detail);
+    if (ret == OTPCA_ERR_EXISTS) {
+        fprintf(stderr, "otpca-cloud: manager %s or its CURVE key is already registered\n", id);
+        return EXIT_FAILURE;
+    }
+    if (ret)
+        return fail(ret, id);
+    printf("manager %s added, %s\n", id, detail);
+    return EXIT_SUCCESS;
+}
+
+static int cmd_manager_revoke(otpca_store *st, const char *id)
+{
+    otpca_manager m;
+    otpca_err ret = otpca_store_begin(st);
+    if (ret)
+        return fail(ret, "store");
+    ret = otpca_store_manager_get(st, id, &m);
+    if (!ret && m.revoked) {
+        otpca_store_rollback(st);
+        fprintf(stderr, "otpca-cloud: manager %s is already revoked\n", id);
+        return EXIT_FAILURE;
+    }
+    if (!ret)
+        ret = otpca_store_manager_revoke(st, id);
+    ret = commit_with_audit(st, ret, EV_MANAGER_REVOKED, id, NULL);
+    if (ret)
+        return fail(ret, id);
+    printf("manager %s: revoked\n", id);
+    return EXIT_SUCCESS;
+}
+
+static int list_manager(const otpca_manager *m, void *arg)
+{
+    char z85[41];
+    uint8_t kid[8];
+    unsigned long *count = arg;
+    otpca_p256_kid(m->ca_pub, kid);
+    if (!zmq_z85_encode(z85, m->curve_pub, sizeof m->curve_pub))
+        snprintf(z85, sizeof z85, "?");
+    printf("%-24s %-7s ca-kid ", m->id, m->revoked ? "revoked" : "active");
+    print_hex(kid, sizeof kid);
+    printf("  curve %s\n", z85);
+    ++*count;
+    return 0;
+}
+
+static int cmd_manager_list(otpca_store *st)
+{
+    unsigned long count = 0;
+    otpca_err ret = otpca_store_manager_scan(st, list_manager, &count);
+    if (ret)
+        return fail(ret, "store");
+    fprintf(stderr, "%lu managers\n", count);
+    return EXIT_SUCCESS;
+}
+
+/* ---- operator add ------------------------------------------------------- */
+
+static int cmd_operator_add(const otpca_cloud_config *cfg, const char *id, const struct opts *o)
+{
+    enum { TEXT_MAX = 512 };
+    otpca_operator op;
+    struct cloud_token t = {0};
+    otpca_store *st = NULL;
+    char aad_id[OTPCA_STORE_ID_MAX + 1];
+    size_t text_len = 0, len = 0;
+    int rc = EXIT_FAILURE;
+    otpca_err ret;
+    memset(&op, 0, sizeof op);
+    op.algorithm = 1;
+    op.digits = 6;
+    op.period = 30;
+    if (strlen(id) > OPERATOR_ID_MAX) {
+        fprintf(stderr, "otpca-cloud: an operator id has at most %zu characters\n", (size_t)OPERATOR_ID_MAX);
+        return EXIT_USAGE;
+    }
+    if (o->algorithm) {
+        if (!strcasecmp(o->algorithm, "SHA256"))
+            op.algorithm = 2;
+        else if (strcasecmp(o->algorithm, "SHA1")) {
+            fputs("otpca-cloud: --algorithm must be SHA1 or SHA256\n", stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (o->digits)
+        op.digits = (unsigned)o->digits;
+    if (o->period)
+        op.period = (unsigned)o->period;
+    /* The file's text and the seed both live in locked memory. */
+    uint8_t *text = otpca_secmem_alloc(TEXT_MAX), *seed = otpca_secmem_alloc(OTPCA_SEED_MAX);
+    if (!text || !seed) {
+        fail(OTPCA_ERR_NOMEM, "secret memory");
+        goto out;
+    }
+    if (read_small_file(o->seed_file, text, TEXT_MAX, &text_len))
+        goto out;
+    if (!all_hex(text, text_len) ||
+        otpca_hex_decode((const char *)text, text_len, seed, OTPCA_SEED_MAX, &len) || len < 16) {
+        fprintf(stderr, "otpca-cloud: %s: the seed must be 16-64 bytes in hex\n", o->seed_file);
+        goto out;
+    }
+    otpca_memzero(text, TEXT_MAX);
+    if ((ret = otpca_store_open(cfg->store, &st))) {
+        fail(ret, cfg->store);
+        goto out;
+    }
+    if ((ret = token_open(cfg, 0, &t))) {
+        fail(ret, "cloud token (run otpca-cloud init first)");
+        goto out;
+    }
+    snprintf(op.id, sizeof op.id, "%s", id);
+    snprintf(aad_id, sizeof aad_id, "%s%s", OPERATOR_AAD_PREFIX, id);
+    ret = otpca_seed_seal(t.tok, t.wrap, aad_id, seed, len, op.seed_env, sizeof op.seed_env, &op.seed_env_len);
+    otpca_memzero(seed, OTPCA_SEED_MAX);
+    if (ret) {
+        fail(ret, "seal the seed");
+        goto out;
+    }
+    char detail[64];
+    snprintf(detail, sizeof detail, "%s, %u digits, %u s", op.algorithm == 2 ? "SHA256" : "SHA1", op.digits,
+             op.period);
+    if (!(ret = otpca_store_begin(st)))
+        ret = commit_with_audit(st, otpca_store_operator_add(st, &op), EV_OPERATOR_ADDED, id, detail);
+    if (ret == OTPCA_ERR_EXISTS) {
+        fprintf(stderr, "otpca-cloud: operator %s is already registered\n", id);
+        goto out;
+    }
+    if (ret) {
+        fail(ret, id);
+        goto out;
+    }
+    printf("operator %s added (%s); seed sealed in the cloud token\n", id, detail);
+    rc = EXIT_SUCCESS;
+out:
+    otpca_secmem_free(text, TEXT_MAX);
+    otpca_secmem_free(seed, OTPCA_SEED_MAX);
+    otpca_memzero(&op, sizeof op);
+    token_close(&t);
+    otpca_store_destroy(&st);
+    return rc;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -676,7 +989,11 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"state", required_argument, NULL, 's'},
         {"limit", required_argument, NULL, 'l'},  {"reason", required_argument, NULL, 'r'},
         {"approve", no_argument, NULL, 'a'},      {"all", no_argument, NULL, 'A'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+        {"product-key", required_argument, NULL, 'P'}, {"ca-cert", required_argument, NULL, 'C'},
+        {"curve-key", required_argument, NULL, 'K'},   {"seed-file", required_argument, NULL, 'S'},
+        {"digits", required_argument, NULL, 'd'},      {"period", required_argument, NULL, 'p'},
+        {"algorithm", required_argument, NULL, 'g'},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     struct opts o = {0};
     int c;
     otpca_process_harden();
@@ -745,6 +1062,32 @@ int main(int argc, char **argv)
         case 'A':
             o.all = 1;
             break;
+        case 'P':
+            o.product_key = optarg;
+            break;
+        case 'C':
+            o.ca_cert = optarg;
+            break;
+        case 'K':
+            o.curve_key = optarg;
+            break;
+        case 'S':
+            o.seed_file = optarg;
+            break;
+        case 'g':
+            o.algorithm = optarg;
+            break;
+        case 'd':
+        case 'p': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (c == 'd' && (*end || n < 6 || n > 8))
+                return usage_error(v, "--digits must be 6 to 8");
+            if (c == 'p' && (*end || n < 1 || n > 3600))
+                return usage_error(v, "--period must be 1 to 3600 seconds");
+            *(c == 'd' ? &o.digits : &o.period) = n;
+            break;
+        }
         case 'h':
             printf("usage: otpca-cloud %s %s\n  %s\n", v->name, v->args, v->help);
             return EXIT_SUCCESS;
@@ -795,6 +1138,43 @@ int main(int argc, char **argv)
             rc = cmd_device_approve_all(st);
         else
             rc = cmd_device_state(st, v->name + strlen("device "), arg, &o);
+        otpca_store_destroy(&st);
+        return rc;
+    }
+    if (!strcmp(v->name, "operator add")) {
+        if (!arg)
+            return usage_error(v, "which operator (ID)?");
+        if (!valid_id(arg))
+            return usage_error(v, "an id is 1-64 characters [A-Za-z0-9._:-]");
+        if (!o.seed_file)
+            return usage_error(v, "--seed-file is required");
+        return cmd_operator_add(&cfg, arg, &o);
+    }
+    if (!strcmp(v->name, "batch add") || !strcmp(v->name, "manager add") || !strcmp(v->name, "manager revoke") ||
+        !strcmp(v->name, "manager list")) {
+        int list = !strcmp(v->name, "manager list");
+        if (list && arg)
+            return usage_error(v, "unexpected argument");
+        if (!list && !arg)
+            return usage_error(v, "which ID?");
+        if (!list && !valid_id(arg))
+            return usage_error(v, "an id is 1-64 characters [A-Za-z0-9._:-]");
+        if (!strcmp(v->name, "batch add") && !o.product_key)
+            return usage_error(v, "--product-key is required");
+        if (!strcmp(v->name, "manager add") && (!o.ca_cert || !o.curve_key))
+            return usage_error(v, "--ca-cert and --curve-key are required");
+        otpca_store *st = NULL;
+        if ((ret = otpca_store_open(cfg.store, &st)))
+            return fail(ret, cfg.store);
+        int rc;
+        if (!strcmp(v->name, "batch add"))
+            rc = cmd_batch_add(st, arg, &o);
+        else if (!strcmp(v->name, "manager add"))
+            rc = cmd_manager_add(st, arg, &o);
+        else if (!strcmp(v->name, "manager revoke"))
+            rc = cmd_manager_revoke(st, arg);
+        else
+            rc = cmd_manager_list(st);
         otpca_store_destroy(&st);
         return rc;
     }

@@ -1,7 +1,8 @@
 # otpca-cloud admin CLI against the test rig: init, importing the factory
 # manifest (seeds sealed in the otpca-cloud token: no plaintext seed in the
 # store, checked on the raw file and with the sqlite3 shell), device
-# approve/revoke/unlock state rules, the audit chain (and its detection of
+# approve/revoke/unlock state rules, batch add, manager add|revoke|list,
+# operator add (its seed sealed too), the audit chain (and its detection of
 # an entry changed behind its back), and bad input with clear exits.
 . "$(dirname "$0")/lib.sh"
 C="$OTPCA_BIN/otpca-cloud"
@@ -61,6 +62,67 @@ expect_fail "show unknown device" 1 "not found" -- cc device show node-999999
 kid=$(cc device show node-000001 | awk '$1 == "key" && $2 == "id" { print $3 }')
 [ ${#kid} -eq 16 ] && ok "key id shown" || bad "key id '$kid'"
 
+# Batches: a product key as PEM SubjectPublicKeyInfo (any rig key will do).
+"$T" pubkey "$(uri otpca-root root-key)" --out "$WORK/product.pem" >/dev/null 2>"$WORK/err" || bad "export a public key: $(cat "$WORK/err")"
+if cc batch add batch-01 --product-key "$WORK/product.pem" >"$WORK/out" 2>"$WORK/err" && grep -q "batch batch-01 added, product key [0-9a-f]\{16\}" "$WORK/out"; then
+    ok "batch add (PEM product key)"
+else
+    bad "batch add: $(cat "$WORK/out" "$WORK/err" | head -c 400)"
+fi
+expect_fail "batch added twice" 1 "batch batch-01 is already registered" -- cc batch add batch-01 --product-key "$WORK/product.pem"
+printf '04%0128d\n' 1 >"$WORK/offcurve.hex"
+expect_fail "batch key not on the curve" 1 "not a P-256 public key" -- cc batch add batch-02 --product-key "$WORK/offcurve.hex"
+expect_fail "batch add without a key" 2 "--product-key is required" -- cc batch add batch-02
+
+# Managers: the intermediate CA certificate and the CURVE public key (Z85;
+# this one is the server key of the ZeroMQ CURVE documentation).
+curve='rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7'
+"$T" cert selfsign "$(uri otpca-mgr-01 ca-key)" --cn mgr --ca --out "$WORK/mgr-ca.pem" >/dev/null 2>"$WORK/err" || bad "CA certificate: $(cat "$WORK/err")"
+"$T" cert selfsign "$(uri otpca-mgr-01 ca-key)" --cn mgr --out "$WORK/mgr-leaf.pem" >/dev/null 2>"$WORK/err" || bad "leaf certificate: $(cat "$WORK/err")"
+if cc manager add mgr-01 --ca-cert "$WORK/mgr-ca.pem" --curve-key "$curve" >"$WORK/out" 2>"$WORK/err" && grep -q "manager mgr-01 added, ca key [0-9a-f]\{16\}, curve key $curve" "$WORK/out"; then
+    ok "manager add"
+else
+    bad "manager add: $(cat "$WORK/out" "$WORK/err" | head -c 400)"
+fi
+expect_fail "manager added twice" 1 "already registered" -- cc manager add mgr-01 --ca-cert "$WORK/mgr-ca.pem" --curve-key "$curve"
+expect_fail "CURVE key of another manager" 1 "already registered" -- cc manager add mgr-02 --ca-cert "$WORK/mgr-ca.pem" --curve-key "$curve"
+expect_fail "bad CURVE key" 1 "not a CURVE public key" -- cc manager add mgr-02 --ca-cert "$WORK/mgr-ca.pem" --curve-key "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf~"
+expect_fail "short CURVE key" 1 "not a CURVE public key" -- cc manager add mgr-02 --ca-cert "$WORK/mgr-ca.pem" --curve-key "rq:rM>}U?@"
+expect_fail "certificate that is not a CA" 1 "not a CA certificate" -- cc manager add mgr-02 --ca-cert "$WORK/mgr-leaf.pem" --curve-key "$curve"
+expect_fail "a public key is not a certificate" 1 "not a certificate" -- cc manager add mgr-02 --ca-cert "$WORK/product.pem" --curve-key "$curve"
+line=$(cc manager list 2>/dev/null | awk '$1 == "mgr-01" { print $2, $6 }')
+expect_eq "manager list shows it active" "$line" "active $curve"
+mgr_kid=$(cc manager list 2>/dev/null | awk '$1 == "mgr-01" { print $4 }')
+[ ${#mgr_kid} -eq 16 ] && ok "manager CA key id shown" || bad "manager CA key id '$mgr_kid'"
+cc manager revoke mgr-01 >/dev/null && ok "manager revoke" || bad "manager revoke"
+state=$(cc manager list 2>/dev/null | awk '$1 == "mgr-01" { print $2 }')
+expect_eq "manager list shows it revoked" "$state" "revoked"
+expect_fail "manager revoked twice" 1 "mgr-01 is already revoked" -- cc manager revoke mgr-01
+expect_fail "revoke an unknown manager" 1 "not found" -- cc manager revoke mgr-99
+
+# Operators: the rig operator's TOTP seed, sealed like a device's.
+IFS=, read -r op _ op_seed _ < <(sed -n 2p "$RIG/operators.csv")
+printf '%s\n' "$op_seed" >"$WORK/op.seed" && chmod 600 "$WORK/op.seed"
+if cc operator add "$op" --seed-file "$WORK/op.seed" >"$WORK/out" 2>"$WORK/err" && grep -q "operator $op added (SHA1, 6 digits, 30 s)" "$WORK/out"; then
+    ok "operator add"
+else
+    bad "operator add: $(cat "$WORK/out" "$WORK/err" | head -c 400)"
+fi
+expect_fail "operator added twice" 1 "already registered" -- cc operator add "$op" --seed-file "$WORK/op.seed"
+printf '0011\n' >"$WORK/short.seed"
+expect_fail "operator seed too short" 1 "16-64 bytes in hex" -- cc operator add op-02 --seed-file "$WORK/short.seed"
+expect_fail "operator digits out of range" 2 "--digits must be 6 to 8" -- cc operator add op-02 --seed-file "$WORK/op.seed" --digits 9
+{ cat "$DB"; cat "$DB-wal" 2>/dev/null || true; } >"$WORK/db.raw"
+od -An -v -tx1 "$WORK/db.raw" | tr -d ' \n' >"$WORK/db.hex"
+leaks=0
+if LC_ALL=C grep -qaF "$op_seed" "$WORK/db.raw"; then leaks=$((leaks + 1)); fi
+if grep -qF "$op_seed" "$WORK/db.hex"; then leaks=$((leaks + 1)); fi
+expect_eq "no plaintext operator seed in the store" "$leaks" 0
+sealed=$(sqlite3 "$DB" "select count(*) from operators where id = '$op' and length(seed_env) >= 36" 2>/dev/null || echo "?")
+expect_eq "operator seed sealed (sqlite3 shell)" "$sealed" 1
+events=$(sqlite3 "$DB" "select group_concat(event, ' ') from (select event from audit where event in (12, 13, 17, 18) order by seq)" 2>/dev/null || echo "?")
+expect_eq "audit events for batch, manager and operator" "$events" "18 12 13 17"
+
 if cc audit verify >"$WORK/out" 2>&1 && grep -q "audit chain intact" "$WORK/out"; then ok "audit chain verifies"; else bad "audit verify: $(cat "$WORK/out")"; fi
 sqlite3 "$DB" "update audit set detail = 'forged' where seq = 2" 2>"$WORK/err" || bad "sqlite3 update: $(cat "$WORK/err")"
 expect_fail "changed audit entry detected" 1 "audit chain broken at entry 2" -- cc audit verify
@@ -82,6 +144,9 @@ printf 'wrong-pin\n' >"$WORK/wrong.pin" && chmod 600 "$WORK/wrong.pin"
 expect_fail "wrong token PIN" 1 "PIN incorrect" -- env OTPCA_CLOUD_TOKEN="pkcs11:token=otpca-cloud?pin-source=file:$WORK/wrong.pin" "$C" --config "$WORK/cloud.conf" init
 expect_fail "postgresql store not built yet" 1 "not supported" -- env OTPCA_CLOUD_STORE=postgresql://localhost/otpca "$C" --config "$WORK/cloud.conf" device list
 expect_fail "serve not built yet" 1 "not supported" -- cc serve
+expect_fail "lease issue not built yet" 1 "not supported" -- cc lease issue
+printf 'serial,mac,seed\nop:x,02:00:00:00:00:09,00112233445566778899aabbccddeeff\n' >"$WORK/opserial.csv"
+expect_fail "device serial in the operators' namespace" 1 "must not begin with 'op:'" -- cc device import "$WORK/opserial.csv"
 expect_fail "unknown verb" 2 "unknown verb" -- cc frobnicate
 expect_fail "device show without serial" 2 "which device" -- cc device show
 finish
