@@ -181,6 +181,17 @@ static void print_hex(const uint8_t *p, size_t n)
         printf("%02x", p[i]);
 }
 
+/* prefix followed by the key id of pub in hex; returns the length. */
+static size_t kid_text(char *out, size_t cap, const char *prefix, const uint8_t pub[65])
+{
+    uint8_t kid[8];
+    otpca_p256_kid(pub, kid);
+    int n = snprintf(out, cap, "%s", prefix);
+    for (size_t i = 0; i < sizeof kid && n > 0 && (size_t)n < cap; i++)
+        n += snprintf(out + n, cap - (size_t)n, "%02x", kid[i]);
+    return n > 0 && (size_t)n < cap ? (size_t)n : strlen(out);
+}
+
 /* ---- init --------------------------------------------------------------- */
 
 static int cmd_init(const otpca_cloud_config *cfg)
@@ -779,12 +790,8 @@ static int cmd_batch_add(otpca_store *st, const char *id, const struct opts *o)
         return EXIT_FAILURE;
     }
     snprintf(b.id, sizeof b.id, "%s", id);
-    uint8_t kid[8];
     char detail[64];
-    otpca_p256_kid(b.product_pub, kid);
-    int n = snprintf(detail, sizeof detail, "product key ");
-    for (size_t i = 0; i < sizeof kid; i++)
-        n += snprintf(detail + n, sizeof detail - (size_t)n, "%02x", kid[i]);
+    kid_text(detail, sizeof detail, "product key ", b.product_pub);
     if (!(ret = otpca_store_begin(st)))
         ret = commit_with_audit(st, otpca_store_batch_add(st, &b), EV_BATCH_ADDED, id, detail);
     if (ret == OTPCA_ERR_EXISTS) {
@@ -830,13 +837,9 @@ static int cmd_manager_add(otpca_store *st, const char *id, const struct opts *o
         return EXIT_FAILURE;
     }
     snprintf(m.id, sizeof m.id, "%s", id);
-    uint8_t kid[8];
     char detail[128];
-    otpca_p256_kid(m.ca_pub, kid);
-    int n = snprintf(detail, sizeof detail, "ca key ");
-    for (size_t i = 0; i < sizeof kid; i++)
-        n += snprintf(detail + n, sizeof detail - (size_t)n, "%02x", kid[i]);
-    snprintf(detail + n, sizeof detail - (size_t)n, ", curve key %s", o->curve_key);
+    size_t n = kid_text(detail, sizeof detail, "ca key ", m.ca_pub);
+    snprintf(detail + n, sizeof detail - n, ", curve key %s", o->curve_key);
     if (!(ret = otpca_store_begin(st)))
         ret = commit_with_audit(st, otpca_store_manager_add(st, &m), EV_MANAGER_ADDED, id, detail);
     if (ret == OTPCA_ERR_EXISTS) {
