@@ -339,7 +339,7 @@ static void progress(const struct import_stats *s, int tty, int done)
     if (tty) {
         fprintf(stderr, "\rimport: %lu rows, %lu imported, %lu already present, %lu rejected%s", s->rows,
                 s->imported, s->present, s->rejected, done ? "\n" : "");
-    } else if (done || s->rows % 100000 == 0) {
+    } else if (done ? s->rows % 100000 != 0 : s->rows % 100000 == 0) {
         fprintf(stderr, "import: %lu rows, %lu imported, %lu already present, %lu rejected\n", s->rows,
                 s->imported, s->present, s->rejected);
     }
