@@ -1830,15 +1830,13 @@ static size_t enc_elem(const otpca_msg_desc *d, const void *m, uint8_t *buf, siz
     return len;
 }
 
-/* The full DeviceEntry with key set to raw (or removed if raw.p is NULL),
- * in a SyncBatch. */
-static void expect_entry(uint64_t key, otpca_buf raw, otpca_err want, const char *what)
+/* A full list element (DeviceEntry or Record) with key set to raw (or
+ * removed if raw.p is NULL), as the one element of its message's list. */
+static void expect_elem(const otpca_msg_desc *ed, const void *elem, unsigned type, uint64_t list_key,
+                        uint64_t key, otpca_buf raw, otpca_err want, const char *what)
 {
-    otpca_device_entry de;
     uint8_t el[CAP], el2[CAP], out[CAP];
-    data_init();
-    dev_fill(&de, V_FULL, 0);
-    size_t ellen = enc_elem(&otpca_desc_device_entry, &de, el, sizeof el);
+    size_t ellen = enc_elem(ed, elem, el, sizeof el);
     edit e;
     ed_load(&e, el, ellen);
     if (raw.p)
@@ -1846,26 +1844,24 @@ static void expect_entry(uint64_t key, otpca_buf raw, otpca_err want, const char
     else
         ed_remove(&e, ed_find(&e, key));
     size_t l2 = ed_join(&e, el2, sizeof el2);
-    size_t olen = with_one_element(OTPCA_MSG_SYNC_BATCH, 5, el2, l2, out, sizeof out);
-    expect_dec(case_of(OTPCA_MSG_SYNC_BATCH), out, olen, want, "DeviceEntry: %s", what);
+    size_t olen = with_one_element(type, list_key, el2, l2, out, sizeof out);
+    expect_dec(case_of(type), out, olen, want, "%s: %s", otpca_msg_name(ed), what);
+}
+
+static void expect_entry(uint64_t key, otpca_buf raw, otpca_err want, const char *what)
+{
+    otpca_device_entry de;
+    data_init();
+    dev_fill(&de, V_FULL, 0);
+    expect_elem(&otpca_desc_device_entry, &de, OTPCA_MSG_SYNC_BATCH, 5, key, raw, want, what);
 }
 
 static void expect_record(uint64_t key, otpca_buf raw, otpca_err want, const char *what)
 {
     otpca_record rc;
-    uint8_t el[CAP], el2[CAP], out[CAP];
     data_init();
     rec_fill(&rc, V_FULL, 0);
-    size_t ellen = enc_elem(&otpca_desc_record, &rc, el, sizeof el);
-    edit e;
-    ed_load(&e, el, ellen);
-    if (raw.p)
-        ed_set(&e, key, raw);
-    else
-        ed_remove(&e, ed_find(&e, key));
-    size_t l2 = ed_join(&e, el2, sizeof el2);
-    size_t olen = with_one_element(OTPCA_MSG_RECORD_UPLOAD, 3, el2, l2, out, sizeof out);
-    expect_dec(case_of(OTPCA_MSG_RECORD_UPLOAD), out, olen, want, "Record: %s", what);
+    expect_elem(&otpca_desc_record, &rc, OTPCA_MSG_RECORD_UPLOAD, 3, key, raw, want, what);
 }
 
 Test(msg, element_maps_have_no_type_key_and_sorted_keys)
