@@ -208,7 +208,7 @@ Test(store, open_creates_a_0600_file_at_the_current_schema_version)
     umask(0); /* SQLite on its own would create 0644 & ~umask */
     cr_assert_neq(stat(g_path, &sb), 0, "no file before open");
     otpca_store *s = open_store();
-    cr_expect_eq(otpca_store_schema_version(s), 1);
+    cr_expect_eq(otpca_store_schema_version(s), 2);
     cr_assert_eq(stat(g_path, &sb), 0);
     cr_expect_eq(sb.st_mode & 0777, 0600, "mode %03o", (unsigned)(sb.st_mode & 0777));
 
@@ -231,7 +231,7 @@ Test(store, open_creates_a_0600_file_at_the_current_schema_version)
     cr_assert_eq(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, NULL),
                  SQLITE_OK);
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_expect_eq(sqlite3_column_int(st, 0), 1);
+    cr_expect_eq(sqlite3_column_int(st, 0), 2);
     sqlite3_finalize(st);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
@@ -251,10 +251,32 @@ Test(store, reopening_keeps_the_data_and_the_sqlite_scheme_names_the_same_file)
     char url[700];
     snprintf(url, sizeof url, "sqlite:%s", g_path);
     cr_assert_eq(otpca_store_open(url, &s), OTPCA_ERR_OK);
-    cr_expect_eq(otpca_store_schema_version(s), 1);
+    cr_expect_eq(otpca_store_schema_version(s), 2);
     cr_assert_eq(otpca_store_device_get(s, d.serial, &got), OTPCA_ERR_OK);
     expect_device_eq(&got, &d);
     cr_expect_eq(head_seq(s), 1);
+    otpca_store_destroy(&s);
+}
+
+Test(store, a_version_1_file_is_migrated_to_version_2_with_its_data)
+{
+    otpca_store *s = open_store();
+    otpca_device d, got;
+    make_device(&d, 3);
+    cr_assert_eq(otpca_store_device_add(s, &d), OTPCA_ERR_OK);
+    otpca_store_destroy(&s);
+    /* Take the file back to version 1 (what an older build wrote). */
+    raw_sql("DROP INDEX leases_open_nonce; ALTER TABLE leases DROP COLUMN open_nonce;"
+            "ALTER TABLE leases DROP COLUMN closed_at; ALTER TABLE records DROP COLUMN flagged;"
+            "UPDATE meta SET value = 1 WHERE key = 'schema_version'");
+    cr_assert_eq(otpca_store_open(g_path, &s), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_store_schema_version(s), 2);
+    cr_assert_eq(otpca_store_device_get(s, d.serial, &got), OTPCA_ERR_OK);
+    expect_device_eq(&got, &d);
+    uint8_t v[4] = {1, 2, 3, 4}, back[4];
+    size_t len = 0;
+    cr_expect_eq(otpca_store_meta_add(s, "k", v, sizeof v), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_store_meta_get(s, "k", back, sizeof back, &len), OTPCA_ERR_OK);
     otpca_store_destroy(&s);
 }
 
@@ -845,6 +867,52 @@ Test(store, leases_add_get)
     /* For a manager the store does not know. */
     snprintf(l.manager, sizeof l.manager, "mgr-77");
     cr_expect_eq(otpca_store_lease_add(s, &l), OTPCA_ERR_NOT_FOUND);
+
+    /* A lease made by a WindowOpen is found again by its nonce, which no
+     * other lease may share; closing works once. */
+    snprintf(l.manager, sizeof l.manager, "mgr-01");
+    l.window[1] ^= 0x40;
+    memset(l.nonce, 0xa5, sizeof l.nonce);
+    l.has_nonce = 1;
+    cr_assert_eq(otpca_store_lease_add(s, &l), OTPCA_ERR_OK);
+    memset(&got, 0, sizeof got);
+    cr_assert_eq(otpca_store_lease_by_nonce(s, l.nonce, &got), OTPCA_ERR_OK);
+    cr_expect_arr_eq(got.window, l.window, 16);
+    cr_expect_eq(got.has_nonce, 1);
+    cr_expect_eq(got.closed_at, 0);
+    l.window[1] ^= 0x20;
+    cr_expect_eq(otpca_store_lease_add(s, &l), OTPCA_ERR_EXISTS, "a second lease with the same nonce");
+    l.nonce[0] ^= 1;
+    cr_expect_eq(otpca_store_lease_by_nonce(s, l.nonce, &got), OTPCA_ERR_NOT_FOUND);
+    cr_expect_eq(otpca_store_lease_close(s, got.window, 1700000100), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_store_lease_close(s, got.window, 1700000200), OTPCA_ERR_STATE);
+    cr_expect_eq(otpca_store_lease_close(s, l.window, 1700000200), OTPCA_ERR_NOT_FOUND);
+    cr_assert_eq(otpca_store_lease_get(s, got.window, &got), OTPCA_ERR_OK);
+    cr_expect_eq(got.closed_at, 1700000100);
+    otpca_store_destroy(&s);
+}
+
+Test(store, meta_values_are_added_once_and_read_back)
+{
+    otpca_store *s = open_store();
+    uint8_t v[40], back[64];
+    size_t len = 0;
+    for (size_t k = 0; k < sizeof v; k++)
+        v[k] = (uint8_t)(k * 7 + 1);
+    cr_expect_eq(otpca_store_meta_get(s, "seed_key", back, sizeof back, &len), OTPCA_ERR_NOT_FOUND);
+    cr_assert_eq(otpca_store_meta_add(s, "seed_key", v, sizeof v), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_store_meta_get(s, "seed_key", back, sizeof back, &len), OTPCA_ERR_OK);
+    cr_expect_eq(len, sizeof v);
+    cr_expect_arr_eq(back, v, sizeof v);
+    v[0] ^= 1;
+    cr_expect_eq(otpca_store_meta_add(s, "seed_key", v, sizeof v), OTPCA_ERR_EXISTS, "never replaced");
+    cr_assert_eq(otpca_store_meta_get(s, "seed_key", back, sizeof back, &len), OTPCA_ERR_OK);
+    cr_expect_neq(back[0], v[0]);
+    cr_expect_neq(otpca_store_meta_get(s, "seed_key", back, 8, &len), OTPCA_ERR_OK, "too small a buffer");
+    cr_expect_eq(otpca_store_meta_add(s, "schema_version", v, 1), OTPCA_ERR_INVALID_ARG);
+    cr_expect_eq(otpca_store_meta_add(s, "audit_head", v, 1), OTPCA_ERR_INVALID_ARG);
+    cr_expect_eq(otpca_store_meta_add(s, "", v, 1), OTPCA_ERR_INVALID_ARG);
+    cr_expect_eq(otpca_store_meta_add(s, "x", v, 0), OTPCA_ERR_INVALID_ARG);
     otpca_store_destroy(&s);
 }
 
@@ -878,6 +946,23 @@ Test(store, records_are_idempotent_by_id)
     cr_assert_eq(otpca_store_record_count(s, &n), OTPCA_ERR_OK);
     cr_expect_eq(n, 10);
 
+    /* The flag is the cloud's verdict: kept with a new record, reported
+     * back on a repeat whatever the repeat says. */
+    make_record(&r, 30, NULL, 0);
+    r.flagged = 1;
+    cr_assert_eq(otpca_store_record_put(s, &r, &dup), OTPCA_ERR_OK);
+    make_record(&r, 30, NULL, 0);
+    cr_assert_eq(otpca_store_record_put(s, &r, &dup), OTPCA_ERR_OK);
+    cr_expect_eq(dup, 1);
+    cr_expect_eq(r.flagged, 1, "a repeat hears the stored flag");
+    make_record(&r, 1, cert, sizeof cert);
+    r.flagged = 1;
+    cr_assert_eq(otpca_store_record_put(s, &r, &dup), OTPCA_ERR_OK);
+    cr_expect_eq(r.flagged, 0, "record 1 was stored unflagged");
+    n = 0;
+    cr_assert_eq(otpca_store_record_count(s, &n), OTPCA_ERR_OK);
+    cr_expect_eq(n, 11);
+
     /* Same id, any field different: EXISTS. */
     uint8_t other[sizeof cert];
     memcpy(other, cert, sizeof other);
@@ -900,7 +985,7 @@ Test(store, records_are_idempotent_by_id)
         cr_expect_eq(otpca_store_record_put(s, &r, &dup), OTPCA_ERR_EXISTS, "field %d", field);
     }
     cr_assert_eq(otpca_store_record_count(s, &n), OTPCA_ERR_OK);
-    cr_expect_eq(n, 10);
+    cr_expect_eq(n, 11);
 
     make_record(&r, 20, NULL, 0);
     r.kind = 7;

@@ -300,7 +300,8 @@ otpca_err otpca_store_operator_accept_step(otpca_store *s, const char *id, uint6
 
 otpca_err otpca_store_lease_add(otpca_store *s, const otpca_lease *l)
 {
-    if (!id_ok(l->manager) || !id_ok(l->operator_) || l->not_before > l->not_after ||
+    if (!id_ok(l->manager) || !id_ok(l->operator_) || l->not_before > l->not_after || l->closed_at > TIME_MAX ||
+        (l->has_nonce != 0 && l->has_nonce != 1) ||
         strnlen(l->scope, sizeof l->scope) == sizeof l->scope || (l->offline != 0 && l->offline != 1))
         return bad_arg("lease");
     return s->be->lease_add(s->impl, l);
@@ -313,13 +314,50 @@ otpca_err otpca_store_lease_get(otpca_store *s, const uint8_t window[16], otpca_
     return s->be->lease_get(s->impl, window, l);
 }
 
+otpca_err otpca_store_lease_by_nonce(otpca_store *s, const uint8_t nonce[16], otpca_lease *l)
+{
+    if (!nonce)
+        return bad_arg("nonce");
+    return s->be->lease_by_nonce(s->impl, nonce, l);
+}
+
+otpca_err otpca_store_lease_close(otpca_store *s, const uint8_t window[16], uint64_t when)
+{
+    if (!window || when == 0 || when > TIME_MAX)
+        return bad_arg("lease close");
+    return s->be->lease_close(s->impl, window, when);
+}
+
+/* ---- meta ---- */
+
+static int meta_key_ok(const char *key)
+{
+    size_t n = key ? strnlen(key, 65) : 0;
+    return n >= 1 && n <= 64 && strcmp(key, "schema_version") != 0 && strcmp(key, "audit_head") != 0;
+}
+
+otpca_err otpca_store_meta_get(otpca_store *s, const char *key, uint8_t *buf, size_t cap, size_t *len)
+{
+    if (!meta_key_ok(key) || !buf || !len)
+        return bad_arg("meta key");
+    return s->be->meta_get(s->impl, key, buf, cap, len);
+}
+
+otpca_err otpca_store_meta_add(otpca_store *s, const char *key, const uint8_t *val, size_t len)
+{
+    if (!meta_key_ok(key) || !val || len == 0 || len > OTPCA_STORE_META_MAX)
+        return bad_arg("meta value");
+    return s->be->meta_add(s->impl, key, val, len);
+}
+
 /* ---- records ---- */
 
-otpca_err otpca_store_record_put(otpca_store *s, const otpca_stored_record *r, int *dup)
+otpca_err otpca_store_record_put(otpca_store *s, otpca_stored_record *r, int *dup)
 {
     if (!dup || !id_ok(r->manager) || !id_ok(r->serial) || r->kind < OTPCA_REC_ISSUED ||
         r->kind > OTPCA_REC_LOCKED || r->reason < 0 || r->reason > 255 || r->time > TIME_MAX ||
-        r->step > INT64_MAX || r->cert_len > OTPCA_STORE_CERT_MAX || (!r->cert && r->cert_len))
+        r->step > INT64_MAX || r->cert_len > OTPCA_STORE_CERT_MAX || (!r->cert && r->cert_len) ||
+        (r->flagged != 0 && r->flagged != 1))
         return bad_arg("record");
     *dup = 0;
     return s->be->record_put(s->impl, r, dup);

@@ -52,8 +52,13 @@ typedef struct otpca_store_backend {
 
     otpca_err (*lease_add)(otpca_store_impl *impl, const otpca_lease *l);
     otpca_err (*lease_get)(otpca_store_impl *impl, const uint8_t window[16], otpca_lease *l);
+    otpca_err (*lease_by_nonce)(otpca_store_impl *impl, const uint8_t nonce[16], otpca_lease *l);
+    otpca_err (*lease_close)(otpca_store_impl *impl, const uint8_t window[16], uint64_t when);
 
-    otpca_err (*record_put)(otpca_store_impl *impl, const otpca_stored_record *r, int *dup);
+    otpca_err (*meta_get)(otpca_store_impl *impl, const char *key, uint8_t *buf, size_t cap, size_t *len);
+    otpca_err (*meta_add)(otpca_store_impl *impl, const char *key, const uint8_t *val, size_t len);
+
+    otpca_err (*record_put)(otpca_store_impl *impl, otpca_stored_record *r, int *dup);
     otpca_err (*record_count)(otpca_store_impl *impl, uint64_t *n);
 
     /* a has been checked to encode as an AuditEntry once seq/prev are set. */

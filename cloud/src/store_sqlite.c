@@ -114,8 +114,18 @@ static const char SCHEMA_V1[] =
     "  detail TEXT"
     ");";
 
+/* Version 2: a lease remembers the nonce of the WindowOpen that made it
+ * (a retried request gets the same lease back) and when it was closed; a
+ * record remembers whether the cloud flagged it (a retried upload hears
+ * the same answer); meta holds named blobs (the wrapped seed key). */
+static const char SCHEMA_V2[] =
+    "ALTER TABLE leases ADD COLUMN open_nonce BLOB CHECK (open_nonce IS NULL OR length(open_nonce) = 16);"
+    "CREATE UNIQUE INDEX leases_open_nonce ON leases(open_nonce) WHERE open_nonce IS NOT NULL;"
+    "ALTER TABLE leases ADD COLUMN closed_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE records ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0 CHECK (flagged IN (0, 1));";
+
 /* Migration i takes the schema from version i to i + 1. Append only. */
-static const char *const MIGRATIONS[] = {SCHEMA_V1};
+static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2};
 #define SCHEMA_VERSION ((unsigned)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
 /* ------------------------------------------------------------ statements */
@@ -125,8 +135,9 @@ static const char *const MIGRATIONS[] = {SCHEMA_V1};
     "manager, flagged, seq"
 #define MGR_COLS "id, curve_pub, ca_pub, ca_cert, revoked"
 #define OP_COLS "id, seed_env, digits, period, algorithm, last_step"
-#define LEASE_COLS "window_id, manager, operator_id, not_before, not_after, max_enroll, scope, offline"
-#define REC_COLS "id, window_id, manager, kind, serial, time, cert, step, reason"
+#define LEASE_COLS \
+    "window_id, manager, operator_id, not_before, not_after, max_enroll, scope, offline, open_nonce, closed_at"
+#define REC_COLS "id, window_id, manager, kind, serial, time, cert, step, reason, flagged"
 #define AUDIT_COLS "seq, prev, hash, time, actor, event, subject, detail"
 
 enum st_id {
@@ -154,6 +165,10 @@ enum st_id {
     ST_OPERATOR_STEP,
     ST_LEASE_ADD,
     ST_LEASE_GET,
+    ST_LEASE_BY_NONCE,
+    ST_LEASE_CLOSE,
+    ST_META_GET,
+    ST_META_ADD,
     ST_RECORD_ADD,
     ST_RECORD_GET,
     ST_RECORD_COUNT,
@@ -192,9 +207,13 @@ static const char *const SQL[ST_COUNT] = {
     [ST_OPERATOR_ADD] = "INSERT INTO operators(" OP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_OPERATOR_GET] = "SELECT " OP_COLS " FROM operators WHERE id = ?1",
     [ST_OPERATOR_STEP] = "UPDATE operators SET last_step = ?2 WHERE id = ?1 AND last_step < ?2",
-    [ST_LEASE_ADD] = "INSERT INTO leases(" LEASE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_LEASE_ADD] = "INSERT INTO leases(" LEASE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_LEASE_GET] = "SELECT " LEASE_COLS " FROM leases WHERE window_id = ?1",
-    [ST_RECORD_ADD] = "INSERT INTO records(" REC_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+    [ST_LEASE_BY_NONCE] = "SELECT " LEASE_COLS " FROM leases WHERE open_nonce = ?1",
+    [ST_LEASE_CLOSE] = "UPDATE leases SET closed_at = ?2 WHERE window_id = ?1 AND closed_at = 0",
+    [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [ST_META_ADD] = "INSERT INTO meta(key, value) VALUES (?1, ?2)",
+    [ST_RECORD_ADD] = "INSERT INTO records(" REC_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
                       "ON CONFLICT(id) DO NOTHING",
     [ST_RECORD_GET] = "SELECT " REC_COLS " FROM records WHERE id = ?1",
     [ST_RECORD_COUNT] = "SELECT count(*) FROM records",
@@ -1202,29 +1221,35 @@ static otpca_err sq_lease_add(otpca_store_impl *s, const otpca_lease *l)
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(st, 7, l->scope, -1, SQLITE_STATIC);
     b_int(st, 8, l->offline ? 1 : 0, &rc);
+    b_blob_opt(st, 9, l->nonce, l->has_nonce ? sizeof l->nonce : 0, &rc);
+    b_int(st, 10, l->closed_at, &rc);
     return step_done(s, st, rc, "add a lease");
 }
 
-static otpca_err sq_lease_get(otpca_store_impl *s, const uint8_t window[16], otpca_lease *l)
+static otpca_err lease_one(otpca_store_impl *s, enum st_id id, const uint8_t key[16], otpca_lease *l)
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = st_get(s, ST_LEASE_GET, &st);
+    otpca_err ret = st_get(s, id, &st);
     if (ret)
         return ret;
-    b_blob(st, 1, window, 16, &rc);
+    b_blob(st, 1, key, 16, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         memset(l, 0, sizeof *l);
+        size_t nonce_len = 0;
         if (c_blob_exact(st, 0, l->window, sizeof l->window) || c_text(st, 1, l->manager, sizeof l->manager) ||
-            c_text(st, 2, l->operator_, sizeof l->operator_) || c_text(st, 6, l->scope, sizeof l->scope)) {
+            c_text(st, 2, l->operator_, sizeof l->operator_) || c_text(st, 6, l->scope, sizeof l->scope) ||
+            c_blob(st, 8, l->nonce, sizeof l->nonce, &nonce_len) || (nonce_len && nonce_len != sizeof l->nonce)) {
             ret = unreadable("lease");
         } else {
             l->not_before = c_u64(st, 3);
             l->not_after = c_u64(st, 4);
             l->max_enroll = c_u64(st, 5);
             l->offline = sqlite3_column_int(st, 7) != 0;
+            l->has_nonce = nonce_len != 0;
+            l->closed_at = c_u64(st, 9);
         }
     } else {
         ret = rc == SQLITE_DONE ? OTPCA_ERR_NOT_FOUND : sq_err(s, rc, "read a lease");
@@ -1233,9 +1258,73 @@ static otpca_err sq_lease_get(otpca_store_impl *s, const uint8_t window[16], otp
     return ret;
 }
 
+static otpca_err sq_lease_get(otpca_store_impl *s, const uint8_t window[16], otpca_lease *l)
+{
+    return lease_one(s, ST_LEASE_GET, window, l);
+}
+
+static otpca_err sq_lease_by_nonce(otpca_store_impl *s, const uint8_t nonce[16], otpca_lease *l)
+{
+    return lease_one(s, ST_LEASE_BY_NONCE, nonce, l);
+}
+
+/* OTPCA_ERR_OK the first time; STATE if it was closed already. */
+static otpca_err sq_lease_close(otpca_store_impl *s, const uint8_t window[16], uint64_t when)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_OK;
+    otpca_lease l;
+    otpca_err ret = w_stmt(s, ST_LEASE_CLOSE, &st);
+    if (ret)
+        return ret;
+    b_blob(st, 1, window, 16, &rc);
+    b_int(st, 2, when, &rc);
+    if ((ret = step_done(s, st, rc, "close a lease")))
+        return ret;
+    if (sqlite3_changes(s->db))
+        return OTPCA_ERR_OK;
+    ret = sq_lease_get(s, window, &l);
+    return ret ? ret : OTPCA_ERR_STATE;
+}
+
+/* ------------------------------------------------------------------ meta */
+
+static otpca_err sq_meta_get(otpca_store_impl *s, const char *key, uint8_t *buf, size_t cap, size_t *len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_OK;
+    otpca_err ret = st_get(s, ST_META_GET, &st);
+    if (ret)
+        return ret;
+    b_text(st, 1, key, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) != SQLITE_BLOB || c_blob(st, 0, buf, cap, len))
+            ret = unreadable("meta value");
+    } else {
+        ret = rc == SQLITE_DONE ? OTPCA_ERR_NOT_FOUND : sq_err(s, rc, "read meta");
+    }
+    st_done(st);
+    return ret;
+}
+
+static otpca_err sq_meta_add(otpca_store_impl *s, const char *key, const uint8_t *val, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_OK;
+    otpca_err ret = w_stmt(s, ST_META_ADD, &st);
+    if (ret)
+        return ret;
+    b_text(st, 1, key, &rc);
+    b_blob(st, 2, val, len, &rc);
+    return step_done(s, st, rc, "add a meta value");
+}
+
 /* --------------------------------------------------------------- records */
 
-/* 1 if the stored row (REC_COLS) holds exactly r. */
+/* 1 if the stored row (REC_COLS) holds exactly r; flagged (column 9) is
+ * the cloud's verdict, not content. */
 static int record_same(sqlite3_stmt *st, const otpca_stored_record *r)
 {
     char text[OTPCA_STORE_ID_MAX + 1];
@@ -1258,7 +1347,7 @@ static int record_same(sqlite3_stmt *st, const otpca_stored_record *r)
 
 /* Insert-or-nothing first (one statement for a new record, the common
  * case); only a repeat reads the stored row back to compare. */
-static otpca_err sq_record_put(otpca_store_impl *s, const otpca_stored_record *r, int *dup)
+static otpca_err sq_record_put(otpca_store_impl *s, otpca_stored_record *r, int *dup)
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
@@ -1274,6 +1363,7 @@ static otpca_err sq_record_put(otpca_store_impl *s, const otpca_stored_record *r
     b_blob_opt(st, 7, r->cert, r->cert_len, &rc);
     b_int(st, 8, r->step, &rc);
     b_int(st, 9, (uint64_t)r->reason, &rc);
+    b_int(st, 10, r->flagged ? 1 : 0, &rc);
     if ((ret = step_done(s, st, rc, "store a record")))
         return ret;
     if (sqlite3_changes(s->db)) {
@@ -1290,6 +1380,7 @@ static otpca_err sq_record_put(otpca_store_impl *s, const otpca_stored_record *r
     if (rc == SQLITE_ROW) {
         if (record_same(st, r)) {
             *dup = 1;
+            r->flagged = sqlite3_column_int(st, 9) != 0;
             ret = OTPCA_ERR_OK;
         } else {
             log_warn("store: record id reused with different content (serial %s, manager %s)", r->serial,
@@ -1484,6 +1575,10 @@ const otpca_store_backend otpca_store_sqlite_backend = {
     .operator_accept_step = sq_operator_accept_step,
     .lease_add = sq_lease_add,
     .lease_get = sq_lease_get,
+    .lease_by_nonce = sq_lease_by_nonce,
+    .lease_close = sq_lease_close,
+    .meta_get = sq_meta_get,
+    .meta_add = sq_meta_add,
     .record_put = sq_record_put,
     .record_count = sq_record_count,
     .audit_append = sq_audit_append,

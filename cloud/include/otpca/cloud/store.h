@@ -86,6 +86,7 @@ typedef struct otpca_stored_record {
     size_t cert_len;
     uint64_t step;
     int reason;
+    int flagged; /* the cloud flagged it (double enrollment) */
 } otpca_stored_record;
 
 typedef struct otpca_audit {
@@ -173,16 +174,38 @@ typedef struct otpca_lease {
     uint64_t not_before, not_after, max_enroll;
     char scope[64 * (OTPCA_STORE_ID_MAX + 1)]; /* batch ids joined by ','; "" = all */
     int offline;
+    uint8_t nonce[16]; /* the WindowOpen's nonce (has_nonce 0 for an offline lease) */
+    int has_nonce;
+    uint64_t closed_at; /* 0 while open */
 } otpca_lease;
 otpca_err otpca_store_lease_add(otpca_store *s, const otpca_lease *l) __attribute__((warn_unused_result));
 otpca_err otpca_store_lease_get(otpca_store *s, const uint8_t window[16], otpca_lease *l)
     __attribute__((warn_unused_result));
+/* The lease a WindowOpen with this nonce made (a retried request is
+ * answered with it); nonces are unique among leases (EXISTS on add). */
+otpca_err otpca_store_lease_by_nonce(otpca_store *s, const uint8_t nonce[16], otpca_lease *l)
+    __attribute__((warn_unused_result));
+/* Marks a lease closed at `when`: OTPCA_ERR_STATE if it already was,
+ * NOT_FOUND if unknown. */
+otpca_err otpca_store_lease_close(otpca_store *s, const uint8_t window[16], uint64_t when)
+    __attribute__((warn_unused_result));
+
+/* ---- meta: named blobs (e.g. the wrapped seed key) ---- */
+#define OTPCA_STORE_META_MAX 4096
+/* NOT_FOUND if absent; INVALID_ARG for reserved keys (schema_version,
+ * audit_head) or a value larger than cap. */
+otpca_err otpca_store_meta_get(otpca_store *s, const char *key, uint8_t *buf, size_t cap, size_t *len)
+    __attribute__((warn_unused_result));
+/* Adds a value once: OTPCA_ERR_EXISTS if the key has one (never replaced). */
+otpca_err otpca_store_meta_add(otpca_store *s, const char *key, const uint8_t *val, size_t len)
+    __attribute__((warn_unused_result));
 
 /* ---- records ---- */
 /* Ingests a record, idempotent by id: OTPCA_ERR_OK for a new one or an
- * exact repeat (*dup = 1), OTPCA_ERR_EXISTS for an id already stored with
- * other content. Durable when the enclosing transaction commits. */
-otpca_err otpca_store_record_put(otpca_store *s, const otpca_stored_record *r, int *dup)
+ * exact repeat (*dup = 1, and r->flagged set to the stored verdict),
+ * OTPCA_ERR_EXISTS for an id already stored with other content (flagged
+ * is not content). Durable when the enclosing transaction commits. */
+otpca_err otpca_store_record_put(otpca_store *s, otpca_stored_record *r, int *dup)
     __attribute__((warn_unused_result));
 otpca_err otpca_store_record_count(otpca_store *s, uint64_t *n) __attribute__((warn_unused_result));
 
