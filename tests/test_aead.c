@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/aes.h>
@@ -309,4 +310,29 @@ Test(aead, keygen_makes_protected_aes_keys)
                  OTPCA_ERR_OBJECT_NOT_FOUND);
     cr_expect_eq(otpca_token_destroy_object(tok, k256), OTPCA_ERR_OBJECT_NOT_FOUND, "already gone");
     close_cloud();
+}
+
+/* Private data objects on the cloud token (how daemons keep their CURVE
+ * secret): stored once, read back exactly, refused when too big for the
+ * buffer; a second put under the same label is refused. */
+Test(aead, private_data_objects_round_trip, .init = open_cloud, .fini = close_cloud)
+{
+    unsigned char v[32], back[64];
+    size_t len = 0;
+    char label[48];
+    for (size_t i = 0; i < sizeof v; i++)
+        v[i] = (unsigned char)(i * 29 + 3);
+    snprintf(label, sizeof label, "test-data-%ld", (long)getpid());
+    cr_expect_eq(otpca_token_data_get(tok, label, back, sizeof back, &len), OTPCA_ERR_OBJECT_NOT_FOUND);
+    cr_assert_eq(otpca_token_data_put(tok, label, v, sizeof v), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_token_data_put(tok, label, v, sizeof v), OTPCA_ERR_EXISTS);
+    cr_assert_eq(otpca_token_data_get(tok, label, back, sizeof back, &len), OTPCA_ERR_OK);
+    cr_expect_eq(len, sizeof v);
+    cr_expect_arr_eq(back, v, sizeof v);
+    cr_expect_eq(otpca_token_data_get(tok, label, back, 16, &len), OTPCA_ERR_BUFFER_TOO_SMALL);
+    cr_expect_eq(otpca_token_data_put(tok, "", v, sizeof v), OTPCA_ERR_INVALID_ARG);
+    otpca_obj_t h;
+    cr_assert_eq(otpca_token_find(tok, OTPCA_OBJ_DATA, label, NULL, 0, &h), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_token_destroy_object(tok, h), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_token_data_get(tok, label, back, sizeof back, &len), OTPCA_ERR_OBJECT_NOT_FOUND);
 }

@@ -293,3 +293,58 @@ otpca_err otpca_token_random(otpca_token_t *tok, unsigned char *buf, size_t len)
 {
     return otpca_ckr(tok->p11->fn->C_GenerateRandom(tok->sess, buf, len), "C_GenerateRandom");
 }
+
+/* Private data objects (CKO_DATA, CKA_PRIVATE): readable only after login,
+ * e.g. a ZeroMQ CURVE secret key. PKCS#11 has no key type for Curve25519
+ * that SoftHSM 2.6 can use with ZeroMQ, so the secret is a data object
+ * and is read into locked memory when the daemon starts. */
+otpca_err otpca_token_data_put(otpca_token_t *tok, const char *label, const unsigned char *value, size_t len)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+    CK_ULONG found = 0;
+    if (!label || !*label || !value || len == 0 || len > OTPCA_TOKEN_DATA_MAX)
+        return OTPCA_ERR_INVALID_ARG;
+    otpca_err ret = find_raw(tok, CKO_DATA, label, NULL, 0, &h, &found);
+    if (ret)
+        return ret;
+    if (found) {
+        log_error("token %s: a data object labelled %s already exists", tok->label, label);
+        return OTPCA_ERR_EXISTS;
+    }
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof cls},          {CKA_TOKEN, &yes, sizeof yes},
+        {CKA_PRIVATE, &yes, sizeof yes},        {CKA_MODIFIABLE, &no, sizeof no},
+        {CKA_LABEL, (void *)label, strlen(label)}, {CKA_VALUE, (void *)value, len},
+    };
+    ret = otpca_ckr(tok->p11->fn->C_CreateObject(tok->sess, t, sizeof t / sizeof t[0], &h), "C_CreateObject(data)");
+    if (ret)
+        log_error("token %s: storing %s failed: %s", tok->label, label, otpca_strerror(ret));
+    return ret;
+}
+
+otpca_err otpca_token_data_get(otpca_token_t *tok, const char *label, unsigned char *buf, size_t cap, size_t *len)
+{
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+    CK_ULONG found = 0;
+    if (!label || !*label || !buf || !len)
+        return OTPCA_ERR_INVALID_ARG;
+    otpca_err ret = find_raw(tok, CKO_DATA, label, NULL, 0, &h, &found);
+    if (ret)
+        return ret;
+    if (found == 0)
+        return OTPCA_ERR_OBJECT_NOT_FOUND;
+    if (found > 1)
+        return OTPCA_ERR_OBJECT_AMBIGUOUS;
+    CK_ULONG n = 0;
+    if ((ret = get_attr(tok, h, CKA_VALUE, NULL, &n)))
+        return ret;
+    if (n > cap)
+        return OTPCA_ERR_BUFFER_TOO_SMALL;
+    n = cap;
+    if ((ret = get_attr(tok, h, CKA_VALUE, buf, &n)))
+        return ret;
+    *len = n;
+    return OTPCA_ERR_OK;
+}

@@ -209,6 +209,17 @@ otpca_err otpca_token_aead_open(otpca_token_t *tok, otpca_obj_t key, const unsig
 otpca_err otpca_token_destroy_object(otpca_token_t *tok, otpca_obj_t obj)
     __attribute__((warn_unused_result));
 
+/* Private data objects (CKO_DATA, CKA_PRIVATE, not modifiable): small
+ * secrets the token cannot use itself but must guard, such as a ZeroMQ
+ * CURVE secret key; read only after login, into memory the caller locks
+ * and wipes. put: EXISTS if the label is taken. get: OBJECT_NOT_FOUND,
+ * OBJECT_AMBIGUOUS, BUFFER_TOO_SMALL. */
+#define OTPCA_TOKEN_DATA_MAX 1024
+otpca_err otpca_token_data_put(otpca_token_t *tok, const char *label, const unsigned char *value, size_t len)
+    __attribute__((warn_unused_result));
+otpca_err otpca_token_data_get(otpca_token_t *tok, const char *label, unsigned char *buf, size_t cap,
+                               size_t *len) __attribute__((warn_unused_result));
+
 /* Random bytes from the token's generator. */
 otpca_err otpca_token_random(otpca_token_t *tok, unsigned char *buf, size_t len)
     __attribute__((warn_unused_result));
