@@ -108,15 +108,19 @@ struct cloud_token {
     otpca_p11_t *p11;
     otpca_token_t *tok;
     otpca_obj_t wrap;
+    otpca_seed_key *seeds; /* the store's seed key, unwrapped by wrap */
 };
 
 static void token_close(struct cloud_token *t)
 {
+    otpca_seed_key_destroy(&t->seeds);
     otpca_token_destroy(&t->tok);
     otpca_p11_destroy(&t->p11);
 }
 
-static otpca_err token_open(const otpca_cloud_config *cfg, int create_wrap, struct cloud_token *t)
+/* Opens the cloud token and loads the store's seed key (st) with its
+ * seed-wrap key; create: make the wrap key and the seed key if missing. */
+static otpca_err token_open(const otpca_cloud_config *cfg, otpca_store *st, int create, struct cloud_token *t)
 {
     otpca_p11_uri uri;
     memset(t, 0, sizeof *t);
@@ -133,13 +137,15 @@ static otpca_err token_open(const otpca_cloud_config *cfg, int create_wrap, stru
     otpca_p11_uri_clear(&uri);
     if (!ret) {
         ret = otpca_token_find(t->tok, OTPCA_OBJ_SECRET_KEY, cfg->wrap_key, NULL, 0, &t->wrap);
-        if (ret == OTPCA_ERR_OBJECT_NOT_FOUND && create_wrap) {
+        if (ret == OTPCA_ERR_OBJECT_NOT_FOUND && create) {
             ret = otpca_token_keygen_aes(t->tok, cfg->wrap_key, 256, &t->wrap);
             if (!ret)
                 printf("created seed-wrap key '%s' (AES-256, never extractable) in token %s\n", cfg->wrap_key,
                        otpca_token_label(t->tok));
         }
     }
+    if (!ret)
+        ret = otpca_seed_key_load(t->tok, t->wrap, st, create, &t->seeds);
     if (ret)
         token_close(t);
     return ret;
@@ -204,7 +210,7 @@ static int cmd_init(const otpca_cloud_config *cfg)
     if (ret)
         return fail(ret, cfg->store);
     printf("store %s at schema version %u\n", cfg->store, otpca_store_schema_version(st));
-    if ((ret = token_open(cfg, 1, &t))) {
+    if ((ret = token_open(cfg, st, 1, &t))) {
         otpca_store_destroy(&st);
         return fail(ret, "cloud token");
     }
@@ -325,7 +331,7 @@ static const char *parse_row(char **f, size_t nf, const int col[7], struct cloud
             return "period must be 1 to 3600 seconds";
         d->period = (unsigned)v;
     }
-    otpca_err ret = otpca_seed_seal(t->tok, t->wrap, d->serial, seed, len, d->seed_env, sizeof d->seed_env,
+    otpca_err ret = otpca_seed_seal(t->seeds, d->serial, seed, len, d->seed_env, sizeof d->seed_env,
                                     &d->seed_env_len);
     otpca_memzero(seed, OTPCA_SEED_MAX);
     if (ret)
@@ -387,8 +393,8 @@ static int cmd_device_import(const otpca_cloud_config *cfg, const char *path, co
         fail(ret, cfg->store);
         goto out;
     }
-    if ((ret = token_open(cfg, 0, &t))) {
-        fail(ret, "cloud token (run otpca-cloud init first)");
+    if ((ret = token_open(cfg, st, 1, &t))) {
+        fail(ret, "cloud token");
         goto out;
     }
     if (!fgets(line, sizeof line, in) || !(line[strcspn(line, "\r\n")] = '\0', header_columns(line, col))) {
@@ -948,13 +954,13 @@ static int cmd_operator_add(const otpca_cloud_config *cfg, const char *id, const
         fail(ret, cfg->store);
         goto out;
     }
-    if ((ret = token_open(cfg, 0, &t))) {
-        fail(ret, "cloud token (run otpca-cloud init first)");
+    if ((ret = token_open(cfg, st, 1, &t))) {
+        fail(ret, "cloud token");
         goto out;
     }
     snprintf(op.id, sizeof op.id, "%s", id);
     snprintf(aad_id, sizeof aad_id, "%s%s", OPERATOR_AAD_PREFIX, id);
-    ret = otpca_seed_seal(t.tok, t.wrap, aad_id, seed, len, op.seed_env, sizeof op.seed_env, &op.seed_env_len);
+    ret = otpca_seed_seal(t.seeds, aad_id, seed, len, op.seed_env, sizeof op.seed_env, &op.seed_env_len);
     otpca_memzero(seed, OTPCA_SEED_MAX);
     if (ret) {
         fail(ret, "seal the seed");
