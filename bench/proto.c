@@ -27,6 +27,21 @@
  *                      with a preloaded-key callback (preload) vs
  *                      wc_ecc_shared_secret with both keys imported
  *
+ * Then the seeds of a SyncBatch (PROTOCOL.md section 5.1), per DeviceEntry:
+ * a seed box (one ECDH per batch, then HKDF-Expand + AES-GCM per seed)
+ * against one ECIES envelope per seed, the scheme it replaced, in the same
+ * alternating rounds (ratio = seed box / ECIES ops/s), the once-per-batch
+ * cost of a box on both sides, and what that makes of a snapshot of a
+ * million devices on one core:
+ *
+ *   seal_seed          otpca_seedbox_seal(20-byte seed, the entry's serial)
+ *                      vs otpca_ecies_seal(65-byte manager key, 20 bytes)
+ *   open_seed          otpca_seedbox_open vs otpca_ecies_open with a
+ *                      preloaded-key ECDH callback (the fastest ECDH a
+ *                      manager could have; a token's is slower)
+ *   seedbox_sender     otpca_seedbox_sender (once per SyncBatch)
+ *   seedbox_receiver   otpca_seedbox_receiver, preloaded-key ECDH
+ *
  * Rates are per CPU-second of the benchmark thread (CLOCK_THREAD_CPUTIME_ID):
  * on shared cores, time the thread spends descheduled counts for neither
  * side. Single-threaded: the numbers are per core.
@@ -53,6 +68,7 @@
 #include "otpca/proto/ecies.h"
 #include "otpca/proto/msg.h"
 #include "otpca/proto/p256.h"
+#include "otpca/proto/seedbox.h"
 
 #include "benchutil.h"
 
@@ -65,7 +81,11 @@
 #define NETKEY_LEN 16   /* the network key sealed in EnrollResponse */
 #define CERT_LEN 520    /* certificate placeholder in EnrollResponse */
 #define BATCH_N 1024    /* DeviceEntry elements in the SyncBatch */
-#define SEED_ENV_LEN (OTPCA_ECIES_OVERHEAD + 20)
+#define SEED_LEN 20     /* a TOTP seed (RFC 6238's SHA-1 seed length) */
+#define SEED_ENV_LEN (OTPCA_ECIES_OVERHEAD + SEED_LEN)
+#define SEALED_SEED_LEN OTPCA_SEEDBOX_SEALED_LEN(SEED_LEN)
+#define SNAPSHOT_DEVICES 1000000.0 /* the snapshot the seed box is sized for */
+#define SNAPSHOT_BATCH 4096.0      /* entries per SyncBatch (the most a batch holds) */
 #define NETKEY_ENV_LEN (OTPCA_ECIES_OVERHEAD + NETKEY_LEN)
 #define SERIAL_LEN 11   /* "node-000001" */
 #define AAD_LEN (SERIAL_LEN + OTPCA_NONCE_LEN)
@@ -127,7 +147,13 @@ struct bench {
     size_t resp_plain_len;
     otpca_device_entry *ents; /* BATCH_N */
     char (*ent_serial)[SERIAL_LEN + 1];
-    uint8_t ent_seed[SEED_ENV_LEN], window[OTPCA_ID16_LEN];
+    uint8_t (*ent_sealed)[SEALED_SEED_LEN]; /* BATCH_N seeds sealed in seed_tx */
+    uint8_t window[OTPCA_ID16_LEN];
+
+    /* seeds to the manager: a seed box, and one ECIES envelope per seed */
+    otpca_seedbox seed_tx, seed_rx;
+    uint8_t seed[SEED_LEN];
+    uint8_t (*seed_env)[SEED_ENV_LEN]; /* POOL, to the manager key, aad = dev serial */
     uint8_t *batch; /* the encoded SyncBatch */
     size_t batch_len;
 
@@ -404,6 +430,86 @@ static int op_open_raw(struct bench *b, uint64_t i)
     if (rc != 0)
         return wc_fail(b, rc, "wc_ecc_shared_secret");
     b->sink += z[0];
+    return 0;
+}
+
+/* ---- 5. seeds of a SyncBatch: seed box vs ECIES per seed ----------------- */
+
+static int op_seal_seed_box(struct bench *b, uint64_t i)
+{
+    const struct dev *d = dev_at(b, i);
+    uint8_t out[SEALED_SEED_LEN];
+    size_t len = 0;
+    otpca_err err = otpca_seedbox_seal(&b->seed_tx, (const uint8_t *)d->serial, SERIAL_LEN, b->seed,
+                                       SEED_LEN, out, sizeof out, &len);
+    if (err)
+        return lib_fail(b, err, "otpca_seedbox_seal");
+    b->sink += out[len - 1];
+    return 0;
+}
+
+static int op_seal_seed_ecies(struct bench *b, uint64_t i)
+{
+    const struct dev *d = dev_at(b, i);
+    uint8_t env[SEED_ENV_LEN];
+    size_t len = 0;
+    /* The label seeds had before seed boxes. */
+    otpca_err err = otpca_ecies_seal(b->mgr.pub, OTPCA_P256_PUB_LEN, "seed", (const uint8_t *)d->serial,
+                                     SERIAL_LEN, b->seed, SEED_LEN, env, sizeof env, &len);
+    if (err)
+        return lib_fail(b, err, "otpca_ecies_seal(seed)");
+    b->sink += env[len - 1];
+    return 0;
+}
+
+static int op_open_seed_box(struct bench *b, uint64_t i)
+{
+    const struct dev *d = dev_at(b, i);
+    uint8_t seed[SEED_LEN];
+    size_t len = 0;
+    otpca_err err = otpca_seedbox_open(&b->seed_rx, (const uint8_t *)d->serial, SERIAL_LEN,
+                                       b->ent_sealed[i % POOL], SEALED_SEED_LEN, seed, sizeof seed, &len);
+    if (err)
+        return lib_fail(b, err, "otpca_seedbox_open");
+    b->sink += seed[0];
+    return 0;
+}
+
+static int op_open_seed_ecies(struct bench *b, uint64_t i)
+{
+    const struct dev *d = dev_at(b, i);
+    uint8_t seed[SEED_LEN];
+    size_t len = 0;
+    otpca_err err = otpca_ecies_open(preloaded_ecdh, &b->pre_mgr, b->mgr.pub, "seed",
+                                     (const uint8_t *)d->serial, SERIAL_LEN, b->seed_env[i % POOL],
+                                     SEED_ENV_LEN, seed, sizeof seed, &len);
+    if (err)
+        return lib_fail(b, err, "otpca_ecies_open(seed)");
+    b->sink += seed[0];
+    return 0;
+}
+
+static int op_seedbox_sender(struct bench *b, uint64_t i)
+{
+    otpca_seedbox box;
+    (void)i;
+    otpca_err err = otpca_seedbox_sender(&box, b->mgr.pub, OTPCA_P256_PUB_LEN);
+    if (err)
+        return lib_fail(b, err, "otpca_seedbox_sender");
+    b->sink += box.eph[64];
+    otpca_seedbox_wipe(&box);
+    return 0;
+}
+
+static int op_seedbox_receiver(struct bench *b, uint64_t i)
+{
+    otpca_seedbox box;
+    (void)i;
+    otpca_err err = otpca_seedbox_receiver(&box, b->seed_tx.eph, b->mgr.pub, preloaded_ecdh, &b->pre_mgr);
+    if (err)
+        return lib_fail(b, err, "otpca_seedbox_receiver");
+    b->sink += box.prk[0];
+    otpca_seedbox_wipe(&box);
     return 0;
 }
 
@@ -726,6 +832,17 @@ static const struct pair {
 };
 #define NPAIRS (sizeof pairs / sizeof pairs[0])
 
+/* Seed box (the "proto" side) vs one ECIES envelope per seed ("raw"). */
+static const struct pair seed_pairs[] = {
+    {"seal_seed", "otpca_seedbox_seal(20-byte seed, its serial): HKDF-Expand + AES-128-GCM",
+     "otpca_ecies_seal(65-byte manager key, 20-byte seed): ephemeral key + ECDH + HKDF + AES-128-GCM",
+     op_seal_seed_box, op_seal_seed_ecies},
+    {"open_seed", "otpca_seedbox_open(its serial)",
+     "otpca_ecies_open with a preloaded-key ECDH callback", op_open_seed_box, op_open_seed_ecies},
+};
+#define NSEEDPAIRS (sizeof seed_pairs / sizeof seed_pairs[0])
+enum { S_SEAL, S_OPEN };
+
 enum { C_ENC_REQ, C_DEC_REQ, C_COSE_DEC_REQ, C_ENC_RESP, C_DEC_RESP, C_BATCH_DEC, C_BATCH_WALK, NCODEC };
 
 static const struct single {
@@ -772,6 +889,16 @@ static const struct single components[] = {
     {"otpca_p256_soft_generate", "InitRng + make_key + export d, Q + FreeRng", op_c_soft_generate, 1},
 };
 #define NCOMP (sizeof components / sizeof components[0])
+
+enum { B_SENDER, B_RECEIVER, NBOX };
+static const struct single box_ops[NBOX] = {
+    [B_SENDER] = {"seedbox_sender", "otpca_seedbox_sender: fresh key + ECDH + HKDF-Extract (per batch)",
+                  op_seedbox_sender, 1},
+    [B_RECEIVER] = {"seedbox_receiver",
+                    "otpca_seedbox_receiver: 2 point checks + preloaded ECDH + HKDF-Extract (per batch)",
+                    op_seedbox_receiver, 1},
+};
+
 
 /* ---- timing ---------------------------------------------------------------- */
 
@@ -902,7 +1029,10 @@ static int setup(struct bench *b)
     b->eph_pub = calloc(POOL, sizeof *b->eph_pub);
     b->ents = calloc(BATCH_N, sizeof *b->ents);
     b->ent_serial = calloc(BATCH_N, sizeof *b->ent_serial);
-    if (!b->dev || !b->dev_pub || !b->env || !b->eph_pub || !b->ents || !b->ent_serial)
+    b->ent_sealed = calloc(BATCH_N, sizeof *b->ent_sealed);
+    b->seed_env = calloc(POOL, sizeof *b->seed_env);
+    if (!b->dev || !b->dev_pub || !b->env || !b->eph_pub || !b->ents || !b->ent_serial ||
+        !b->ent_sealed || !b->seed_env)
         return lib_fail(b, OTPCA_ERR_NOMEM, "calloc");
 
     /* The manager key, its signers, and the response template. */
@@ -1008,13 +1138,31 @@ static int setup(struct bench *b)
             return wc_fail(b, rc, "wc_ecc_import_x963_ex(ephemeral)");
     }
 
-    /* The SyncBatch: 1024 entries as otpca-proto sizes builds them. */
-    if (fill_random(b, b->ent_seed, sizeof b->ent_seed))
+    /* Seeds: a seed box to the manager (both sides), ECIES envelopes. */
+    if (fill_random(b, b->seed, sizeof b->seed))
         return -1;
-    b->ent_seed[0] = OTPCA_ECIES_VERSION;
+    if ((err = otpca_seedbox_sender(&b->seed_tx, b->mgr.pub, OTPCA_P256_PUB_LEN)))
+        return lib_fail(b, err, "otpca_seedbox_sender");
+    if ((err = otpca_seedbox_receiver(&b->seed_rx, b->seed_tx.eph, b->mgr.pub, otpca_p256_soft_ecdh,
+                                      &b->mgr)))
+        return lib_fail(b, err, "otpca_seedbox_receiver");
+    for (size_t i = 0; i < POOL; i++) {
+        size_t len = 0;
+        if ((err = otpca_ecies_seal(b->mgr.pub, OTPCA_P256_PUB_LEN, "seed", (const uint8_t *)b->dev[i].serial,
+                                    SERIAL_LEN, b->seed, SEED_LEN, b->seed_env[i], SEED_ENV_LEN, &len)))
+            return lib_fail(b, err, "otpca_ecies_seal(seed)");
+    }
+
+    /* The SyncBatch: 1024 entries as otpca-proto sizes builds them, each
+     * seed sealed in the box under its serial (entry i < POOL has the
+     * serial of dev[i]). */
     for (size_t i = 0; i < BATCH_N; i++) {
         const struct dev *d = &b->dev[i % POOL];
+        size_t len = 0;
         snprintf(b->ent_serial[i], sizeof b->ent_serial[i], "node-%06zu", i + 1);
+        if ((err = otpca_seedbox_seal(&b->seed_tx, (const uint8_t *)b->ent_serial[i], SERIAL_LEN, b->seed,
+                                      SEED_LEN, b->ent_sealed[i], SEALED_SEED_LEN, &len)))
+            return lib_fail(b, err, "otpca_seedbox_seal");
         b->ents[i] = (otpca_device_entry){
             .present = OTPCA_MSG_BIT(7) | OTPCA_MSG_BIT(8) | OTPCA_MSG_BIT(9) | OTPCA_MSG_BIT(10) |
                        OTPCA_MSG_BIT(11),
@@ -1023,7 +1171,7 @@ static int setup(struct bench *b)
             .state = OTPCA_DEV_APPROVED,
             .mac = {d->mac, sizeof d->mac},
             .pubkey = {d->soft.pub, OTPCA_P256_PUB_LEN},
-            .seed = {b->ent_seed, sizeof b->ent_seed},
+            .seed = {b->ent_sealed[i], SEALED_SEED_LEN},
             .digits = 6,
             .period = 30,
             .algorithm = 1,
@@ -1038,6 +1186,7 @@ static int setup(struct bench *b)
         .to = 999 + BATCH_N,
         .entries = {b->ents, BATCH_N, {NULL, 0}},
         .more = false,
+        .seedkey = {b->seed_tx.eph, OTPCA_P256_PUB_LEN},
     };
     if ((err = otpca_msg_encode(&otpca_desc_sync_batch, &sb, NULL, 0, &b->batch_len)))
         return lib_fail(b, err, "otpca_msg_encode(SyncBatch, count)");
@@ -1063,6 +1212,8 @@ static void teardown(struct bench *b)
             otpca_p256_soft_wipe(&b->dev[i].soft);
     otpca_p256_soft_wipe(&b->mgr);
     otpca_p256_soft_wipe(&b->node);
+    otpca_seedbox_wipe(&b->seed_tx);
+    otpca_seedbox_wipe(&b->seed_rx);
     if (b->rng_ok)
         wc_FreeRng(&b->rng);
     free(b->dev);
@@ -1071,6 +1222,8 @@ static void teardown(struct bench *b)
     free(b->eph_pub);
     free(b->ents);
     free(b->ent_serial);
+    free(b->ent_sealed);
+    free(b->seed_env);
     free(b->batch);
 }
 
@@ -1162,6 +1315,36 @@ static int sanity(struct bench *b)
         memcmp(z1, z2, 32) != 0 || memcmp(z1, z3, 32) != 0)
         return sanity_fail("soft, preloaded and raw ECDH disagree");
 
+    /* Seeds: both boxes agree, every pooled seed opens both ways and is
+     * the seed; a seed sealed under one serial does not open under another. */
+    if (memcmp(&b->seed_tx, &b->seed_rx, sizeof b->seed_tx) != 0)
+        return sanity_fail("the sender's and the receiver's seed boxes differ");
+    for (uint64_t i = 0; i < POOL; i++) {
+        uint8_t s1[SEED_LEN], s2[SEED_LEN];
+        size_t l1 = 0, l2 = 0;
+        const struct dev *d = dev_at(b, i);
+        if ((err = otpca_seedbox_open(&b->seed_rx, (const uint8_t *)d->serial, SERIAL_LEN, b->ent_sealed[i],
+                                      SEALED_SEED_LEN, s1, sizeof s1, &l1)) ||
+            (err = otpca_ecies_open(preloaded_ecdh, &b->pre_mgr, b->mgr.pub, "seed", (const uint8_t *)d->serial,
+                                    SERIAL_LEN, b->seed_env[i], SEED_ENV_LEN, s2, sizeof s2, &l2)))
+            return lib_fail(b, err, "opening a pooled seed");
+        if (l1 != SEED_LEN || l2 != SEED_LEN || memcmp(s1, b->seed, SEED_LEN) != 0 ||
+            memcmp(s2, b->seed, SEED_LEN) != 0)
+            return sanity_fail("a pooled seed does not open to the seed");
+        if (op_seal_seed_box(b, i) != 0 || op_seal_seed_ecies(b, i) != 0 || op_open_seed_box(b, i) != 0 ||
+            op_open_seed_ecies(b, i) != 0)
+            return -1;
+    }
+    {
+        uint8_t s1[SEED_LEN];
+        size_t l1 = 0;
+        if (otpca_seedbox_open(&b->seed_rx, (const uint8_t *)b->dev[1].serial, SERIAL_LEN, b->ent_sealed[0],
+                               SEALED_SEED_LEN, s1, sizeof s1, &l1) != OTPCA_ERR_DECRYPT)
+            return sanity_fail("a sealed seed opened under another serial");
+    }
+    if (op_seedbox_sender(b, 0) != 0 || op_seedbox_receiver(b, 0) != 0)
+        return -1;
+
     /* Codec: round trips, and the batch walks to 1024 entries. */
     for (size_t k = 0; k < NCODEC; k++)
         if (codec[k].op(b, 0) != 0)
@@ -1226,6 +1409,63 @@ static void print_legend(void)
     printf("\n");
 }
 
+static void print_seed_header(void)
+{
+    printf("seeds of a SyncBatch, per DeviceEntry: seed box (PROTOCOL.md 5.1) vs one ECIES envelope per seed\n");
+    printf("(ratio = seed box/ECIES ops/s)\n");
+    printf("%-24s %11s %11s %7s %15s %9s %9s %9s\n", "operation", "seedbox/s", "ecies/s", "ratio",
+           "rounds min..max", "box us", "ecies us", "saved us");
+    fflush(stdout);
+}
+
+static void print_seed_pair(const struct pair *p, const struct pair_result *r)
+{
+    double ub = bench_us_per(bench_rate(&r->proto)), ue = bench_us_per(bench_rate(&r->raw));
+    printf("%-24s %11.1f %11.1f %7.1f %7.1f..%-7.1f %9.2f %9.2f %9.2f\n", p->name, bench_rate(&r->proto),
+           bench_rate(&r->raw), r->ratio, r->ratio_min, r->ratio_max, ub, ue, ue - ub);
+    fflush(stdout);
+}
+
+/* Seconds of one core for the seeds of a snapshot of SNAPSHOT_DEVICES
+ * devices in batches of SNAPSHOT_BATCH: per-seed cost times the devices,
+ * plus one box per batch (seed box), or the per-seed cost alone (ECIES). */
+struct snapshot_estimate {
+    double box_s, ecies_s, open_box_s, open_ecies_s;
+};
+
+static struct snapshot_estimate snapshot_estimate(const struct pair_result *pr, const struct single_result *br)
+{
+    struct snapshot_estimate e;
+    double batches = SNAPSHOT_DEVICES / SNAPSHOT_BATCH;
+    double sender = bench_rate(&br[B_SENDER].t), receiver = bench_rate(&br[B_RECEIVER].t);
+    double seal_box = bench_rate(&pr[S_SEAL].proto), seal_ecies = bench_rate(&pr[S_SEAL].raw);
+    double open_box = bench_rate(&pr[S_OPEN].proto), open_ecies = bench_rate(&pr[S_OPEN].raw);
+    e.box_s = seal_box > 0 && sender > 0 ? SNAPSHOT_DEVICES / seal_box + batches / sender : 0;
+    e.ecies_s = seal_ecies > 0 ? SNAPSHOT_DEVICES / seal_ecies : 0;
+    e.open_box_s = open_box > 0 && receiver > 0 ? SNAPSHOT_DEVICES / open_box + batches / receiver : 0;
+    e.open_ecies_s = open_ecies > 0 ? SNAPSHOT_DEVICES / open_ecies : 0;
+    return e;
+}
+
+static void print_seed_summary(const struct pair_result *pr, const struct single_result *br)
+{
+    for (size_t k = 0; k < NSEEDPAIRS; k++)
+        if (selected(seed_pairs[k].name))
+            printf("  %-22s seed box: %s\n  %-22s ECIES:    %s\n", seed_pairs[k].name, seed_pairs[k].proto_desc,
+                   "", seed_pairs[k].raw_desc);
+    for (size_t k = 0; k < NBOX; k++) {
+        double q = bench_rate(&br[k].t);
+        printf("%-24s %11.1f ops/s %9.1f us  %s\n", box_ops[k].name, q, bench_us_per(q), box_ops[k].desc);
+    }
+    struct snapshot_estimate e = snapshot_estimate(pr, br);
+    printf("snapshot of %.0f devices (%.0f-entry batches), seeds only, one core:\n", SNAPSHOT_DEVICES,
+           SNAPSHOT_BATCH);
+    printf("  cloud seals    seed box %7.2f s   ECIES per seed %7.2f s   (target <= 10 s)\n", e.box_s, e.ecies_s);
+    printf("  manager opens  seed box %7.2f s   ECIES per seed %7.2f s   (preloaded ECDH)\n\n", e.open_box_s,
+           e.open_ecies_s);
+    fflush(stdout);
+}
+
 static void print_codec_header(void)
 {
     printf("codec only, no crypto\n");
@@ -1262,7 +1502,8 @@ static void print_comp(const struct single *s, const struct single_result *r)
 }
 
 static void print_json(const struct env *e, const struct pair_result *pr, const struct single_result *cr,
-                       const struct single_result *kr)
+                       const struct single_result *kr, const struct pair_result *sr,
+                       const struct single_result *br)
 {
     printf("{\"benchmark\":\"proto\",");
     bench_json_host(stdout, &e->host, 1);
@@ -1307,6 +1548,36 @@ static void print_json(const struct env *e, const struct pair_result *pr, const 
                (unsigned long long)r->t.ops, r->t.secs, q, q > 0 ? 1e9 / q : 0.0, r->bytes,
                q * (double)r->bytes / 1e6, r->items, q * (double)r->items);
     }
+    printf("],\"seeds\":[");
+    sep = "";
+    for (size_t k = 0; k < NSEEDPAIRS; k++) {
+        const struct pair_result *r = &sr[k];
+        if (!selected(seed_pairs[k].name))
+            continue;
+        printf("%s{\"name\":\"%s\",\"seedbox\":", sep, seed_pairs[k].name);
+        sep = ",";
+        bench_json_str(stdout, seed_pairs[k].proto_desc);
+        printf(",\"ecies\":");
+        bench_json_str(stdout, seed_pairs[k].raw_desc);
+        printf(",\"seedbox_ops_per_s\":%.1f,\"ecies_ops_per_s\":%.1f,\"ratio\":%.2f,\"ratio_min\":%.2f,"
+               "\"ratio_max\":%.2f,\"seedbox_us\":%.3f,\"ecies_us\":%.3f}",
+               bench_rate(&r->proto), bench_rate(&r->raw), r->ratio, r->ratio_min, r->ratio_max,
+               bench_us_per(bench_rate(&r->proto)), bench_us_per(bench_rate(&r->raw)));
+    }
+    for (size_t k = 0; k < NBOX; k++) {
+        double q = bench_rate(&br[k].t);
+        if (!selected(box_ops[k].name))
+            continue;
+        printf("%s{\"name\":\"%s\",\"ops_per_s\":%.1f,\"us_per_op\":%.2f}", sep, box_ops[k].name, q,
+               bench_us_per(q));
+        sep = ",";
+    }
+    if (selected("seal_seed") && selected("open_seed") && selected("seedbox_")) {
+        struct snapshot_estimate se = snapshot_estimate(sr, br);
+        printf("%s{\"name\":\"snapshot_1m\",\"devices\":%.0f,\"batch\":%.0f,\"seal_seedbox_s\":%.3f,"
+               "\"seal_ecies_s\":%.3f,\"open_seedbox_s\":%.3f,\"open_ecies_s\":%.3f}",
+               sep, SNAPSHOT_DEVICES, SNAPSHOT_BATCH, se.box_s, se.ecies_s, se.open_box_s, se.open_ecies_s);
+    }
     printf("],\"components\":[");
     sep = "";
     for (size_t k = 0; k < NCOMP; k++) {
@@ -1342,10 +1613,12 @@ int main(int argc, char **argv)
 {
     static struct bench b;
     struct env e = {.args = {DEFAULT_SECONDS, DEFAULT_ROUNDS, 0, NULL}};
-    struct pair_result pres[NPAIRS];
-    struct single_result cres[NCODEC], kres[NCOMP];
+    struct pair_result pres[NPAIRS], sres[NSEEDPAIRS];
+    struct single_result cres[NCODEC], kres[NCOMP], bres[NBOX];
     int ret = EXIT_FAILURE;
 
+    memset(sres, 0, sizeof sres);
+    memset(bres, 0, sizeof bres);
     memset(pres, 0, sizeof pres);
     memset(cres, 0, sizeof cres);
     memset(kres, 0, sizeof kres);
@@ -1400,6 +1673,27 @@ int main(int argc, char **argv)
     }
     if (!json) {
         print_legend();
+        print_seed_header();
+    }
+    for (size_t k = 0; k < NSEEDPAIRS; k++) {
+        if (!selected(seed_pairs[k].name))
+            continue;
+        if (measure_pair(&b, &seed_pairs[k], e.args.seconds, e.args.rounds, &sres[k]) != 0)
+            goto fail;
+        bench_tally_add(&all, &sres[k].proto);
+        bench_tally_add(&all, &sres[k].raw);
+        if (!json)
+            print_seed_pair(&seed_pairs[k], &sres[k]);
+    }
+    for (size_t k = 0; k < NBOX; k++) {
+        if (!selected(box_ops[k].name))
+            continue;
+        if (measure_single(&b, &box_ops[k], e.args.seconds / 2, e.args.rounds, &bres[k]) != 0)
+            goto fail;
+        bench_tally_add(&all, &bres[k].t);
+    }
+    if (!json) {
+        print_seed_summary(sres, bres);
         print_codec_header();
     }
     for (size_t k = 0; k < NCODEC; k++) {
@@ -1424,7 +1718,7 @@ int main(int argc, char **argv)
     }
     e.cpu_share = bench_cpu_share(&all);
     if (json)
-        print_json(&e, pres, cres, kres);
+        print_json(&e, pres, cres, kres, sres, bres);
     else
         bench_print_cpu_share(e.cpu_share);
     ret = EXIT_SUCCESS;

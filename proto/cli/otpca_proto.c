@@ -21,6 +21,7 @@
 #include "otpca/proto/cose.h"
 #include "otpca/proto/ecies.h"
 #include "otpca/proto/msg.h"
+#include "otpca/proto/seedbox.h"
 
 #define EXIT_USAGE 2
 #define INPUT_MAX OTPCA_MSG_CLOUD_MAX
@@ -122,6 +123,39 @@ static otpca_err diag(otpca_cbor_dec *d, int indent)
 
 static int decode_message(const uint8_t *in, size_t len, int level);
 
+/* A SyncBatch's seed box (PROTOCOL.md section 5.1): the decoder has made
+ * sure entries with a sealed seed come with a seedkey; whether the seedkey
+ * is a point on P-256 is the receiver's check, done here too. */
+static int check_sync_batch(const otpca_sync_batch *b, int level)
+{
+    otpca_list_iter it;
+    otpca_device_entry e;
+    size_t n = 0, sealed = 0;
+    otpca_list_iter_init(&it, &b->entries);
+    while (otpca_list_next(&it, &otpca_desc_device_entry, &e) == OTPCA_ERR_OK) {
+        n++;
+        sealed += e.seed.p != NULL;
+    }
+    if (!b->seedkey.p) {
+        printf("%*sseed box: none (no seedkey, key 9); %zu entries, none with a sealed seed\n", level * 2, "",
+               n);
+        return EXIT_SUCCESS;
+    }
+    uint8_t pub[OTPCA_P256_PUB_LEN];
+    if (otpca_p256_pub_normalize(b->seedkey.p, b->seedkey.len, pub) != OTPCA_ERR_OK) {
+        fputs("otpca-proto: invalid SyncBatch: the seedkey (key 9) is not a point on P-256\n", stderr);
+        return EXIT_FAILURE;
+    }
+    uint8_t kid[OTPCA_KID_LEN];
+    otpca_p256_kid(pub, kid);
+    printf("%*sseed box: seedkey (key 9) a P-256 point, key id ", level * 2, "");
+    for (size_t i = 0; i < sizeof kid; i++)
+        printf("%02x", kid[i]);
+    printf("; %zu of %zu entries carry a sealed seed (%d..%d bytes each)\n", sealed, n,
+           OTPCA_SEEDBOX_SEALED_MIN, OTPCA_SEEDBOX_SEALED_MAX);
+    return EXIT_SUCCESS;
+}
+
 /* A COSE_Sign1: its headers, then its payload as a message. */
 static int decode_cose(const uint8_t *in, size_t len, int level)
 {
@@ -181,6 +215,8 @@ static int decode_message(const uint8_t *in, size_t len, int level)
                 otpca_errname(ret));
         return EXIT_FAILURE;
     }
+    if (type == OTPCA_MSG_SYNC_BATCH)
+        return check_sync_batch(&m.e, level);
     return EXIT_SUCCESS;
 }
 
@@ -315,8 +351,8 @@ static int sizes(int markdown)
     otpca_p256_soft dev, mgr, cloud;
     ecc_key kdev, kmgr;
     uint8_t nonce[16], id16[16], hash[32], mac[6] = {0x02, 0x00, 0x5e, 0x10, 0x00, 0x01};
-    uint8_t dev_c[33], mgr_der[1024], node_der[1024], env[128], seed_env[128];
-    size_t mgr_len = sizeof mgr_der, node_len = sizeof node_der, env_len, seed_len;
+    uint8_t dev_c[33], mgr_der[1024], node_der[1024], env[128];
+    size_t mgr_len = sizeof mgr_der, node_len = sizeof node_der, env_len;
     uint8_t out[16384];
     struct size_row rows[32];
     size_t nrows = 0;
@@ -338,11 +374,13 @@ static int sizes(int markdown)
     uint8_t netkey[16] = {0}, seed[20] = {0}, aad[27];
     memcpy(aad, serial, 11);
     memcpy(aad + 11, nonce, 16);
+    otpca_seedbox box; /* the SyncBatch's seeds, sealed to the manager */
+    uint8_t seedkey[OTPCA_P256_PUB_LEN];
     if (otpca_ecies_seal(dev.pub, 65, OTPCA_ECIES_LABEL_NETKEY, aad, sizeof aad, netkey, sizeof netkey, env,
                          sizeof env, &env_len) ||
-        otpca_ecies_seal(mgr.pub, 65, OTPCA_ECIES_LABEL_SEED, aad, 11, seed, sizeof seed, seed_env,
-                         sizeof seed_env, &seed_len))
+        otpca_seedbox_sender(&box, mgr.pub, sizeof mgr.pub))
         return EXIT_FAILURE;
+    memcpy(seedkey, box.eph, sizeof seedkey);
 
     otpca_signer sdev = {otpca_p256_soft_sign, &dev, {0}}, smgr = {otpca_p256_soft_sign, &mgr, {0}},
                  scloud = {otpca_p256_soft_sign, &cloud, {0}};
@@ -437,18 +475,25 @@ static int sizes(int markdown)
 
     static otpca_device_entry ents[1024];
     static char serials[1024][16];
+    static uint8_t sealed[1024][OTPCA_SEEDBOX_SEALED_LEN(sizeof seed)];
     for (size_t i = 0; i < 1024; i++) {
+        size_t sealed_len;
         snprintf(serials[i], sizeof serials[i], "node-%06zu", i + 1);
+        if (otpca_seedbox_seal(&box, (const uint8_t *)serials[i], strlen(serials[i]), seed, sizeof seed,
+                               sealed[i], sizeof sealed[i], &sealed_len))
+            return EXIT_FAILURE;
         ents[i] = (otpca_device_entry){
             .present = OTPCA_MSG_BIT(7) | OTPCA_MSG_BIT(8) | OTPCA_MSG_BIT(9) | OTPCA_MSG_BIT(10) |
                        OTPCA_MSG_BIT(11),
             .serial = {(const uint8_t *)serials[i], strlen(serials[i])}, .seq = 1000 + i,
             .state = OTPCA_DEV_APPROVED, .mac = {mac, 6}, .pubkey = {dev.pub, 65},
-            .seed = {seed_env, seed_len}, .digits = 6, .period = 30, .algorithm = 1,
+            .seed = {sealed[i], sealed_len}, .digits = 6, .period = 30, .algorithm = 1,
             .last_step = now / 30, .failures = 0};
     }
+    otpca_seedbox_wipe(&box);
     otpca_sync_batch sb = {.window = b_id, .kind = OTPCA_SYNC_DELTA, .from = 999, .to = 1000,
-                           .entries = {ents, 1, {NULL, 0}}, .more = false};
+                           .entries = {ents, 1, {NULL, 0}}, .more = false,
+                           .seedkey = {seedkey, sizeof seedkey}};
     ROW("SyncBatch", "cloud-signed, 1 device",
         otpca_msg_sign(&otpca_desc_sync_batch, &sb, &scloud, none, out, sizeof out, &len_), &otpca_desc_sync_batch);
     size_t one = len_;

@@ -1,41 +1,35 @@
 /*
  * ECIES envelopes (layout in ecies.h and PROTOCOL.md). Built from
- * wolfCrypt's ECDH, HKDF and AES-GCM rather than wc_ecc_encrypt, whose
- * format (X9.63 KDF, AES-CBC + HMAC) is not what the protocol specifies.
+ * wolfCrypt's ECDH, HMAC and AES-GCM (through hkdf_gcm.c, shared with the
+ * seed boxes) rather than wc_ecc_encrypt, whose format (X9.63 KDF, AES-CBC
+ * + HMAC) is not what the protocol specifies.
  */
 #include "otpca/proto/ecies.h"
 
 #include <string.h>
 
-#include <wolfssl/options.h>
-#include <wolfssl/wolfcrypt/aes.h>
-#include <wolfssl/wolfcrypt/hmac.h>
-
 #include "otpca/common/secmem.h"
 
+#include "hkdf_gcm.h"
+
 #define INFO_PREFIX "otpca-ecies-v1 "
-#define KEY_LEN 16
-#define IV_LEN 12
 #define MAX_AAD 256
 
 /* K || IV from Z, E and R. */
 static otpca_err derive(const uint8_t z[32], const uint8_t e[OTPCA_P256_PUB_LEN],
                         const uint8_t r[OTPCA_P256_PUB_LEN], const char *label,
-                        uint8_t okm[KEY_LEN + IV_LEN])
+                        uint8_t okm[OTPCA_HG_OKM_LEN])
 {
-    uint8_t salt[2 * OTPCA_P256_PUB_LEN];
-    uint8_t info[sizeof INFO_PREFIX - 1 + OTPCA_ECIES_MAX_LABEL];
+    uint8_t prk[OTPCA_HG_PRK_LEN];
     size_t label_len = strlen(label);
     if (label_len == 0 || label_len > OTPCA_ECIES_MAX_LABEL)
         return OTPCA_ERR_INVALID_ARG;
-    memcpy(salt, e, OTPCA_P256_PUB_LEN);
-    memcpy(salt + OTPCA_P256_PUB_LEN, r, OTPCA_P256_PUB_LEN);
-    memcpy(info, INFO_PREFIX, sizeof INFO_PREFIX - 1);
-    memcpy(info + sizeof INFO_PREFIX - 1, label, label_len);
-    if (wc_HKDF(WC_SHA256, z, 32, salt, sizeof salt, info, (word32)(sizeof INFO_PREFIX - 1 + label_len),
-                okm, KEY_LEN + IV_LEN) != 0)
-        return OTPCA_ERR_CRYPTO;
-    return OTPCA_ERR_OK;
+    otpca_err ret = otpca_hg_extract(z, e, r, prk);
+    if (!ret)
+        ret = otpca_hg_expand(prk, INFO_PREFIX, sizeof INFO_PREFIX - 1, (const uint8_t *)label,
+                              label_len, okm);
+    otpca_memzero(prk, sizeof prk);
+    return ret;
 }
 
 static otpca_err make_aad(const uint8_t *aad, size_t aad_len, uint8_t out[1 + MAX_AAD])
@@ -52,9 +46,8 @@ otpca_err otpca_ecies_seal(const uint8_t *recipient, size_t recipient_len, const
                            const uint8_t *aad, size_t aad_len, const uint8_t *pt, size_t pt_len,
                            uint8_t *out, size_t cap, size_t *out_len)
 {
-    uint8_t r[OTPCA_P256_PUB_LEN], e[OTPCA_P256_PUB_LEN], z[32], okm[KEY_LEN + IV_LEN],
+    uint8_t r[OTPCA_P256_PUB_LEN], e[OTPCA_P256_PUB_LEN], z[32], okm[OTPCA_HG_OKM_LEN],
         full_aad[1 + MAX_AAD];
-    Aes aes;
     otpca_err ret;
     if (!label || !out || !out_len || (pt_len && !pt) || pt_len > OTPCA_ECIES_MAX_PLAINTEXT)
         return OTPCA_ERR_INVALID_ARG;
@@ -69,16 +62,9 @@ otpca_err otpca_ecies_seal(const uint8_t *recipient, size_t recipient_len, const
     out[0] = OTPCA_ECIES_VERSION;
     memcpy(out + 1, e, OTPCA_P256_PUB_LEN);
     uint8_t *ct = out + 1 + OTPCA_P256_PUB_LEN;
-    ret = OTPCA_ERR_CRYPTO;
-    if (wc_AesInit(&aes, NULL, INVALID_DEVID) != 0)
+    if ((ret = otpca_hg_seal(okm, full_aad, 1 + aad_len, pt, pt_len, ct, ct + pt_len)))
         goto out;
-    if (wc_AesGcmSetKey(&aes, okm, KEY_LEN) == 0 &&
-        wc_AesGcmEncrypt(&aes, ct, pt, (word32)pt_len, okm + KEY_LEN, IV_LEN, ct + pt_len,
-                         OTPCA_ECIES_TAG_LEN, full_aad, (word32)(1 + aad_len)) == 0) {
-        *out_len = pt_len + OTPCA_ECIES_OVERHEAD;
-        ret = OTPCA_ERR_OK;
-    }
-    wc_AesFree(&aes);
+    *out_len = pt_len + OTPCA_ECIES_OVERHEAD;
 out:
     otpca_memzero(z, sizeof z);
     otpca_memzero(okm, sizeof okm);
@@ -89,8 +75,7 @@ otpca_err otpca_ecies_open(otpca_ecdh_fn ecdh, void *ctx, const uint8_t recipien
                            const char *label, const uint8_t *aad, size_t aad_len, const uint8_t *env,
                            size_t env_len, uint8_t *pt, size_t cap, size_t *pt_len)
 {
-    uint8_t z[32], okm[KEY_LEN + IV_LEN], full_aad[1 + MAX_AAD], e[OTPCA_P256_PUB_LEN];
-    Aes aes;
+    uint8_t z[32], okm[OTPCA_HG_OKM_LEN], full_aad[1 + MAX_AAD], e[OTPCA_P256_PUB_LEN];
     otpca_err ret;
     if (!ecdh || !label || !pt_len || !recipient || (!env && env_len))
         return OTPCA_ERR_INVALID_ARG;
@@ -113,22 +98,9 @@ otpca_err otpca_ecies_open(otpca_ecdh_fn ecdh, void *ctx, const uint8_t recipien
     if ((ret = derive(z, e, recipient, label, okm)))
         goto out;
     const uint8_t *ct = env + 1 + OTPCA_P256_PUB_LEN;
-    ret = OTPCA_ERR_CRYPTO;
-    if (wc_AesInit(&aes, NULL, INVALID_DEVID) != 0)
+    if ((ret = otpca_hg_open(okm, full_aad, 1 + aad_len, ct, n, ct + n, pt)))
         goto out;
-    if (wc_AesGcmSetKey(&aes, okm, KEY_LEN) == 0) {
-        int rc = wc_AesGcmDecrypt(&aes, pt, ct, (word32)n, okm + KEY_LEN, IV_LEN, ct + n,
-                                  OTPCA_ECIES_TAG_LEN, full_aad, (word32)(1 + aad_len));
-        if (rc == 0) {
-            *pt_len = n;
-            ret = OTPCA_ERR_OK;
-        } else {
-            if (n)
-                otpca_memzero(pt, n);
-            ret = OTPCA_ERR_DECRYPT;
-        }
-    }
-    wc_AesFree(&aes);
+    *pt_len = n;
 out:
     otpca_memzero(z, sizeof z);
     otpca_memzero(okm, sizeof okm);

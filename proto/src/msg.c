@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "otpca/proto/ecies.h"
+#include "otpca/proto/seedbox.h"
 
 typedef enum kind {
     K_UINT,      /* uint64_t in [min, max] */
@@ -35,12 +36,21 @@ typedef struct field {
     const otpca_msg_desc *elem;
 } field;
 
+/* A key that becomes required when an element of one of the map's lists
+ * carries a given key: SyncBatch needs its seedkey (9) as soon as one
+ * DeviceEntry has a sealed seed (6). Checked by the decoder from the
+ * elements it decodes anyway, so it costs nothing extra there. */
+typedef struct dep_rule {
+    uint8_t list_key, elem_key, needs_key;
+} dep_rule;
+
 struct otpca_msg_desc {
     const char *name;
     uint8_t type; /* 0: an element map, which has no type key */
     uint8_t nfields;
     size_t size;
     const field *fields;
+    const dep_rule *dep; /* NULL: none */
 };
 
 #define TIME_MAX UINT64_C(0xffffffffff) /* seconds; year 36812 */
@@ -61,6 +71,7 @@ struct otpca_msg_desc {
 #define TIME(k, rq, st, mb) UINT(k, rq, st, mb, 0, TIME_MAX)
 #define TOTP(k, rq, st, mb) UINT(k, rq, st, mb, 0, TOTP_MAX)
 #define PUBKEY(k, rq, st, mb) F(k, K_PUBKEY, rq, st, mb, 33, 65, 0, NULL)
+#define PUBKEY65(k, rq, st, mb) F(k, K_PUBKEY, rq, st, mb, 65, 65, 0, NULL)
 #define EUI(k, rq, st, mb) F(k, K_EUI, rq, st, mb, 6, 8, 0, NULL)
 #define LIST_ID(k, rq, st, mb, cnt) F(k, K_LIST_ID, rq, st, mb, 1, ID_MAX, cnt, NULL)
 #define LIST_ID16(k, rq, st, mb, cnt) F(k, K_LIST_BSTR, rq, st, mb, 16, 16, cnt, NULL)
@@ -68,12 +79,13 @@ struct otpca_msg_desc {
 #define R 1
 #define O 0
 
-/* An ECIES envelope holding 16..64 bytes (network keys, seeds). */
+/* An ECIES envelope holding 16..64 bytes (the network key). */
 #define ENV_MIN (OTPCA_ECIES_OVERHEAD + 16)
 #define ENV_MAX (OTPCA_ECIES_OVERHEAD + 64)
 
-#define DESC(var, nm, ty, st, tbl)                                                                   \
-    const otpca_msg_desc var = {nm, ty, (uint8_t)(sizeof tbl / sizeof tbl[0]), sizeof(st), tbl}
+#define DESC_DEP(var, nm, ty, st, tbl, dep)                                                          \
+    const otpca_msg_desc var = {nm, ty, (uint8_t)(sizeof tbl / sizeof tbl[0]), sizeof(st), tbl, dep}
+#define DESC(var, nm, ty, st, tbl) DESC_DEP(var, nm, ty, st, tbl, NULL)
 
 /* ---- node <-> manager ---- */
 
@@ -200,7 +212,7 @@ static const field f_device_entry[] = {
     EUI(3, O, otpca_device_entry, mac),
     PUBKEY(4, O, otpca_device_entry, pubkey),
     ID(5, O, otpca_device_entry, batch),
-    BSTR(6, O, otpca_device_entry, seed, ENV_MIN, ENV_MAX),
+    BSTR(6, O, otpca_device_entry, seed, OTPCA_SEEDBOX_SEALED_MIN, OTPCA_SEEDBOX_SEALED_MAX),
     UINT(7, O, otpca_device_entry, digits, 6, 8),
     UINT(8, O, otpca_device_entry, period, 1, 3600),
     UINT(9, O, otpca_device_entry, algorithm, 1, 2),
@@ -219,8 +231,12 @@ static const field f_sync_batch[] = {
     BOOL(6, R, otpca_sync_batch, more),
     BSTR(7, O, otpca_sync_batch, cursor, 1, 64),
     UINT(8, O, otpca_sync_batch, chunk, 0, UINT32_MAX),
+    PUBKEY65(9, O, otpca_sync_batch, seedkey),
 };
-DESC(otpca_desc_sync_batch, "SyncBatch", OTPCA_MSG_SYNC_BATCH, otpca_sync_batch, f_sync_batch);
+/* An entry with a sealed seed (6) needs the batch's seedkey (9). */
+static const dep_rule seed_needs_seedkey = {5, 6, 9};
+DESC_DEP(otpca_desc_sync_batch, "SyncBatch", OTPCA_MSG_SYNC_BATCH, otpca_sync_batch, f_sync_batch,
+         &seed_needs_seedkey);
 
 static const field f_record[] = {
     ID16(0, R, otpca_record, id),
@@ -334,6 +350,24 @@ static otpca_err check_string(const field *f, otpca_buf b)
 
 static bool is_text(const field *f) { return f->kind == K_TSTR || f->kind == K_ID || f->kind == K_LIST_ID; }
 
+static const field *find_field(const otpca_msg_desc *d, uint64_t key)
+{
+    for (size_t i = 0; i < d->nfields; i++)
+        if (d->fields[i].key == key)
+            return &d->fields[i];
+    return NULL;
+}
+
+/* Largest element struct of any list (a decode target on the stack). */
+typedef union elem_storage {
+    otpca_device_entry device;
+    otpca_record record;
+} elem_storage;
+
+/* The present bits of a decoded element (the first member of every
+ * element struct). */
+static uint32_t elem_present(const elem_storage *e) { return *(const uint32_t *)(const void *)e; }
+
 /* ---- sizes ---- */
 
 static size_t str_max(uint64_t max) { return otpca_cbor_head_size(max) + (size_t)max; }
@@ -391,6 +425,34 @@ static bool field_present(const field *f, const void *m)
 
 static otpca_err encode_map(otpca_cbor_enc *e, const otpca_msg_desc *d, const void *m, unsigned depth);
 
+/* The encoder's side of the descriptor's dep_rule: PROTO_MISSING if the
+ * needed key is absent while an element of the list has the other. Only
+ * then are the elements looked at; a list kept encoded (re-encoding a
+ * decoded message) is walked. */
+static otpca_err check_dep(const otpca_msg_desc *d, const void *m)
+{
+    const dep_rule *r = d->dep;
+    if (!r || field_present(find_field(d, r->needs_key), m))
+        return OTPCA_ERR_OK;
+    const field *lf = find_field(d, r->list_key);
+    const field *ef = find_field(lf->elem, r->elem_key);
+    const otpca_list *l = CAT(m, lf, otpca_list);
+    if (l->items) {
+        for (size_t i = 0; i < l->count; i++)
+            if (field_present(ef, (const char *)l->items + i * lf->elem->size))
+                return OTPCA_ERR_PROTO_MISSING;
+        return OTPCA_ERR_OK;
+    }
+    otpca_list_iter it;
+    elem_storage tmp;
+    otpca_err ret;
+    otpca_list_iter_init(&it, l);
+    while ((ret = otpca_list_next(&it, lf->elem, &tmp)) == OTPCA_ERR_OK)
+        if (elem_present(&tmp) & OTPCA_MSG_BIT(r->elem_key))
+            return OTPCA_ERR_PROTO_MISSING;
+    return ret == OTPCA_ERR_NOT_FOUND ? OTPCA_ERR_OK : ret;
+}
+
 static otpca_err encode_list(otpca_cbor_enc *e, const field *f, const otpca_list *l, unsigned depth)
 {
     if (!l->items) {
@@ -434,6 +496,8 @@ static otpca_err encode_map(otpca_cbor_enc *e, const otpca_msg_desc *d, const vo
         else if (f->required)
             return OTPCA_ERR_PROTO_MISSING;
     }
+    if ((ret = check_dep(d, m)))
+        return ret;
     otpca_cbor_put_map(e, pairs);
     if (d->type) {
         otpca_cbor_put_uint(e, 0);
@@ -504,21 +568,7 @@ otpca_err otpca_msg_sign(const otpca_msg_desc *d, const void *m, const otpca_sig
 
 /* ---- decoder ---- */
 
-static const field *find_field(const otpca_msg_desc *d, uint64_t key)
-{
-    for (size_t i = 0; i < d->nfields; i++)
-        if (d->fields[i].key == key)
-            return &d->fields[i];
-    return NULL;
-}
-
 static otpca_err decode_map(otpca_cbor_dec *dec, const otpca_msg_desc *d, void *m, unsigned depth);
-
-/* Largest element struct of any list (a decode target on the stack). */
-typedef union elem_storage {
-    otpca_device_entry device;
-    otpca_record record;
-} elem_storage;
 
 static otpca_err decode_string(otpca_cbor_dec *dec, const field *f, otpca_buf *out)
 {
@@ -527,7 +577,9 @@ static otpca_err decode_string(otpca_cbor_dec *dec, const field *f, otpca_buf *o
     return ret ? ret : check_string(f, *out);
 }
 
-static otpca_err decode_list(otpca_cbor_dec *dec, const field *f, otpca_list *l, unsigned depth)
+/* *elem_seen collects the keys present in any element of a map list. */
+static otpca_err decode_list(otpca_cbor_dec *dec, const field *f, otpca_list *l, unsigned depth,
+                             uint32_t *elem_seen)
 {
     size_t start = dec->pos, n;
     otpca_err ret = otpca_cbor_get_array(dec, f->count, &n);
@@ -537,6 +589,8 @@ static otpca_err decode_list(otpca_cbor_dec *dec, const field *f, otpca_list *l,
         if (f->kind == K_LIST_MAP) {
             elem_storage tmp;
             ret = decode_map(dec, f->elem, &tmp, depth + 1);
+            if (!ret)
+                *elem_seen |= elem_present(&tmp);
         } else {
             otpca_buf b;
             ret = decode_string(dec, f, &b);
@@ -556,7 +610,7 @@ static otpca_err decode_map(otpca_cbor_dec *dec, const otpca_msg_desc *d, void *
     size_t pairs;
     uint64_t key, prev = 0;
     bool first = true;
-    uint32_t seen = 0;
+    uint32_t seen = 0, elem_seen = 0;
     size_t unknown = 0, unknown_keys = 0;
     otpca_err ret;
     if (depth > 2)
@@ -611,9 +665,13 @@ static otpca_err decode_map(otpca_cbor_dec *dec, const otpca_msg_desc *d, void *
             break;
         case K_LIST_BSTR:
         case K_LIST_ID:
-        case K_LIST_MAP:
-            ret = decode_list(dec, f, AT(m, f, otpca_list), depth);
+        case K_LIST_MAP: {
+            uint32_t es = 0;
+            ret = decode_list(dec, f, AT(m, f, otpca_list), depth, &es);
+            if (d->dep && d->dep->list_key == f->key)
+                elem_seen = es;
             break;
+        }
         default:
             ret = decode_string(dec, f, AT(m, f, otpca_buf));
         }
@@ -624,6 +682,9 @@ static otpca_err decode_map(otpca_cbor_dec *dec, const otpca_msg_desc *d, void *
     for (size_t i = 0; i < d->nfields; i++)
         if (d->fields[i].required && !(seen & OTPCA_MSG_BIT(d->fields[i].key)))
             return OTPCA_ERR_PROTO_MISSING;
+    if (d->dep && (elem_seen & OTPCA_MSG_BIT(d->dep->elem_key)) &&
+        !(seen & OTPCA_MSG_BIT(d->dep->needs_key)))
+        return OTPCA_ERR_PROTO_MISSING;
     *(uint32_t *)m = seen;
     return OTPCA_ERR_OK;
 }

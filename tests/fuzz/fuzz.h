@@ -1,9 +1,10 @@
 /*
  * Shared by the fuzz targets, the replay driver and the corpus generator:
  * the libFuzzer entry point, a check that survives NDEBUG, and the fixed
- * P-256 key the COSE and ECIES targets use (the checked-in seeds are
- * signed by / sealed to it, so mutations start from inputs that get past
- * the kid check and the ephemeral-point check).
+ * P-256 key the COSE, ECIES and seed-box targets use (the checked-in
+ * seeds are signed by / sealed to it, so mutations start from inputs that
+ * get past the kid check and the ephemeral-point check), and the seed box
+ * of that key the seed-box target opens with.
  */
 #ifndef OTPCA_TESTS_FUZZ_H
 #define OTPCA_TESTS_FUZZ_H
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 
 #include "otpca/proto/p256.h"
+#include "otpca/proto/seedbox.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -50,6 +52,26 @@ static inline const otpca_p256_soft *fuzz_key(void)
         loaded = 1;
     }
     return &key;
+}
+
+/* The seed box to the fixed key with the ephemeral scalar 0x21, 0x22,
+ * ..., 0x40 (otpca_seedbox_sender_kat), made once per process: the
+ * seed-box corpus is sealed in it. */
+static inline const otpca_seedbox *fuzz_seedbox(void)
+{
+    static otpca_seedbox box;
+    static int made;
+    if (!made) {
+        uint8_t eph[OTPCA_P256_PRIV_LEN];
+        for (unsigned i = 0; i < OTPCA_P256_PRIV_LEN; i++)
+            eph[i] = (uint8_t)(0x21 + i);
+        if (otpca_seedbox_sender_kat(&box, eph, fuzz_key()->pub, OTPCA_P256_PUB_LEN) != OTPCA_ERR_OK) {
+            fprintf(stderr, "fuzz: cannot make the fixed seed box\n");
+            abort();
+        }
+        made = 1;
+    }
+    return &box;
 }
 
 #endif

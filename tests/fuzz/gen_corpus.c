@@ -6,8 +6,9 @@
  *   build/tests/fuzz/fuzz_gen_corpus tests/fuzz/corpus
  *
  * ECIES and ECDSA are randomised, so a rerun gives other bytes for the
- * envelopes and signatures (equally valid). COSE messages are signed by,
- * and envelopes sealed to, the fixed key of fuzz.h.
+ * envelopes and signatures (equally valid); sealed seeds come out the same
+ * (the fixed seed box of fuzz.h). COSE messages are signed by, and
+ * envelopes and seeds sealed to, the fixed key of fuzz.h.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -21,6 +22,7 @@
 #include "otpca/proto/cose.h"
 #include "otpca/proto/ecies.h"
 #include "otpca/proto/msg.h"
+#include "otpca/proto/seedbox.h"
 
 static const char *root;
 
@@ -49,7 +51,8 @@ static void put_file(const char *target, const char *name, const uint8_t *p, siz
 
 static uint8_t nonce[OTPCA_NONCE_LEN], id16[OTPCA_ID16_LEN], id16b[OTPCA_ID16_LEN],
     hash[OTPCA_HASH_LEN], mac6[6], mac8[8], kid[OTPCA_KID_LEN], pubc[OTPCA_P256_PUB_C_LEN],
-    cert[96], envelope[OTPCA_ECIES_OVERHEAD + 16];
+    cert[96], envelope[OTPCA_ECIES_OVERHEAD + 16], seed20[20],
+    sealed_seed[OTPCA_SEEDBOX_SEALED_LEN(20)];
 
 #define BUF(p, n) ((otpca_buf){(const uint8_t *)(p), (n)})
 #define STR(s) BUF(s, sizeof(s) - 1)
@@ -137,7 +140,7 @@ static void gen_msg(uint8_t *time_request, size_t *time_request_len, uint8_t *en
         {.present = OTPCA_MSG_BIT(7) | OTPCA_MSG_BIT(8) | OTPCA_MSG_BIT(9) | OTPCA_MSG_BIT(10) |
                     OTPCA_MSG_BIT(11),
          .serial = STR("node-000001"), .seq = 41, .state = OTPCA_DEV_ENROLLED, .mac = ARR(mac6),
-         .pubkey = ARR(pubc), .batch = STR("batch-A"), .seed = ARR(envelope), .digits = 6,
+         .pubkey = ARR(pubc), .batch = STR("batch-A"), .seed = ARR(sealed_seed), .digits = 6,
          .period = 30, .algorithm = 1, .last_step = 56666666, .failures = 0,
          .cert_hash = ARR(hash)},
         {.serial = STR("node-000002"), .seq = 42, .state = OTPCA_DEV_APPROVED},
@@ -146,7 +149,7 @@ static void gen_msg(uint8_t *time_request, size_t *time_request_len, uint8_t *en
     otpca_sync_batch sb = {.present = OTPCA_MSG_BIT(8), .window = ARR(id16),
                            .kind = OTPCA_SYNC_DELTA, .from = 12, .to = 42,
                            .entries = {dev, 2, {NULL, 0}}, .more = true, .cursor = STR("c2"),
-                           .chunk = 1};
+                           .chunk = 1, .seedkey = BUF(fuzz_seedbox()->eph, OTPCA_P256_PUB_LEN)};
     msg_file("23-sync-batch", &otpca_desc_sync_batch, &sb, out, sizeof out);
 
     otpca_record rec[2] = {
@@ -263,9 +266,10 @@ static void gen_ecies(void)
         snprintf(name, sizeof name, "0%zu-netkey-%zu", i + 1, sizes[i]);
         put_file("ecies", name, out, len);
     }
-    /* Another label: well-formed, never opens with "netkey". */
-    if ((err = otpca_ecies_seal(key->pub, sizeof key->pub, OTPCA_ECIES_LABEL_SEED, NULL, 0, pt, 20,
-                                out, sizeof out, &len)))
+    /* Another label (the one seeds had before seed boxes): well-formed,
+     * never opens with "netkey". */
+    if ((err = otpca_ecies_seal(key->pub, sizeof key->pub, "seed", NULL, 0, pt, 20, out, sizeof out,
+                                &len)))
         die("ecies seed", err);
     put_file("ecies", "04-seed-20", out, len);
     /* The envelope the messages carry (16 bytes, "netkey"). */
@@ -273,6 +277,46 @@ static void gen_ecies(void)
                                 envelope, sizeof envelope, &len)) ||
         len != sizeof envelope)
         die("ecies envelope", err);
+}
+
+/* Inputs of fuzz_seedbox: a serial-length byte, the serial and a seed
+ * sealed in the fixed box; or 0x80 and a seedkey. Also the sealed seed the
+ * SyncBatch and DeviceEntry seeds carry. */
+static void gen_seedbox(void)
+{
+    const otpca_seedbox *box = fuzz_seedbox();
+    static const char serial64[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._";
+    static const struct {
+        const char *name, *serial;
+        size_t seed_len;
+    } files[] = {{"01-node-000001-20", "node-000001", 20},
+                 {"02-serial-1-seed-16", "a", 16},
+                 {"03-serial-64-seed-64", serial64, 64}};
+    uint8_t seed[64], out[1 + 64 + OTPCA_SEEDBOX_SEALED_MAX];
+    size_t len;
+    otpca_err err;
+    for (size_t i = 0; i < sizeof seed; i++)
+        seed[i] = (uint8_t)(0x31 + i % 10); /* "1234567890..." as in RFC 6238 */
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        size_t n = strlen(files[i].serial);
+        out[0] = (uint8_t)n;
+        memcpy(out + 1, files[i].serial, n);
+        if ((err = otpca_seedbox_seal(box, (const uint8_t *)files[i].serial, n, seed, files[i].seed_len,
+                                      out + 1 + n, sizeof out - 1 - n, &len)))
+            die("seedbox", err);
+        put_file("seedbox", files[i].name, out, 1 + n + len);
+    }
+    /* The batch's seedkey, and one off the curve. */
+    out[0] = 0x80;
+    memcpy(out + 1, box->eph, OTPCA_P256_PUB_LEN);
+    put_file("seedbox", "04-seedkey", out, 1 + OTPCA_P256_PUB_LEN);
+    out[OTPCA_P256_PUB_LEN] ^= 0x01;
+    put_file("seedbox", "05-seedkey-off-curve", out, 1 + OTPCA_P256_PUB_LEN);
+    /* The seed the messages carry. */
+    memcpy(seed20, seed, sizeof seed20);
+    if ((err = otpca_seedbox_seal(box, (const uint8_t *)"node-000001", 11, seed20, sizeof seed20,
+                                  sealed_seed, sizeof sealed_seed, &len)))
+        die("seedbox sealed_seed", err);
 }
 
 static void gen_cbor(void)
@@ -368,6 +412,7 @@ int main(int argc, char **argv)
     uint8_t treq[256], eresp[1024];
     size_t treq_len, eresp_len;
     gen_ecies();
+    gen_seedbox();
     gen_cbor();
     gen_msg(treq, &treq_len, eresp, &eresp_len);
     gen_cose(treq, treq_len, eresp, eresp_len);

@@ -1,5 +1,6 @@
 /*
- * ECIES to a P-256 key, as PROTOCOL.md section "Envelopes" specifies:
+ * ECIES to a P-256 key, as PROTOCOL.md section 5 specifies (the network
+ * key; seeds use the batched form of seedbox.h):
  * ephemeral P-256 key, ECDH, HKDF-SHA256, AES-128-GCM.
  *
  *   envelope = 0x01 || E (65 bytes, SEC1 uncompressed) || C || T (16 bytes)
@@ -24,9 +25,9 @@
 #define OTPCA_ECIES_OVERHEAD (1 + OTPCA_P256_PUB_LEN + OTPCA_ECIES_TAG_LEN)
 #define OTPCA_ECIES_MAX_PLAINTEXT 1024
 #define OTPCA_ECIES_MAX_LABEL 32
-/* Labels the protocol uses. */
+/* The label the protocol uses: the network key in EnrollResponse. (TOTP
+ * seeds, once label "seed", travel in seed boxes: seedbox.h.) */
 #define OTPCA_ECIES_LABEL_NETKEY "netkey"
-#define OTPCA_ECIES_LABEL_SEED "seed"
 
 /* Seals pt to recipient (33 or 65 bytes SEC1) into out (at least
  * ptlen + OTPCA_ECIES_OVERHEAD bytes). Pass the 65-byte form when you have

@@ -16,7 +16,12 @@
  * Decoders check everything a descriptor says (types, lengths, ranges,
  * counts, key order, required fields, no trailing bytes) and skip unknown
  * keys (at most OTPCA_MSG_UNKNOWN_KEYS of them and OTPCA_MSG_UNKNOWN_MAX bytes
- * of their values per map). Nothing here allocates memory.
+ * of their values per map). One rule spans a message and its list: a
+ * SyncBatch with an entry that carries a sealed seed (DeviceEntry key 6)
+ * must carry the batch's seedkey (key 9); the decoder refuses one without
+ * it and the encoder will not write one (both OTPCA_ERR_PROTO_MISSING), so
+ * a decoded batch needs no second check before its seeds are opened.
+ * Nothing here allocates memory.
  */
 #ifndef OTPCA_PROTO_MSG_H
 #define OTPCA_PROTO_MSG_H
@@ -235,7 +240,7 @@ typedef struct otpca_device_entry {
     otpca_buf mac;       /* 3 */
     otpca_buf pubkey;    /* 4 */
     otpca_buf batch;     /* 5 */
-    otpca_buf seed;      /* 6: ECIES envelope to the manager */
+    otpca_buf seed;      /* 6: sealed seed, 32..80 bytes (seedbox.h; needs the batch's seedkey) */
     uint64_t digits;     /* 7 */
     uint64_t period;     /* 8 */
     uint64_t algorithm;  /* 9: 1 SHA-1, 2 SHA-256 */
@@ -254,6 +259,7 @@ typedef struct otpca_sync_batch {
     bool more;          /* 6 */
     otpca_buf cursor;   /* 7, optional */
     uint64_t chunk;     /* 8, optional */
+    otpca_buf seedkey;  /* 9: E of the batch's seed box, 65 bytes; required if an entry has key 6 */
 } otpca_sync_batch;
 
 typedef struct otpca_record {

@@ -1,9 +1,9 @@
 /*
  * P-256 helpers on wolfCrypt for the protocol: public-key checks and
- * forms, key ids, signature verification, and a software key (for tests,
- * for the cloud's seed envelopes to managers, and for nodes built without
- * a secure element). Keys that live in a token are used through the
- * otpca_sign_fn / otpca_ecdh_fn callbacks instead.
+ * forms, key ids, signature verification, the ephemeral ECDH of envelopes
+ * and seed boxes, and a software key (for tests and tools, and for nodes
+ * built without a secure element). Keys that live in a token are used
+ * through the otpca_sign_fn / otpca_ecdh_fn callbacks instead.
  */
 #ifndef OTPCA_PROTO_P256_H
 #define OTPCA_PROTO_P256_H
