@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzing benchmark for the decoders of libotpca-proto (tests/fuzz/).
 #
-#   bench/fuzz.sh [--seconds N] [--json] [--targets "cbor cose msg ecies"]
+#   bench/fuzz.sh [--seconds N] [--json] [--targets "cbor cose msg ecies seedbox"]
 #                 [--build-dir DIR] [--jobs N] [--help]
 #
 # Configures (once) and builds the clang libFuzzer build in build-fuzz/
@@ -21,7 +21,7 @@ set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=60
 json=0
-targets="cbor cose msg ecies"
+targets="cbor cose msg ecies seedbox"
 build="$root/build-fuzz"
 jobs=1
 goal=1000000

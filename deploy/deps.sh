@@ -13,6 +13,7 @@ packages=(
     libssl-dev openssl                        # OpenSSL beside libp11; openssl as a checker
     libzmq3-dev libcbor-dev                   # transport and wire encoding
     libsqlite3-dev libpq-dev                  # cloud and manager stores
+    libjansson-dev                            # JSON factory manifests (otpca-cloud device import)
     sqlite3                                   # the sqlite3 shell as a checker in tests
     libcriterion-dev                          # unit tests
     clang libclang-rt-14-dev                  # libFuzzer targets (tests/fuzz)

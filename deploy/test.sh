@@ -31,6 +31,6 @@ run_suite build-pkgwolf -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOTPCA_WOLFSSL_PACKAG
 echo "== fuzz smoke (clang + libFuzzer)"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOTPCA_FUZZ=ON \
     -DOTPCA_BUILD_BENCH=OFF >build-fuzz.configure.log 2>&1 || { cat build-fuzz.configure.log; exit 1; }
-cmake --build build-fuzz -j"$jobs" --target fuzz_cbor fuzz_cose fuzz_msg fuzz_ecies
+cmake --build build-fuzz -j"$jobs" --target fuzz_cbor fuzz_cose fuzz_msg fuzz_ecies fuzz_seedbox
 ctest --test-dir build-fuzz --output-on-failure -R '^fuzz\.' --timeout 300
 echo "deploy/test.sh: all suites passed"

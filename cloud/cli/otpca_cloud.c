@@ -1,30 +1,34 @@
 /*
  * otpca-cloud: the registry's admin CLI (verb-noun): init, device import
- * (factory manifest CSV; seeds are sealed in the cloud token on the way
- * in), device list|show|approve|revoke|unlock, batch add, manager
- * add|revoke|list, operator add (its seed sealed like a device's), audit
- * verify. The server (serve) and lease issue answer "not built yet" with
- * OTPCA_ERR_UNSUPPORTED: issue #4 continues.
+ * (factory manifest CSV; seeds are sealed at rest on the way in), device
+ * list|show|approve|revoke|unlock, batch add, manager add|revoke|list,
+ * operator add (its seed sealed like a device's), lease issue (a signed
+ * offline lease), audit verify, and serve (server.c).
  */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <zmq.h>
 
 #include "otpca/cloud/certinfo.h"
 #include "otpca/cloud/config.h"
 #include "otpca/cloud/seeds.h"
+#include "otpca/cloud/server.h"
 #include "otpca/cloud/store.h"
 #include "otpca/common/hex.h"
 #include "otpca/common/log.h"
 #include "otpca/common/secmem.h"
+#include "otpca/proto/msg.h"
 #include "otpca/proto/p256.h"
 #include "otpca/token/token.h"
 #include "otpca/token/uri.h"
@@ -37,7 +41,7 @@
 /* Audit events of PROTOCOL.md section 7.6. */
 enum {
     EV_IMPORTED = 9, EV_APPROVED = 10, EV_REVOKED = 11, EV_MANAGER_ADDED = 12, EV_MANAGER_REVOKED = 13,
-    EV_UNLOCKED = 16, EV_OPERATOR_ADDED = 17, EV_BATCH_ADDED = 18, EV_INIT = 19
+    EV_LEASE_ISSUED = 15, EV_UNLOCKED = 16, EV_OPERATOR_ADDED = 17, EV_BATCH_ADDED = 18, EV_INIT = 19
 };
 
 /* Operators' seeds are sealed under "op:" || id, so their AAD never equals
@@ -48,23 +52,27 @@ enum {
 struct opts {
     const char *config, *state, *reason;
     const char *product_key, *ca_cert, *curve_key, *seed_file, *algorithm;
+    const char *manager, *operator_, *scope, *out;
     int approve, all, help;
-    long limit, digits, period;
+    long limit, digits, period, duration, max_enroll;
 };
 
 static const struct verb {
     const char *name, *args, *help;
 } verbs[] = {
-    {"init", "", "Create or migrate the store and check the cloud token's keys (creating the seed-wrap key)."},
+    {"init", "",
+     "Create or migrate the store and the cloud token's keys (seed-wrap, seed key, CURVE key); print the "
+     "cloud's public identity for managers."},
     {"device import", "FILE [--approve]",
-     "Import a factory manifest (CSV: serial,mac,public_key,seed[,algorithm,digits,period]); seeds are sealed in the token."},
+     "Import a factory manifest: CSV (header serial,mac,public_key,seed[,algorithm,digits,period]) or JSON (an "
+     "array of objects, or JSON Lines, with those keys); seeds are sealed at rest."},
     {"device list", "[--state S] [--limit N]", "List devices (state: pending|approved|enrolled|revoked|locked)."},
     {"device show", "SERIAL", "Show one device."},
     {"device approve", "SERIAL | --all", "Approve a pending device (or every pending one) for enrollment."},
     {"device revoke", "SERIAL [--reason N]", "Revoke a device."},
     {"device unlock", "SERIAL", "Clear a locked device's failure count and lock."},
     {"audit verify", "", "Recompute the audit chain; exit 1 at the first broken link."},
-    {"serve", "", "Run the registry server (not built yet)."},
+    {"serve", "", "Run the registry server for managers (ZeroMQ + CURVE) until SIGTERM or SIGINT."},
     {"batch add", "ID --product-key FILE",
      "Register a batch's P-256 product key (PEM or DER SubjectPublicKeyInfo, or SEC1 hex)."},
     {"manager add", "ID --ca-cert FILE --curve-key Z85",
@@ -74,7 +82,8 @@ static const struct verb {
     {"manager list", "", "List managers: id, active or revoked, CA key id, CURVE key."},
     {"operator add", "ID --seed-file FILE [--digits N] [--period S] [--algorithm SHA1|SHA256]",
      "Register an operator; the TOTP seed (hex, 16-64 bytes) is sealed in the token."},
-    {"lease issue", "", "Write a signed offline lease (not built yet)."},
+    {"lease issue", "--manager ID --operator ID --duration S --out FILE [--max-enroll N] [--scope B1,B2]",
+     "Write a signed offline lease: the manager may open a window on its cached trust list without the cloud."},
 };
 
 static void usage(FILE *f)
@@ -226,6 +235,21 @@ static int cmd_init(const otpca_cloud_config *cfg)
     printf("signing key '%s' kid ", cfg->sign_key);
     print_hex(kid, sizeof kid);
     printf("\nseed-wrap key '%s' present\n", cfg->wrap_key);
+    uint8_t curve_pub[32];
+    uint8_t *curve_sec = otpca_secmem_alloc(32);
+    ret = curve_sec ? otpca_cloud_curve_key(cfg, t.tok, 1, curve_pub, curve_sec) : OTPCA_ERR_NOMEM;
+    otpca_secmem_free(curve_sec, 32);
+    if (ret) {
+        token_close(&t);
+        otpca_store_destroy(&st);
+        return fail(ret, "CURVE key");
+    }
+    char z85[41];
+    zmq_z85_encode(z85, curve_pub, sizeof curve_pub);
+    /* What a manager pins: the lines go into its configuration as they are. */
+    printf("cloud_curve_key = %s\ncloud_sign_key = ", z85);
+    print_hex(pub, sizeof pub);
+    printf("\n");
     ret = audit(st, EV_INIT, NULL, "store initialised");
     token_close(&t);
     otpca_store_destroy(&st);
@@ -367,20 +391,172 @@ static int header_columns(char *line, int col[7])
     return col[0] >= 0 && col[1] >= 0 && col[3] >= 0;
 }
 
+/* A manifest's rows, from CSV (header line first) or JSON: a top-level
+ * array of objects, or objects one after another (JSON Lines), each with
+ * the CSV column names as keys. JSON is read one object at a time
+ * (jansson's JSON_DISABLE_EOF_CHECK stops after each value), so a large
+ * array never sits in memory whole; the bytes between the array's
+ * elements are skipped by hand, as jansson only reads whole values. */
+struct rows {
+    FILE *in;
+    const char *path;
+    int json, array, done;
+    int col[7];
+    char line[4096];
+    char text[7][256]; /* a JSON row's fields as text */
+    unsigned long where; /* line (CSV) or object (JSON) number */
+};
+
+static int skip_space(FILE *in)
+{
+    int c;
+    while ((c = getc(in)) != EOF && isspace(c))
+        ;
+    return c;
+}
+
+/* 1 and the row's fields in f (7, in col order for JSON), 0 at the end,
+ * -1 on a fatal error (reported), -2 for a bad row (reported; skip it). */
+static int next_row(struct rows *r, char **f, size_t *nf)
+{
+    static const char *names[7] = {"serial", "mac", "public_key", "seed", "algorithm", "digits", "period"};
+    if (r->done)
+        return 0;
+    if (!r->json) {
+        for (;;) {
+            if (!fgets(r->line, sizeof r->line, r->in)) {
+                r->done = 1;
+                if (ferror(r->in)) {
+                    fprintf(stderr, "otpca-cloud: %s: read error\n", r->path);
+                    return -1;
+                }
+                return 0;
+            }
+            r->where++;
+            if (!strchr(r->line, '\n') && !feof(r->in)) {
+                fprintf(stderr, "otpca-cloud: %s:%lu: line too long\n", r->path, r->where);
+                return -1;
+            }
+            r->line[strcspn(r->line, "\r\n")] = '\0';
+            if (r->line[0]) {
+                *nf = split(r->line, f, 16);
+                return 1;
+            }
+        }
+    }
+    int c = skip_space(r->in);
+    if (r->array && r->where > 0 && c != ']') {
+        if (c != ',') {
+            fprintf(stderr, "otpca-cloud: %s: object %lu: expected ',' or ']'\n", r->path, r->where + 1);
+            return -1;
+        }
+        c = skip_space(r->in);
+    }
+    if ((r->array && c == ']') || (!r->array && c == EOF)) {
+        r->done = 1;
+        if (r->array && skip_space(r->in) != EOF) {
+            fprintf(stderr, "otpca-cloud: %s: data after the array\n", r->path);
+            return -1;
+        }
+        return 0;
+    }
+    if (c != '{') {
+        fprintf(stderr, "otpca-cloud: %s: object %lu: expected '{'%s\n", r->path, r->where + 1,
+                r->array ? ", ',' or ']'" : "");
+        return -1;
+    }
+    ungetc(c, r->in);
+    r->where++;
+    json_error_t err;
+    json_t *o = json_loadf(r->in, JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &err);
+    if (!o) {
+        fprintf(stderr, "otpca-cloud: %s: object %lu: %s\n", r->path, r->where, err.text);
+        return -1;
+    }
+    int bad = 0;
+    for (int i = 0; i < 7; i++) {
+        json_t *v = json_object_get(o, names[i]);
+        r->text[i][0] = '\0';
+        if (!v || json_is_null(v))
+            continue;
+        if (json_is_string(v) && json_string_length(v) < sizeof r->text[i])
+            snprintf(r->text[i], sizeof r->text[i], "%s", json_string_value(v));
+        else if (json_is_integer(v) && i >= 5) /* digits, period */
+            snprintf(r->text[i], sizeof r->text[i], "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        else
+            bad = 1;
+    }
+    /* The seed may be in the jansson value still: wipe what we can reach. */
+    json_t *seed = json_object_get(o, "seed");
+    if (json_is_string(seed))
+        otpca_memzero((void *)json_string_value(seed), json_string_length(seed));
+    json_decref(o);
+    for (int i = 0; i < 7; i++)
+        f[i] = r->text[i];
+    *nf = 7;
+    if (bad) {
+        fprintf(stderr, "%s: object %lu: fields must be strings (digits and period may be numbers)\n", r->path,
+                r->where);
+        return -2;
+    }
+    return 1;
+}
+
+static int rows_open(struct rows *r, const char *path)
+{
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    r->in = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!r->in) {
+        fprintf(stderr, "otpca-cloud: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int c = skip_space(r->in);
+    if (c == '[' || c == '{') {
+        r->json = 1;
+        r->array = c == '[';
+        if (c == '{')
+            ungetc(c, r->in);
+        for (int i = 0; i < 7; i++)
+            r->col[i] = i;
+        return 0;
+    }
+    if (c != EOF)
+        ungetc(c, r->in);
+    if (!fgets(r->line, sizeof r->line, r->in) ||
+        !(r->line[strcspn(r->line, "\r\n")] = '\0', header_columns(r->line, r->col))) {
+        fprintf(stderr, "otpca-cloud: %s: first line must be a header naming serial, mac and seed columns "
+                        "(or the file JSON)\n", path);
+        return -1;
+    }
+    r->where = 1;
+    return 0;
+}
+
+static void rows_close(struct rows *r)
+{
+    if (r->in && r->in != stdin)
+        fclose(r->in);
+    otpca_memzero(r->line, sizeof r->line);
+    otpca_memzero(r->text, sizeof r->text);
+    r->in = NULL;
+}
+
 static int cmd_device_import(const otpca_cloud_config *cfg, const char *path, const struct opts *o)
 {
-    FILE *in = strcmp(path, "-") ? fopen(path, "r") : stdin;
-    if (!in) {
-        fprintf(stderr, "otpca-cloud: %s: %s\n", path, strerror(errno));
+    struct rows *r = otpca_secmem_alloc(sizeof *r); /* rows hold seeds in the clear */
+    if (!r || rows_open(r, path)) {
+        if (!r)
+            fail(OTPCA_ERR_NOMEM, "secret memory");
+        otpca_secmem_free(r, sizeof *r);
         return EXIT_FAILURE;
     }
     otpca_store *st = NULL;
     struct cloud_token t = {0};
     struct import_stats s = {0};
     uint8_t *seed = otpca_secmem_alloc(OTPCA_SEED_MAX);
-    char line[4096];
-    int col[7], tty = isatty(2), rc = EXIT_FAILURE, in_tx = 0;
-    unsigned long lineno = 0, shown = 0;
+    int tty = isatty(2), rc = EXIT_FAILURE, in_tx = 0, got;
+    unsigned long shown = 0;
     struct timespec t0, t1;
     otpca_err ret;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -397,29 +573,18 @@ static int cmd_device_import(const otpca_cloud_config *cfg, const char *path, co
         fail(ret, "cloud token");
         goto out;
     }
-    if (!fgets(line, sizeof line, in) || !(line[strcspn(line, "\r\n")] = '\0', header_columns(line, col))) {
-        fprintf(stderr, "otpca-cloud: %s: first line must be a header naming serial, mac and seed columns\n", path);
-        goto out;
-    }
-    lineno = 1;
-    while (fgets(line, sizeof line, in)) {
-        lineno++;
-        if (!strchr(line, '\n') && !feof(in)) {
-            fprintf(stderr, "otpca-cloud: %s:%lu: line too long\n", path, lineno);
+    char *f[16];
+    size_t nf = 0;
+    while ((got = next_row(r, f, &nf)) != 0) {
+        if (got == -1)
             goto out;
-        }
-        line[strcspn(line, "\r\n")] = '\0';
-        if (!line[0])
-            continue;
-        char *f[16];
-        size_t nf = split(line, f, 16);
         otpca_device d;
         s.rows++;
-        const char *why = parse_row(f, nf, col, &t, o->approve, &d, seed);
+        const char *why = got == -2 ? "" : parse_row(f, nf, r->col, &t, o->approve, &d, seed);
         if (why) {
             s.rejected++;
-            if (shown++ < 10)
-                fprintf(stderr, "%s%s:%lu: %s\n", tty ? "\n" : "", path, lineno, why);
+            if (*why && shown++ < 10)
+                fprintf(stderr, "%s%s:%s%lu: %s\n", tty ? "\n" : "", path, r->json ? " object " : "", r->where, why);
             continue;
         }
         if (!in_tx) {
@@ -448,10 +613,6 @@ static int cmd_device_import(const otpca_cloud_config *cfg, const char *path, co
             progress(&s, tty, 0);
         }
     }
-    if (ferror(in)) {
-        fprintf(stderr, "otpca-cloud: %s: read error\n", path);
-        goto out;
-    }
     if (in_tx) {
         if ((ret = otpca_store_commit(st))) {
             fail(ret, "store commit");
@@ -478,8 +639,8 @@ out:
     otpca_secmem_free(seed, OTPCA_SEED_MAX);
     token_close(&t);
     otpca_store_destroy(&st);
-    if (in != stdin)
-        fclose(in);
+    rows_close(r);
+    otpca_secmem_free(r, sizeof *r);
     return rc;
 }
 
@@ -551,7 +712,7 @@ static int cmd_device_show(otpca_store *st, const char *serial)
     } else {
         printf("- (batch %s)", d.batch[0] ? d.batch : "?");
     }
-    printf("\ntotp        %s, %u digits, %u s; seed sealed in the cloud token (%zu bytes)\n",
+    printf("\ntotp        %s, %u digits, %u s; seed sealed at rest (%zu bytes)\n",
            d.algorithm == 2 ? "SHA256" : "SHA1", d.digits, d.period, d.seed_env_len);
     printf("last step   %llu\nfailures    %u\n", (unsigned long long)d.last_step, (unsigned)d.failures);
     printf("certificate ");
@@ -979,7 +1140,7 @@ static int cmd_operator_add(const otpca_cloud_config *cfg, const char *id, const
         fail(ret, id);
         goto out;
     }
-    printf("operator %s added (%s); seed sealed in the cloud token\n", id, detail);
+    printf("operator %s added (%s); seed sealed at rest\n", id, detail);
     rc = EXIT_SUCCESS;
 out:
     otpca_secmem_free(text, TEXT_MAX);
@@ -988,6 +1149,181 @@ out:
     token_close(&t);
     otpca_store_destroy(&st);
     return rc;
+}
+
+/* ---- lease issue ---------------------------------------------------------- */
+
+struct sign_ctx {
+    otpca_token_t *tok;
+    otpca_obj_t key;
+};
+
+static otpca_err token_sign(void *ctx, const uint8_t digest[32], uint8_t sig[OTPCA_P256_SIG_LEN])
+{
+    struct sign_ctx *c = ctx;
+    size_t len = OTPCA_P256_SIG_LEN;
+    return otpca_token_sign_digest(c->tok, c->key, digest, 32, OTPCA_SIG_RAW, sig, &len);
+}
+
+/* An offline lease: stored like any lease (so the window's records are
+ * accepted later) and written as the signed WindowLease, offline = true,
+ * with a random nonce. No operator TOTP: the registry's administrator
+ * issues it, and the audit log says who for. */
+static int cmd_lease_issue(const otpca_cloud_config *cfg, const struct opts *o)
+{
+    otpca_store *st = NULL;
+    struct cloud_token t = {0};
+    struct sign_ctx sc;
+    otpca_manager m;
+    otpca_operator op;
+    otpca_lease l;
+    otpca_window_lease w;
+    otpca_signer signer;
+    otpca_buf scope[64];
+    uint8_t nonce[16], pub[65], out[4096];
+    size_t len = 0, n = 0;
+    int rc = EXIT_FAILURE, fd = -1;
+    char scope_copy[sizeof l.scope];
+    memset(&l, 0, sizeof l);
+    memset(&w, 0, sizeof w);
+    otpca_err ret = otpca_store_open(cfg->store, &st);
+    if (ret) {
+        fail(ret, cfg->store);
+        goto out;
+    }
+    if ((ret = otpca_store_manager_get(st, o->manager, &m)) || m.revoked) {
+        fprintf(stderr, "otpca-cloud: manager %s is %s\n", o->manager, ret ? "not registered" : "revoked");
+        goto out;
+    }
+    if ((ret = otpca_store_operator_get(st, o->operator_, &op))) {
+        fprintf(stderr, "otpca-cloud: operator %s is not registered\n", o->operator_);
+        goto out;
+    }
+    if (o->scope) {
+        snprintf(scope_copy, sizeof scope_copy, "%s", o->scope);
+        for (char *save = NULL, *b = strtok_r(scope_copy, ",", &save); b; b = strtok_r(NULL, ",", &save)) {
+            otpca_batch bt;
+            if (n == 64 || !valid_id(b) || otpca_store_batch_get(st, b, &bt)) {
+                fprintf(stderr, "otpca-cloud: --scope: %s is not a registered batch (at most 64)\n", b);
+                goto out;
+            }
+            scope[n++] = (otpca_buf){(const uint8_t *)b, strlen(b)};
+        }
+        snprintf(l.scope, sizeof l.scope, "%s", o->scope);
+    }
+    memset(&t, 0, sizeof t);
+    otpca_p11_uri uri;
+    if (!cfg->token[0] || (ret = otpca_p11_uri_parse(cfg->token, &uri))) {
+        fail(ret ? ret : OTPCA_ERR_CONFIG, "cloud token");
+        goto out;
+    }
+    ret = otpca_p11_new(uri.module_path[0] ? uri.module_path : NULL, &t.p11);
+    if (!ret)
+        ret = otpca_token_open_uri(t.p11, &uri, NULL, &t.tok);
+    otpca_p11_uri_clear(&uri);
+    if (!ret)
+        ret = otpca_token_find(t.tok, OTPCA_OBJ_PRIVATE_KEY, cfg->sign_key, NULL, 0, &sc.key);
+    if (!ret)
+        ret = otpca_token_pubkey_sec1(t.tok, sc.key, pub);
+    if (ret) {
+        fail(ret, "cloud signing key");
+        goto out;
+    }
+    sc.tok = t.tok;
+    signer.sign = token_sign;
+    signer.ctx = &sc;
+    otpca_p256_kid(pub, signer.kid);
+
+    if ((ret = otpca_random(l.window, sizeof l.window)) || (ret = otpca_random(nonce, sizeof nonce))) {
+        fail(ret, "random");
+        goto out;
+    }
+    snprintf(l.manager, sizeof l.manager, "%s", o->manager);
+    snprintf(l.operator_, sizeof l.operator_, "%s", o->operator_);
+    l.not_before = (uint64_t)time(NULL);
+    l.not_after = l.not_before + (uint64_t)o->duration;
+    l.max_enroll = o->max_enroll ? (uint64_t)o->max_enroll : 100000;
+    l.offline = 1;
+    w.nonce = (otpca_buf){nonce, sizeof nonce};
+    w.window = (otpca_buf){l.window, sizeof l.window};
+    w.manager = (otpca_buf){(const uint8_t *)l.manager, strlen(l.manager)};
+    w.operator_ = (otpca_buf){(const uint8_t *)l.operator_, strlen(l.operator_)};
+    w.not_before = l.not_before;
+    w.not_after = l.not_after;
+    w.max_enroll = l.max_enroll;
+    if (n) {
+        w.scope.items = scope;
+        w.scope.count = n;
+    }
+    w.offline = true;
+    w.present |= OTPCA_MSG_BIT(9);
+    if ((ret = otpca_msg_sign(&otpca_desc_window_lease, &w, &signer, (otpca_buf){NULL, 0}, out, sizeof out, &len))) {
+        fail(ret, "sign the lease");
+        goto out;
+    }
+    char detail[160];
+    snprintf(detail, sizeof detail, "offline lease for operator %s, %ld s, up to %llu enrollments", o->operator_,
+             o->duration, (unsigned long long)l.max_enroll);
+    if (!(ret = otpca_store_begin(st))) {
+        ret = otpca_store_lease_add(st, &l);
+        if (!ret) {
+            otpca_audit a;
+            memset(&a, 0, sizeof a);
+            a.time = (uint64_t)time(NULL);
+            snprintf(a.actor, sizeof a.actor, "%s", ACTOR);
+            a.event = EV_LEASE_ISSUED;
+            snprintf(a.subject, sizeof a.subject, "%s", o->manager);
+            snprintf(a.detail, sizeof a.detail, "%s", detail);
+            ret = otpca_store_audit_append(st, &a);
+        }
+        if (ret)
+            otpca_store_rollback(st);
+        else
+            ret = otpca_store_commit(st);
+    }
+    if (ret) {
+        fail(ret, "store the lease");
+        goto out;
+    }
+    /* Written only after the lease is on record; never over an existing file. */
+    fd = open(o->out, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0 || write(fd, out, len) != (ssize_t)len || fsync(fd) != 0) {
+        fprintf(stderr, "otpca-cloud: %s: %s\n", o->out, strerror(errno));
+        goto out;
+    }
+    printf("offline lease for %s written to %s (%zu bytes): window ", o->manager, o->out, len);
+    print_hex(l.window, sizeof l.window);
+    printf(", until %llu\n", (unsigned long long)l.not_after);
+    rc = EXIT_SUCCESS;
+out:
+    if (fd >= 0)
+        close(fd);
+    token_close(&t);
+    otpca_store_destroy(&st);
+    return rc;
+}
+
+/* ---- serve ---------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int cmd_serve(const otpca_cloud_config *cfg)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    otpca_err ret = otpca_cloud_serve(cfg, &stop_requested, stdout);
+    return ret ? fail(ret, "serve") : EXIT_SUCCESS;
 }
 
 /* ---- main ----------------------------------------------------------------- */
@@ -1002,6 +1338,9 @@ int main(int argc, char **argv)
         {"curve-key", required_argument, NULL, 'K'},   {"seed-file", required_argument, NULL, 'S'},
         {"digits", required_argument, NULL, 'd'},      {"period", required_argument, NULL, 'p'},
         {"algorithm", required_argument, NULL, 'g'},   {"help", no_argument, NULL, 'h'},
+        {"manager", required_argument, NULL, 'M'},     {"operator", required_argument, NULL, 'O'},
+        {"duration", required_argument, NULL, 'D'},    {"max-enroll", required_argument, NULL, 'E'},
+        {"scope", required_argument, NULL, 'X'},       {"out", required_argument, NULL, 'o'},
         {NULL, 0, NULL, 0}};
     struct opts o = {0};
     int c;
@@ -1086,6 +1425,29 @@ int main(int argc, char **argv)
         case 'g':
             o.algorithm = optarg;
             break;
+        case 'M':
+            o.manager = optarg;
+            break;
+        case 'O':
+            o.operator_ = optarg;
+            break;
+        case 'X':
+            o.scope = optarg;
+            break;
+        case 'o':
+            o.out = optarg;
+            break;
+        case 'D':
+        case 'E': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (c == 'D' && (*end || n < 1 || n > 2592000))
+                return usage_error(v, "--duration must be 1 to 2592000 seconds");
+            if (c == 'E' && (*end || n < 1 || n > 100000000))
+                return usage_error(v, "--max-enroll must be 1 to 100000000");
+            *(c == 'D' ? &o.duration : &o.max_enroll) = n;
+            break;
+        }
         case 'd':
         case 'p': {
             char *end;
@@ -1186,6 +1548,20 @@ int main(int argc, char **argv)
             rc = cmd_manager_list(st);
         otpca_store_destroy(&st);
         return rc;
+    }
+    if (!strcmp(v->name, "lease issue")) {
+        if (arg)
+            return usage_error(v, "unexpected argument");
+        if (!o.manager || !o.operator_ || !o.duration || !o.out)
+            return usage_error(v, "--manager, --operator, --duration and --out are required");
+        if (!valid_id(o.manager) || !valid_id(o.operator_))
+            return usage_error(v, "an id is 1-64 characters [A-Za-z0-9._:-]");
+        return cmd_lease_issue(&cfg, &o);
+    }
+    if (!strcmp(v->name, "serve")) {
+        if (arg)
+            return usage_error(v, "serve takes no argument");
+        return cmd_serve(&cfg);
     }
     fprintf(stderr, "otpca-cloud: %s: %s (issue #4 continues)\n", v->name, otpca_strerror(OTPCA_ERR_UNSUPPORTED));
     return EXIT_FAILURE;

@@ -18,7 +18,9 @@ struct key {
 
 #define KEY(n) {#n, offsetof(otpca_cloud_config, n), sizeof(((otpca_cloud_config *)0)->n)}
 static const struct key keys[] = {
-    KEY(store), KEY(token), KEY(sign_key), KEY(wrap_key), KEY(listen), KEY(notices), KEY(log_level), KEY(log_format),
+    KEY(store),     KEY(token),   KEY(sign_key),          KEY(wrap_key),         KEY(curve_key),
+    KEY(listen),    KEY(notices), KEY(workers),           KEY(max_skew),         KEY(lease_max_seconds),
+    KEY(lease_max_enroll),        KEY(log_level),         KEY(log_format),
 };
 
 static otpca_err set(otpca_cloud_config *cfg, const struct key *k, const char *value)
@@ -107,6 +109,11 @@ otpca_err otpca_cloud_config_load(const char *path, otpca_cloud_config *cfg, cha
     set(cfg, find("store"), "otpca-cloud.db");
     set(cfg, find("sign_key"), "cloud-sign");
     set(cfg, find("wrap_key"), "seed-wrap");
+    set(cfg, find("curve_key"), "curve-secret");
+    set(cfg, find("workers"), "2");
+    set(cfg, find("max_skew"), "90");
+    set(cfg, find("lease_max_seconds"), "86400");
+    set(cfg, find("lease_max_enroll"), "100000");
     set(cfg, find("listen"), "tcp://127.0.0.1:7400");
     set(cfg, find("notices"), "tcp://127.0.0.1:7401");
     set(cfg, find("log_level"), "info");
@@ -128,5 +135,18 @@ otpca_err otpca_cloud_config_load(const char *path, otpca_cloud_config *cfg, cha
             return OTPCA_ERR_CONFIG;
         }
     }
+    return OTPCA_ERR_OK;
+}
+
+otpca_err otpca_cloud_config_uint(const char *value, unsigned long min, unsigned long max, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    if (!value || !isdigit((unsigned char)*value))
+        return OTPCA_ERR_CONFIG;
+    unsigned long v = strtoul(value, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return OTPCA_ERR_CONFIG;
+    *out = v;
     return OTPCA_ERR_OK;
 }

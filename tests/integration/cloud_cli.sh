@@ -33,6 +33,29 @@ else
     bad "re-import: $(head -c 300 "$WORK/out")"
 fi
 
+# JSON manifests (an array, and JSON Lines) import the same devices as the
+# CSV: each into a store of its own, compared by `device list`.
+awk -F, 'NR > 1 { printf "%s{\"serial\": \"%s\", \"mac\": \"%s\", \"public_key\": \"%s\", \"seed\": \"%s\", \"algorithm\": \"%s\", \"digits\": %s, \"period\": %s}", (NR > 2 ? ",\n" : "[\n"), $1, $2, $3, $4, $5, $6, $7 } END { print "\n]" }' "$RIG/manifest.csv" >"$WORK/manifest.json"
+awk -F, 'NR > 1 { printf "{\"serial\": \"%s\", \"mac\": \"%s\", \"public_key\": \"%s\", \"seed\": \"%s\"}\n", $1, $2, $3, $4 }' "$RIG/manifest.csv" >"$WORK/manifest.jsonl"
+cc device list >"$WORK/list.csv" 2>/dev/null
+for kind in json jsonl; do
+    if env OTPCA_CLOUD_STORE="$WORK/$kind.db" "$C" --config "$WORK/cloud.conf" device import "$WORK/manifest.$kind" >"$WORK/out" 2>"$WORK/err" &&
+        grep -q "imported $nodes devices" "$WORK/out" &&
+        env OTPCA_CLOUD_STORE="$WORK/$kind.db" "$C" --config "$WORK/cloud.conf" device list >"$WORK/list.$kind" 2>/dev/null &&
+        cmp -s "$WORK/list.csv" "$WORK/list.$kind"; then
+        ok "import $kind manifest: same devices as the CSV"
+    else
+        bad "import $kind: $(cat "$WORK/out" "$WORK/err" | head -c 400)"
+    fi
+done
+printf '[{"serial": "node-j1", "mac": "02:00:00:00:00:0a", "seed": "00112233445566778899aabbccddeeff"},\n {"serial": 7, "mac": "02:00:00:00:00:0b", "seed": "00112233445566778899aabbccddeeff"},\n {"serial": "node-j3", "mac": "02:00:00:00:00:0c", "seed": "0011"}]\n' >"$WORK/bad.json"
+expect_fail "JSON rows with bad fields named by object" 1 "bad.json: object 2: fields must be strings" -- env OTPCA_CLOUD_STORE="$WORK/bad-json.db" "$C" --config "$WORK/cloud.conf" device import "$WORK/bad.json"
+grep -q "bad.json: object 3: seed" "$WORK/err" && ok "JSON bad seed named" || bad "JSON bad seed: $(head -c 300 "$WORK/err")"
+printf '[{"serial": "node-j1", "mac": "02:00:00:00:00:0a", "seed": "00112233445566778899aabbccddeeff"} {"serial": "x"}]\n' >"$WORK/broken.json"
+expect_fail "JSON array without a comma" 1 "broken.json: object 2: expected ',' or ']'" -- env OTPCA_CLOUD_STORE="$WORK/broken-json.db" "$C" --config "$WORK/cloud.conf" device import "$WORK/broken.json"
+printf '{"serial": "node-j1", "mac": \n' >"$WORK/trunc.jsonl"
+expect_fail "truncated JSON" 1 "trunc.jsonl: object 1:" -- env OTPCA_CLOUD_STORE="$WORK/trunc.db" "$C" --config "$WORK/cloud.conf" device import "$WORK/trunc.jsonl"
+
 # No seed in the clear: neither its hex text nor its bytes (searched as hex
 # in a hex dump of the files) appear in the store.
 { cat "$DB"; cat "$DB-wal" 2>/dev/null || true; } >"$WORK/db.raw"
@@ -123,6 +146,31 @@ expect_eq "operator seed sealed (sqlite3 shell)" "$sealed" 1
 events=$(sqlite3 "$DB" "select group_concat(event, ' ') from (select event from audit where event in (12, 13, 17, 18) order by seq)" 2>/dev/null || echo "?")
 expect_eq "audit events for batch, manager and operator" "$events" "18 12 13 17"
 
+# Offline leases: signed by the cloud key, recorded, never over a file.
+expect_fail "lease for a revoked manager" 1 "manager mgr-01 is revoked" -- cc lease issue --manager mgr-01 --operator "$op" --duration 3600 --out "$WORK/lease0.cbor"
+curve3='Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID'
+cc manager add mgr-03 --ca-cert "$WORK/mgr-ca.pem" --curve-key "$curve3" >/dev/null 2>&1 || bad "manager add mgr-03"
+if cc lease issue --manager mgr-03 --operator "$op" --duration 7200 --max-enroll 50 --scope batch-01 --out "$WORK/lease.cbor" >"$WORK/out" 2>"$WORK/err" &&
+    grep -q "offline lease for mgr-03 written to" "$WORK/out"; then
+    ok "lease issue"
+else
+    bad "lease issue: $(cat "$WORK/out" "$WORK/err" | head -c 400)"
+fi
+if "$OTPCA_BIN/otpca-proto" decode "$WORK/lease.cbor" >"$WORK/dec" 2>&1 && grep -q "WindowLease" "$WORK/dec" && grep -q "9: true" "$WORK/dec" &&
+    grep -q '"batch-01"' "$WORK/dec" && grep -q "7: 50" "$WORK/dec"; then
+    ok "the lease file decodes: offline, scope and limit"
+else
+    bad "lease decode: $(head -c 600 "$WORK/dec")"
+fi
+offline=$(sqlite3 "$DB" "select count(*) from leases where manager = 'mgr-03' and offline = 1 and max_enroll = 50" 2>/dev/null || echo "?")
+expect_eq "the lease is on record" "$offline" 1
+expect_fail "lease never overwrites a file" 1 "File exists" -- cc lease issue --manager mgr-03 --operator "$op" --duration 60 --out "$WORK/lease.cbor"
+expect_fail "lease for an unknown operator" 1 "operator op-99 is not registered" -- cc lease issue --manager mgr-03 --operator op-99 --duration 60 --out "$WORK/lease2.cbor"
+expect_fail "lease scope naming an unknown batch" 1 "batch-77 is not a registered batch" -- cc lease issue --manager mgr-03 --operator "$op" --duration 60 --scope batch-77 --out "$WORK/lease2.cbor"
+expect_fail "lease without a duration" 2 "--duration and --out are required" -- cc lease issue --manager mgr-03 --operator "$op" --out "$WORK/lease2.cbor"
+expect_fail "lease longer than 30 days" 2 "--duration must be 1 to 2592000" -- cc lease issue --manager mgr-03 --operator "$op" --duration 2592001 --out "$WORK/lease2.cbor"
+[ ! -e "$WORK/lease2.cbor" ] && ok "no file from a refused lease" || bad "a refused lease left a file"
+
 if cc audit verify >"$WORK/out" 2>&1 && grep -q "audit chain intact" "$WORK/out"; then ok "audit chain verifies"; else bad "audit verify: $(cat "$WORK/out")"; fi
 sqlite3 "$DB" "update audit set detail = 'forged' where seq = 2" 2>"$WORK/err" || bad "sqlite3 update: $(cat "$WORK/err")"
 expect_fail "changed audit entry detected" 1 "audit chain broken at entry 2" -- cc audit verify
@@ -143,8 +191,8 @@ expect_fail "missing config file" 1 "nope.conf" -- "$C" --config "$WORK/nope.con
 printf 'wrong-pin\n' >"$WORK/wrong.pin" && chmod 600 "$WORK/wrong.pin"
 expect_fail "wrong token PIN" 1 "PIN incorrect" -- env OTPCA_CLOUD_TOKEN="pkcs11:token=otpca-cloud?pin-source=file:$WORK/wrong.pin" "$C" --config "$WORK/cloud.conf" init
 expect_fail "postgresql store not built yet" 1 "not supported" -- env OTPCA_CLOUD_STORE=postgresql://localhost/otpca "$C" --config "$WORK/cloud.conf" device list
-expect_fail "serve not built yet" 1 "not supported" -- cc serve
-expect_fail "lease issue not built yet" 1 "not supported" -- cc lease issue
+expect_fail "serve on an endpoint it cannot bind" 1 "cannot listen on tcp://256.0.0.1:1" -- env OTPCA_CLOUD_LISTEN=tcp://256.0.0.1:1 "$C" --config "$WORK/cloud.conf" serve
+expect_fail "serve with 0 workers" 1 "workers must be a number" -- env OTPCA_CLOUD_WORKERS=0 "$C" --config "$WORK/cloud.conf" serve
 printf 'serial,mac,seed\nop:x,02:00:00:00:00:09,00112233445566778899aabbccddeeff\n' >"$WORK/opserial.csv"
 expect_fail "device serial in the operators' namespace" 1 "must not begin with 'op:'" -- cc device import "$WORK/opserial.csv"
 expect_fail "unknown verb" 2 "unknown verb" -- cc frobnicate

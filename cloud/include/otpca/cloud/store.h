@@ -6,7 +6,7 @@
  * issue, OTPCA_ERR_UNSUPPORTED today), so callers never see which one.
  *
  * Seeds are stored only as sealed blobs (the caller seals them with the
- * cloud token's key before they get here); the store never sees a
+ * store's seed key, seeds.h, before they get here); the store never sees a
  * plaintext seed. Every mutation of a device appends to the change log in
  * the same transaction, so `seq` is gap-free and monotonic and a sync from
  * sequence N sees every change after N exactly once (in its latest state).

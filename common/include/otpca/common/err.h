@@ -49,7 +49,10 @@
     X(PROTO_MSG_TYPE, -69, "unexpected or unknown message type")                  \
     X(COSE_HEADER, -70, "COSE header missing, unknown or not allowed")            \
     X(BAD_KEY, -71, "public key invalid or not on the curve")                     \
-    X(DECRYPT, -72, "envelope could not be opened (wrong key or tampered)")
+    X(DECRYPT, -72, "envelope could not be opened (wrong key or tampered)")      \
+    X(REFUSED, -80, "the peer answered the request with an error")              \
+    X(TIMEOUT, -81, "no answer in time")                                          \
+    X(AUTH, -82, "the peer refused our credentials")
 
 typedef enum otpca_err {
 #define OTPCA_ERR_ENUM_(name, value, sentence) OTPCA_ERR_##name = (value),

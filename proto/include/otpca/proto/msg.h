@@ -72,7 +72,7 @@ typedef enum otpca_msg_type {
 
 /* Error codes on the wire (Error message, key 1). */
 typedef enum otpca_wire_err {
-    OTPCA_WIRE_BAD_REQUEST = 1,   /* malformed, oversize, unknown type */
+    OTPCA_WIRE_BAD_REQUEST = 1,   /* malformed, oversize; an unknown type on the node link */
     OTPCA_WIRE_AUTH_FAILED = 2,   /* any authentication or authorisation failure */
     OTPCA_WIRE_WINDOW_CLOSED = 3, /* no enrollment window is open */
     OTPCA_WIRE_BUSY = 4,          /* try again after retry_after seconds */
