@@ -50,6 +50,7 @@ struct server {
     otpca_p11_t *p11;
     otpca_token_t *tok;
     otpca_obj_t sign;
+    uint8_t sign_kid[OTPCA_KID_LEN]; /* read once: not from the token per reply */
     otpca_obj_t wrap;
     otpca_seed_key *seeds;
     uint8_t curve_pub[32];
@@ -95,13 +96,9 @@ static otpca_err token_sign(void *ctx, const uint8_t digest[32], uint8_t sig[OTP
 
 static otpca_err make_signer(struct worker *w, otpca_signer *s)
 {
-    uint8_t pub[65];
-    otpca_err ret = otpca_token_pubkey_sec1(w->tok, w->srv->sign, pub);
-    if (ret)
-        return ret;
     s->sign = token_sign;
     s->ctx = w;
-    otpca_p256_kid(pub, s->kid);
+    memcpy(s->kid, w->srv->sign_kid, sizeof s->kid);
     return OTPCA_ERR_OK;
 }
 
@@ -989,7 +986,8 @@ struct notice_ctx {
 
 /* A signed Notice for a change managers should act on before their next
  * sync: revoked, locked, or approved for a first enrollment (never used:
- * no certificate, no accepted step). Other changes travel with deltas. */
+ * no certificate, no accepted step, no failure). Other changes travel
+ * with deltas. */
 static int publish_one(const otpca_device *d, void *arg)
 {
     struct notice_ctx *c = arg;
@@ -999,8 +997,8 @@ static int publish_one(const otpca_device *d, void *arg)
         n.kind = OTPCA_NOTICE_REVOKED;
     else if (d->state == OTPCA_STORE_LOCKED)
         n.kind = OTPCA_NOTICE_LOCKED;
-    else if (d->state == OTPCA_STORE_APPROVED && !d->has_cert && d->last_step == 0)
-        n.kind = OTPCA_NOTICE_APPROVED;
+    else if (d->state == OTPCA_STORE_APPROVED && !d->has_cert && d->last_step == 0 && d->failures == 0)
+        n.kind = OTPCA_NOTICE_APPROVED; /* a record that only counts a failure is no approval */
     else
         return 0;
     n.seq = d->seq;
@@ -1152,8 +1150,11 @@ static otpca_err open_token(struct server *srv)
     if (!ret)
         ret = otpca_token_open_uri(srv->p11, &uri, NULL, &srv->tok);
     otpca_p11_uri_clear(&uri);
+    uint8_t pub[65];
     if (!ret && (ret = otpca_token_find(srv->tok, OTPCA_OBJ_PRIVATE_KEY, srv->cfg->sign_key, NULL, 0, &srv->sign)))
         log_error("token: no signing key '%s'", srv->cfg->sign_key);
+    if (!ret && !(ret = otpca_token_pubkey_sec1(srv->tok, srv->sign, pub)))
+        otpca_p256_kid(pub, srv->sign_kid);
     if (!ret && (ret = otpca_token_find(srv->tok, OTPCA_OBJ_SECRET_KEY, srv->cfg->wrap_key, NULL, 0, &srv->wrap)))
         log_error("token: no seed-wrap key '%s' (run otpca-cloud init)", srv->cfg->wrap_key);
     if (!ret)
@@ -1232,7 +1233,7 @@ otpca_err otpca_cloud_serve(const otpca_cloud_config *cfg, volatile sig_atomic_t
     struct zap zap;
     struct broker b;
     void *frontend = NULL, *backend = NULL, *pub = NULL;
-    char bound[256], nbound[256];
+    char bound[OTPCA_CLOUD_CONFIG_VALUE_MAX], nbound[OTPCA_CLOUD_CONFIG_VALUE_MAX];
     memset(&srv, 0, sizeof srv);
     memset(&mw, 0, sizeof mw);
     memset(&zap, 0, sizeof zap);
