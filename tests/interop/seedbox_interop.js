@@ -71,7 +71,8 @@ function keyPair (priv) {
   else ecdh.generateKeys();
   return {
     ecdh,
-    priv: ecdh.getPrivateKey(),
+    /* getPrivateKey drops leading zero bytes (1 key in 256): pad to 32. */
+    priv: Buffer.concat([Buffer.alloc(32), ecdh.getPrivateKey()]).subarray(-32),
     pub: ecdh.getPublicKey(null, 'uncompressed'),
     pubc: ecdh.getPublicKey(null, 'compressed')
   };
