@@ -9,6 +9,7 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/asn.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/hash.h>
 
@@ -142,6 +143,31 @@ Test(wolf, cert_request_is_validated, .init = setup, .fini = teardown)
     otpca_cert_req bad_issuer = {.common_name = "x", .issuer_der = junk, .issuer_der_len = sizeof junk,
                                  .days = 1};
     cr_expect_neq(otpca_cert_issue(&s, &bad_issuer, der, &len), OTPCA_ERR_OK);
+    /* subjectAltName URIs: printable ASCII without spaces, at most 8. */
+    const char *spaced[] = {"urn:dev:mac:0200 00000001"};
+    otpca_cert_req bad_san = {.common_name = "x", .days = 1, .san_uris = spaced, .n_san = 1};
+    len = sizeof der;
+    cr_expect_eq(otpca_cert_issue(&s, &bad_san, der, &len), OTPCA_ERR_INVALID_ARG);
+    const char *many[OTPCA_CERT_SAN_MAX + 1];
+    for (size_t i = 0; i < OTPCA_CERT_SAN_MAX + 1; i++)
+        many[i] = "urn:dev:mac:020000000001";
+    otpca_cert_req too_many = {.common_name = "x", .days = 1, .san_uris = many, .n_san = OTPCA_CERT_SAN_MAX + 1};
+    len = sizeof der;
+    cr_expect_eq(otpca_cert_issue(&s, &too_many, der, &len), OTPCA_ERR_INVALID_ARG);
+    /* 8 URIs of 200 characters: the long-form lengths of the SAN DER. */
+    static char longuri[201];
+    memset(longuri, 'a', 200);
+    memcpy(longuri, "urn:dev:os:32473-", 17);
+    for (size_t i = 0; i < OTPCA_CERT_SAN_MAX; i++)
+        many[i] = longuri;
+    otpca_cert_req long_san = {.common_name = "x", .days = 1, .san_uris = many, .n_san = OTPCA_CERT_SAN_MAX,
+                               .ext_key_usage = "clientAuth"};
+    len = sizeof der;
+    cr_expect_eq(otpca_cert_issue(&s, &long_san, der, &len), OTPCA_ERR_OK);
+    DecodedCert dc;
+    wc_InitDecodedCert(&dc, der, (word32)len, NULL);
+    cr_expect_eq(wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL), 0, "wolfSSL parses its own long SAN");
+    wc_FreeDecodedCert(&dc);
     otpca_wolf_signer_free(&s);
 }
 

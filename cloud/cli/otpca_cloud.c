@@ -22,6 +22,7 @@
 
 #include "otpca/cloud/certinfo.h"
 #include "otpca/cloud/config.h"
+#include "otpca/cloud/curvekey.h"
 #include "otpca/cloud/seeds.h"
 #include "otpca/cloud/server.h"
 #include "otpca/cloud/store.h"
@@ -237,7 +238,7 @@ static int cmd_init(const otpca_cloud_config *cfg)
     printf("\nseed-wrap key '%s' present\n", cfg->wrap_key);
     uint8_t curve_pub[32];
     uint8_t *curve_sec = otpca_secmem_alloc(32);
-    ret = curve_sec ? otpca_cloud_curve_key(cfg, t.tok, 1, curve_pub, curve_sec) : OTPCA_ERR_NOMEM;
+    ret = curve_sec ? otpca_curve_key(t.tok, cfg->curve_key, 1, curve_pub, curve_sec) : OTPCA_ERR_NOMEM;
     otpca_secmem_free(curve_sec, 32);
     if (ret) {
         token_close(&t);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "otpca/cloud/curvekey.h"
 #include "otpca/cloud/seeds.h"
 #include "otpca/cloud/store.h"
 #include "otpca/common/log.h"
@@ -1023,39 +1024,6 @@ static void publish_notices(struct server *srv, struct worker *mw, void *pub, ui
         log_debug("notices: %u published (up to sequence %" PRIu64 ")", c.sent, *last);
 }
 
-/* ------------------------------------------------------------ CURVE key */
-
-otpca_err otpca_cloud_curve_key(const otpca_cloud_config *cfg, otpca_token_t *tok, int create, unsigned char pub[32],
-                                unsigned char secret[32])
-{
-    char *z = otpca_secmem_alloc(128); /* z85 secret [0..41), public [64..105) */
-    size_t len = 0;
-    if (!z)
-        return OTPCA_ERR_NOMEM;
-    otpca_err ret = otpca_token_data_get(tok, cfg->curve_key, secret, 32, &len);
-    if (ret == OTPCA_ERR_OBJECT_NOT_FOUND && create) {
-        if (zmq_curve_keypair(z + 64, z) != 0 || !zmq_z85_decode(secret, z)) {
-            ret = OTPCA_ERR_CRYPTO;
-        } else {
-            ret = otpca_token_data_put(tok, cfg->curve_key, secret, 32);
-            len = 32;
-            if (!ret)
-                log_info("created the CURVE key '%s' in token %s", cfg->curve_key, otpca_token_label(tok));
-        }
-    } else if (ret == OTPCA_ERR_OBJECT_NOT_FOUND) {
-        log_error("token %s has no CURVE key '%s' (run otpca-cloud init)", otpca_token_label(tok), cfg->curve_key);
-    }
-    if (!ret && len != 32)
-        ret = OTPCA_ERR_CONFIG;
-    /* The public key from the secret: zmq_curve_public works on Z85. */
-    if (!ret && (!zmq_z85_encode(z, secret, 32) || zmq_curve_public(z + 64, z) != 0 || !zmq_z85_decode(pub, z + 64)))
-        ret = OTPCA_ERR_CRYPTO;
-    otpca_secmem_free(z, 128);
-    if (ret)
-        otpca_memzero(secret, 32);
-    return ret;
-}
-
 /* ---------------------------------------------------------------- serve */
 
 static otpca_err worker_init(struct server *srv, struct worker *w, unsigned idx)
@@ -1162,7 +1130,9 @@ static otpca_err open_token(struct server *srv)
     if (!ret && !(srv->curve_sec = otpca_secmem_alloc(32)))
         ret = OTPCA_ERR_NOMEM;
     if (!ret)
-        ret = otpca_cloud_curve_key(srv->cfg, srv->tok, 0, srv->curve_pub, srv->curve_sec);
+        ret = otpca_curve_key(srv->tok, srv->cfg->curve_key, 0, srv->curve_pub, srv->curve_sec);
+    if (ret == OTPCA_ERR_OBJECT_NOT_FOUND)
+        log_error("run otpca-cloud init: it makes the CURVE key");
     return ret;
 }
 

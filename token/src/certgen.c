@@ -69,6 +69,45 @@ out:
     return ret;
 }
 
+/* subjectAltName as wolfSSL wants it in Cert.altNames: the DER of
+ * GeneralNames, SEQUENCE OF uniformResourceIdentifier [6] IA5String.
+ * Written by hand because wolfSSL 5.5.4 has no API that builds it (its
+ * wc_SetAltNames* copy the names of an existing certificate). */
+static int san_der(const char *const *uris, size_t n, unsigned char *out, size_t cap)
+{
+    size_t body = 0, pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(uris[i]);
+        if (l == 0 || l > OTPCA_CERT_SAN_URI_MAX)
+            return -1;
+        for (size_t k = 0; k < l; k++)
+            if ((unsigned char)uris[i][k] < 0x21 || (unsigned char)uris[i][k] > 0x7e)
+                return -1; /* IA5String, and a URI has no spaces */
+        body += (l < 128 ? 2 : 3) + l;
+    }
+    size_t head = body < 128 ? 2 : body < 256 ? 3 : 4;
+    if (head + body > cap)
+        return -1;
+    out[pos++] = 0x30;
+    if (body >= 256) {
+        out[pos++] = 0x82;
+        out[pos++] = (unsigned char)(body >> 8);
+    } else if (body >= 128) {
+        out[pos++] = 0x81;
+    }
+    out[pos++] = (unsigned char)body;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(uris[i]);
+        out[pos++] = 0x86; /* [6] IMPLICIT IA5String */
+        if (l >= 128)
+            out[pos++] = 0x81;
+        out[pos++] = (unsigned char)l;
+        memcpy(out + pos, uris[i], l);
+        pos += l;
+    }
+    return (int)pos;
+}
+
 otpca_err otpca_cert_issue(otpca_wolf_signer *signer, const otpca_cert_req *req, unsigned char *der,
                            size_t *der_len)
 {
@@ -81,11 +120,15 @@ otpca_err otpca_cert_issue(otpca_wolf_signer *signer, const otpca_cert_req *req,
 
     if (!req->common_name || !*req->common_name || strlen(req->common_name) >= CTC_NAME_SIZE ||
         (req->organization && strlen(req->organization) >= CTC_NAME_SIZE) || req->days == 0 ||
-        *der_len < OTPCA_CERT_DER_MAX)
+        *der_len < OTPCA_CERT_DER_MAX || req->n_san > OTPCA_CERT_SAN_MAX || (req->n_san && !req->san_uris))
         return OTPCA_ERR_INVALID_ARG;
-    if (wc_InitCert(&cert) != 0 || wc_InitRng(&rng) != 0)
+    WC_RNG *r = req->rng;
+    if (wc_InitCert(&cert) != 0 || (!r && wc_InitRng(&rng) != 0))
         return OTPCA_ERR_CRYPTO;
-    have_rng = 1;
+    if (!r) {
+        r = &rng;
+        have_rng = 1;
+    }
     if (req->subject_sec1) {
         if (wc_ecc_init(&subject) != 0)
             goto out;
@@ -106,7 +149,7 @@ otpca_err otpca_cert_issue(otpca_wolf_signer *signer, const otpca_cert_req *req,
         strncpy(cert.subject.org, req->organization, CTC_NAME_SIZE - 1);
     /* RFC 5280 §4.1.2.2: positive, at most 20 octets; 16 random bytes with
      * the top bit cleared. */
-    if (wc_RNG_GenerateBlock(&rng, cert.serial, 16) != 0)
+    if (wc_RNG_GenerateBlock(r, cert.serial, 16) != 0)
         goto out;
     cert.serial[0] &= 0x7f;
     cert.serial[0] |= 0x01;
@@ -120,6 +163,16 @@ otpca_err otpca_cert_issue(otpca_wolf_signer *signer, const otpca_cert_req *req,
         n = wc_SetKeyUsage(&cert, "keyCertSign,cRLSign");
     } else {
         n = wc_SetKeyUsage(&cert, "digitalSignature,keyAgreement");
+        if (n == 0 && req->ext_key_usage)
+            n = wc_SetExtKeyUsage(&cert, req->ext_key_usage);
+        if (n == 0 && req->n_san) {
+            int m = san_der(req->san_uris, req->n_san, cert.altNames, sizeof cert.altNames);
+            if (m < 0) {
+                ret = OTPCA_ERR_INVALID_ARG;
+                goto out;
+            }
+            cert.altNamesSz = m;
+        }
     }
     if (n != 0)
         goto out;
@@ -135,12 +188,12 @@ otpca_err otpca_cert_issue(otpca_wolf_signer *signer, const otpca_cert_req *req,
     } else {
         cert.selfSigned = 1;
     }
-    n = wc_MakeCert(&cert, der, (word32)*der_len, NULL, subj, &rng);
+    n = wc_MakeCert(&cert, der, (word32)*der_len, NULL, subj, r);
     if (n <= 0) {
         log_error("wc_MakeCert: %d", n);
         goto out;
     }
-    n = wc_SignCert(cert.bodySz, cert.sigType, der, (word32)*der_len, NULL, &signer->ecc, &rng);
+    n = wc_SignCert(cert.bodySz, cert.sigType, der, (word32)*der_len, NULL, &signer->ecc, r);
     if (n <= 0) {
         log_error("wc_SignCert: %d", n);
         ret = n == WC_HW_E ? OTPCA_ERR_PKCS11 : OTPCA_ERR_CERT;

@@ -28,7 +28,6 @@
 
 #include "otpca/cloud/config.h"
 #include "otpca/common/err.h"
-#include "otpca/token/token.h"
 
 /* Runs until *stop becomes non-zero (a signal handler sets it), then
  * stops taking requests, lets the workers finish what they hold (bounded),
@@ -39,11 +38,5 @@
  * store errors, IO (an endpoint cannot be bound). */
 otpca_err otpca_cloud_serve(const otpca_cloud_config *cfg, volatile sig_atomic_t *stop, FILE *ready)
     __attribute__((warn_unused_result));
-
-/* The cloud's CURVE key pair, kept as a private data object (label
- * cfg->curve_key) in the cloud token: loaded, or (create) generated and
- * stored on first use. secret must be locked memory the caller wipes. */
-otpca_err otpca_cloud_curve_key(const otpca_cloud_config *cfg, otpca_token_t *tok, int create, unsigned char pub[32],
-                                unsigned char secret[32]) __attribute__((warn_unused_result));
 
 #endif

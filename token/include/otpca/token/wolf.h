@@ -53,7 +53,17 @@ typedef struct otpca_cert_req {
     int is_ca;
     int path_len; /* for CAs; < 0 = no limit */
     unsigned days; /* validity; wolfSSL starts it one day in the past (clock skew) */
+    /* End-entity profile (ignored for CAs): keyUsage is digitalSignature,
+     * keyAgreement; ext_key_usage a wc_SetExtKeyUsage list ("clientAuth",
+     * "serverAuth,clientAuth"; NULL: none); san_uris the subjectAltName
+     * URIs (e.g. RFC 9039 "urn:dev:mac:..."), at most OTPCA_CERT_SAN_MAX. */
+    const char *ext_key_usage;
+    const char *const *san_uris;
+    size_t n_san;
+    WC_RNG *rng; /* a caller's generator to reuse (hot path); NULL: one per call */
 } otpca_cert_req;
+#define OTPCA_CERT_SAN_MAX 8
+#define OTPCA_CERT_SAN_URI_MAX 255
 
 /* Build and sign an X.509 v3 certificate (ECDSA-SHA256, random 16-byte
  * serial, SKI, AKI, basicConstraints, keyUsage) with the signer's token
