@@ -1,0 +1,446 @@
+/*
+ * Hybrid authentication and issuance (manager/src/enroll.c) with rig
+ * tokens: node-000002 signs its EnrollRequest and computes its TOTP inside
+ * its token; the manager token's CA key signs the certificate and the
+ * response. An accepted request gets a certificate that wolfSSL verifies
+ * under the manager certificate, for exactly the device key, and a network
+ * key that opens only with the node token's ECDH; each rejection gives its
+ * own reason, and only failures signed by the device key count towards a
+ * lockout.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/asn.h>
+
+#include "otpca/common/hex.h"
+#include "otpca/manager/enroll.h"
+#include "otpca/proto/cose.h"
+#include "otpca/proto/ecies.h"
+#include "otpca/proto/p256.h"
+#include "otpca/token/rig.h"
+#include "otpca/token/token.h"
+#include "testrig.h"
+
+#define NODE "node-000002"
+
+static otpca_p11_t *p11;
+static otpca_token_t *node_tok, *mgr_tok;
+static otpca_obj_t dev_key, dev_seed, ca_key;
+static uint8_t dev_pub[65], ca_pub[65], seed[64], mac[6];
+static size_t seed_len;
+static uint8_t ca_der[OTPCA_CERT_DER_MAX];
+static size_t ca_len;
+static otpca_wolf_signer ca;
+static WC_RNG rng;
+static otpca_mgr_profile profile;
+static otpca_mgr_issuer issuer;
+static const uint8_t netkey[16] = {0x6e, 0x65, 0x74, 0x6b, 0x65, 0x79, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+
+/* The registry and the nonce memory, as the hooks see them. */
+static otpca_mgr_device reg;
+static int reg_found;
+static uint8_t nonces[64][16];
+static size_t n_nonces;
+
+static otpca_err hook_device(void *arg, const char *serial, otpca_mgr_device *d)
+{
+    (void)arg;
+    if (!reg_found || strcmp(serial, NODE) != 0)
+        return OTPCA_ERR_NOT_FOUND;
+    *d = reg;
+    return OTPCA_ERR_OK;
+}
+
+static int hook_nonce(void *arg, const uint8_t nonce[16], uint64_t t)
+{
+    (void)arg, (void)t;
+    for (size_t i = 0; i < n_nonces; i++)
+        if (!memcmp(nonces[i], nonce, 16))
+            return 1;
+    cr_assert_lt(n_nonces, 64);
+    memcpy(nonces[n_nonces++], nonce, 16);
+    return 0;
+}
+
+static const otpca_mgr_hooks hooks = {hook_device, hook_nonce, NULL};
+
+static otpca_err sign_with(otpca_token_t *t, otpca_obj_t k, const uint8_t digest[32], uint8_t sig[64])
+{
+    size_t len = 64;
+    return otpca_token_sign_digest(t, k, digest, 32, OTPCA_SIG_RAW, sig, &len);
+}
+static otpca_err node_sign(void *ctx, const uint8_t d[32], uint8_t sig[64])
+{
+    (void)ctx;
+    return sign_with(node_tok, dev_key, d, sig);
+}
+static otpca_err mgr_sign(void *ctx, const uint8_t d[32], uint8_t sig[64])
+{
+    (void)ctx;
+    return sign_with(mgr_tok, ca_key, d, sig);
+}
+static otpca_err node_ecdh(void *ctx, const uint8_t peer[65], uint8_t z[32])
+{
+    (void)ctx;
+    return otpca_token_ecdh(node_tok, dev_key, peer, 65, z);
+}
+
+/* The manifest row of NODE: its seed (the registry's copy). */
+static void manifest_seed(void)
+{
+    char path[512], line[1024];
+    snprintf(path, sizeof path, "%s/manifest.csv", testrig_dir());
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, NODE ",", sizeof NODE))
+            continue;
+        char *save = NULL, *fld[8];
+        size_t n = 0;
+        for (char *t = strtok_r(line, ",\n", &save); t && n < 8; t = strtok_r(NULL, ",\n", &save))
+            fld[n++] = t;
+        cr_assert_geq(n, 4);
+        cr_assert_eq(otpca_hex_decode(fld[3], strlen(fld[3]), seed, sizeof seed, &seed_len), OTPCA_ERR_OK);
+    }
+    fclose(f);
+    cr_assert_gt(seed_len, 0);
+}
+
+static void setup(void)
+{
+    cr_assert_eq(otpca_p11_new(NULL, &p11), OTPCA_ERR_OK);
+    node_tok = testrig_open(p11, NODE);
+    mgr_tok = testrig_open(p11, "otpca-mgr-01");
+    cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_PRIVATE_KEY, OTPCA_RIG_DEVICE_KEY, NULL, 0, &dev_key), 0);
+    cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_SECRET_KEY, OTPCA_RIG_DEVICE_SEED, NULL, 0, &dev_seed), 0);
+    cr_assert_eq(otpca_token_pubkey_sec1(node_tok, dev_key, dev_pub), 0);
+    cr_assert_eq(otpca_token_find(mgr_tok, OTPCA_OBJ_PRIVATE_KEY, OTPCA_RIG_MANAGER_KEY, NULL, 0, &ca_key), 0);
+    cr_assert_eq(otpca_token_pubkey_sec1(mgr_tok, ca_key, ca_pub), 0);
+    cr_assert_eq(otpca_wolf_signer_init(&ca, mgr_tok, ca_key), 0);
+    cr_assert_eq(wc_InitRng(&rng), 0);
+    otpca_cert_req req = {.common_name = "mgr-01", .is_ca = 1, .path_len = 0, .days = 30};
+    ca_len = sizeof ca_der;
+    cr_assert_eq(otpca_cert_issue(&ca, &req, ca_der, &ca_len), 0);
+    manifest_seed();
+    memcpy(mac, (uint8_t[]){2, 0, 0, 0, 0, 2}, 6);
+
+    otpca_mgr_profile_default(&profile);
+    memset(&issuer, 0, sizeof issuer);
+    issuer.ca = &ca;
+    issuer.rng = &rng;
+    issuer.cose.sign = mgr_sign;
+    otpca_p256_kid(ca_pub, issuer.cose.kid);
+    issuer.ca_der = ca_der;
+    issuer.ca_len = ca_len;
+    issuer.profile = &profile;
+    issuer.netkey = netkey;
+    issuer.netkey_len = sizeof netkey;
+    issuer.netkey_epoch = 7;
+
+    memset(&reg, 0, sizeof reg);
+    reg.state = OTPCA_DEV_APPROVED;
+    reg.in_scope = 1;
+    memcpy(reg.pubkey, dev_pub, 65);
+    reg.pubkey_len = 65;
+    reg.seed = seed;
+    reg.seed_len = seed_len;
+    reg.digits = 6;
+    reg.period = 30;
+    reg.algorithm = 1;
+    reg_found = 1;
+    n_nonces = 0;
+}
+
+static void teardown(void)
+{
+    wc_FreeRng(&rng);
+    otpca_wolf_signer_free(&ca);
+    otpca_token_destroy(&node_tok);
+    otpca_token_destroy(&mgr_tok);
+    otpca_p11_destroy(&p11);
+}
+
+TestSuite(enroll, .init = setup, .fini = teardown);
+
+static otpca_mgr_window open_window(uint64_t now)
+{
+    otpca_mgr_window w = {.open = 1, .not_before = now - 10, .not_after = now + 3600, .max_enroll = 100};
+    return w;
+}
+
+struct req_opts {
+    int64_t time_off;
+    int totp_off;
+    int compressed;
+    const uint8_t *ca_kid;
+    int forge; /* sign with a software key under the device's kid */
+};
+
+/* A signed EnrollRequest from the node token (TOTP computed in it). */
+static size_t make_request(uint64_t now, const struct req_opts *o, uint8_t *out, size_t cap)
+{
+    uint8_t nonce[16], pubc[33];
+    uint32_t totp = 0;
+    size_t len = 0;
+    cr_assert_eq(otpca_random(nonce, sizeof nonce), 0);
+    cr_assert_eq(otpca_token_totp(node_tok, dev_seed, OTPCA_OTP_SHA1, (time_t)now, 30, 6, &totp), 0);
+    cr_assert_eq(otpca_p256_pub_compress(dev_pub, pubc), 0);
+    otpca_enroll_request m;
+    memset(&m, 0, sizeof m);
+    m.nonce = (otpca_buf){nonce, 16};
+    m.time = (uint64_t)((int64_t)now + o->time_off);
+    m.serial = (otpca_buf){(const uint8_t *)NODE, strlen(NODE)};
+    m.mac = (otpca_buf){mac, 6};
+    m.pubkey = o->compressed ? (otpca_buf){pubc, 33} : (otpca_buf){dev_pub, 65};
+    m.totp = (totp + (uint32_t)o->totp_off) % 1000000u;
+    m.fw = (otpca_buf){(const uint8_t *)"fw-1.0", 6};
+    if (o->ca_kid)
+        m.ca = (otpca_buf){o->ca_kid, OTPCA_KID_LEN};
+    otpca_signer s = {node_sign, NULL, {0}};
+    otpca_p256_soft soft;
+    if (o->forge) {
+        cr_assert_eq(otpca_p256_soft_generate(&soft), 0);
+        s.sign = otpca_p256_soft_sign;
+        s.ctx = &soft;
+    }
+    otpca_p256_kid(dev_pub, s.kid);
+    cr_assert_eq(otpca_msg_sign(&otpca_desc_enroll_request, &m, &s, (otpca_buf){NULL, 0}, out, cap, &len), 0);
+    if (o->forge)
+        otpca_p256_soft_wipe(&soft);
+    return len;
+}
+
+Test(enroll, an_accepted_request_gets_a_certificate_and_the_network_key)
+{
+    uint64_t now = (uint64_t)time(NULL);
+    otpca_mgr_window w = open_window(now);
+    uint8_t in[1024], out[4096], cert[OTPCA_CERT_DER_MAX], record[16];
+    size_t cert_len = sizeof cert, out_len = 0;
+    struct req_opts o = {.compressed = 1};
+    size_t len = make_request(now, &o, in, sizeof in);
+    otpca_mgr_verdict v;
+    otpca_mgr_check_enroll(&w, now, 90, &hooks, in, len, &v);
+    cr_assert_eq(v.reason, OTPCA_MGR_OK, "%s", otpca_mgr_reason_name(v.reason));
+    cr_expect_str_eq(v.serial, NODE);
+    cr_expect_eq(v.step, now / 30);
+    cr_assert_eq(otpca_mgr_issue(&issuer, &v, mac, 6, now, record, cert, &cert_len, out, sizeof out, &out_len), 0);
+
+    /* The response: signed by the manager key, x5chain carried, nonce echoed. */
+    otpca_cose_sign1 c;
+    otpca_enroll_response r;
+    cr_assert_eq(otpca_cose_sign1_decode(out, out_len, &c), 0);
+    cr_expect_eq(otpca_cose_sign1_verify(&c, ca_pub, 65), 0);
+    cr_assert_not_null(c.x5chain.p, "x5chain when the node holds no manager certificate");
+    cr_expect_eq(c.x5chain.len, ca_len);
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_enroll_response, c.payload.p, c.payload.len, &r), 0);
+    cr_expect_arr_eq(r.nonce.p, v.req.nonce.p, 16);
+    cr_expect_arr_eq(r.record.p, record, 16);
+    cr_expect_eq(r.netkey_epoch, 7);
+    cr_assert_eq(r.cert.len, cert_len);
+    cr_expect_arr_eq(r.cert.p, cert, cert_len);
+
+    /* The certificate chains to the manager certificate and certifies the device key. */
+    WOLFSSL_CERT_MANAGER *cm = wolfSSL_CertManagerNew();
+    cr_assert_not_null(cm);
+    cr_expect_eq(wolfSSL_CertManagerLoadCABuffer(cm, ca_der, (long)ca_len, WOLFSSL_FILETYPE_ASN1), WOLFSSL_SUCCESS);
+    cr_expect_eq(wolfSSL_CertManagerVerifyBuffer(cm, cert, (long)cert_len, WOLFSSL_FILETYPE_ASN1), WOLFSSL_SUCCESS);
+    wolfSSL_CertManagerFree(cm);
+    DecodedCert dc;
+    wc_InitDecodedCert(&dc, cert, (word32)cert_len, NULL);
+    cr_assert_eq(wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL), 0);
+    cr_expect_str_eq(dc.subjectCN, NODE);
+    cr_expect_eq(dc.pubKeySize > 0, 1);
+    wc_FreeDecodedCert(&dc);
+    uint8_t spki[128];
+    word32 spki_len = sizeof spki;
+    wc_InitDecodedCert(&dc, cert, (word32)cert_len, NULL);
+    cr_assert_eq(wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL), 0);
+    cr_assert_eq(wc_GetPubKeyDerFromCert(&dc, spki, &spki_len), 0);
+    wc_FreeDecodedCert(&dc);
+    cr_expect(spki_len >= 65 && !memcmp(spki + spki_len - 65, dev_pub, 65), "the certificate holds the device key");
+
+    /* The network key opens with the node token (aad serial || nonce) and
+     * with nothing else. */
+    uint8_t aad[64 + 16], pt[64];
+    size_t pt_len = 0, sl = strlen(NODE);
+    memcpy(aad, NODE, sl);
+    memcpy(aad + sl, v.req.nonce.p, 16);
+    cr_assert_eq(otpca_ecies_open(node_ecdh, NULL, dev_pub, OTPCA_ECIES_LABEL_NETKEY, aad, sl + 16, r.netkey.p,
+                                  r.netkey.len, pt, sizeof pt, &pt_len),
+                 0);
+    cr_expect_eq(pt_len, sizeof netkey);
+    cr_expect_arr_eq(pt, netkey, sizeof netkey);
+    aad[0] ^= 1;
+    cr_expect_neq(otpca_ecies_open(node_ecdh, NULL, dev_pub, OTPCA_ECIES_LABEL_NETKEY, aad, sl + 16, r.netkey.p,
+                                   r.netkey.len, pt, sizeof pt, &pt_len),
+                  0, "another serial's envelope does not open");
+
+    /* The same request again: a replay. */
+    otpca_mgr_check_enroll(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_REPLAY);
+    cr_expect_eq(v.count_failure, 0, "a replay must not lock a device out");
+}
+
+Test(enroll, no_x5chain_when_the_node_holds_the_managers_certificate)
+{
+    uint64_t now = (uint64_t)time(NULL);
+    otpca_mgr_window w = open_window(now);
+    uint8_t in[1024], out[4096], cert[OTPCA_CERT_DER_MAX], record[16], kid[8];
+    size_t cert_len = sizeof cert, out_len = 0;
+    otpca_p256_kid(ca_pub, kid);
+    struct req_opts o = {.ca_kid = kid};
+    size_t len = make_request(now, &o, in, sizeof in);
+    otpca_mgr_verdict v;
+    otpca_mgr_check_enroll(&w, now, 90, &hooks, in, len, &v);
+    cr_assert_eq(v.reason, OTPCA_MGR_OK, "%s", otpca_mgr_reason_name(v.reason));
+    cr_assert_eq(otpca_mgr_issue(&issuer, &v, mac, 6, now, record, cert, &cert_len, out, sizeof out, &out_len), 0);
+    otpca_cose_sign1 c;
+    cr_assert_eq(otpca_cose_sign1_decode(out, out_len, &c), 0);
+    cr_expect_null(c.x5chain.p);
+    cr_expect_eq(otpca_cose_sign1_verify(&c, ca_pub, 65), 0);
+}
+
+/* One request with options o against registry/window changes; its reason. */
+static int reason_of(const struct req_opts *o, otpca_mgr_window *w, uint64_t now, int *count)
+{
+    uint8_t in[1024];
+    size_t len = make_request(now, o, in, sizeof in);
+    otpca_mgr_verdict v;
+    otpca_mgr_check_enroll(w, now, 90, &hooks, in, len, &v);
+    if (count)
+        *count = v.count_failure;
+    return v.reason;
+}
+
+Test(enroll, each_check_has_its_reason)
+{
+    uint64_t now = (uint64_t)time(NULL);
+    struct req_opts plain = {0};
+    otpca_mgr_window w = open_window(now);
+    int count = -1;
+
+    w.open = 0;
+    cr_expect_eq(reason_of(&plain, &w, now, NULL), OTPCA_MGR_WINDOW, "closed");
+    w = open_window(now);
+    w.issued = w.max_enroll;
+    cr_expect_eq(reason_of(&plain, &w, now, NULL), OTPCA_MGR_WINDOW, "limit reached");
+    w = open_window(now);
+    w.not_after = now - 1;
+    cr_expect_eq(reason_of(&plain, &w, now, NULL), OTPCA_MGR_WINDOW, "lease expired");
+    w = open_window(now);
+
+    struct req_opts skewed = {.time_off = -200};
+    cr_expect_eq(reason_of(&skewed, &w, now, &count), OTPCA_MGR_SKEW);
+    cr_expect_eq(count, 0);
+    skewed.time_off = 91;
+    cr_expect_eq(reason_of(&skewed, &w, now, NULL), OTPCA_MGR_SKEW, "from the future");
+    skewed.time_off = 89;
+    cr_expect_eq(reason_of(&skewed, &w, now, NULL), OTPCA_MGR_OK, "inside the skew");
+
+    reg_found = 0;
+    cr_expect_eq(reason_of(&plain, &w, now, NULL), OTPCA_MGR_UNKNOWN, "unknown serial");
+    reg_found = 1;
+    reg.in_scope = 0;
+    cr_expect_eq(reason_of(&plain, &w, now, NULL), OTPCA_MGR_UNKNOWN, "outside the scope");
+    reg.in_scope = 1;
+    reg.state = OTPCA_DEV_REVOKED;
+    cr_expect_eq(reason_of(&plain, &w, now, NULL), OTPCA_MGR_REVOKED);
+    reg.state = OTPCA_DEV_LOCKED;
+    cr_expect_eq(reason_of(&plain, &w, now, NULL), OTPCA_MGR_LOCKED);
+    reg.state = OTPCA_DEV_ENROLLED;
+    cr_expect_eq(reason_of(&plain, &w, now, NULL), OTPCA_MGR_OK, "an enrolled device may enroll again");
+    reg.state = OTPCA_DEV_APPROVED;
+
+    /* Another device's key in the registry. */
+    otpca_p256_soft other;
+    cr_assert_eq(otpca_p256_soft_generate(&other), 0);
+    memcpy(reg.pubkey, other.pub, 65);
+    cr_expect_eq(reason_of(&plain, &w, now, &count), OTPCA_MGR_KEY);
+    cr_expect_eq(count, 0);
+    memcpy(reg.pubkey, dev_pub, 65);
+    reg.pubkey_len = 0; /* an unclaimed batch device: Claim, not EnrollRequest */
+    cr_expect_eq(reason_of(&plain, &w, now, NULL), OTPCA_MGR_KEY);
+    reg.pubkey_len = 65;
+    otpca_p256_soft_wipe(&other);
+
+    struct req_opts wrong = {.totp_off = 1};
+    cr_expect_eq(reason_of(&wrong, &w, now, &count), OTPCA_MGR_TOTP);
+    cr_expect_eq(count, 1, "a wrong code signed by the device counts");
+    wrong.forge = 1;
+    cr_expect_eq(reason_of(&wrong, &w, now, &count), OTPCA_MGR_TOTP);
+    cr_expect_eq(count, 0, "a wrong code signed by someone else does not count");
+
+    reg.last_step = now / 30 + 1; /* every step of the window used */
+    cr_expect_eq(reason_of(&plain, &w, now, &count), OTPCA_MGR_STEP);
+    cr_expect_eq(count, 1);
+    reg.last_step = now / 30 - 2;
+    cr_expect_eq(reason_of(&plain, &w, now, NULL), OTPCA_MGR_OK, "an older step is no obstacle");
+    reg.last_step = 0;
+
+    /* The TOTP of the previous and the next step are accepted; two away not. */
+    uint8_t in[1024];
+    otpca_mgr_verdict v;
+    size_t len = make_request(now - 30, &(struct req_opts){.time_off = 30}, in, sizeof in);
+    otpca_mgr_check_enroll(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_OK);
+    cr_expect_eq(v.step, now / 30 - 1);
+    len = make_request(now - 60, &(struct req_opts){.time_off = 60}, in, sizeof in);
+    otpca_mgr_check_enroll(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_TOTP, "two steps away");
+
+    struct req_opts forged = {.forge = 1};
+    cr_expect_eq(reason_of(&forged, &w, now, &count), OTPCA_MGR_SIGNATURE);
+    cr_expect_eq(count, 0);
+
+    otpca_mgr_check_enroll(&w, now, 90, &hooks, (const uint8_t *)"\xd2\x84", 2, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_MALFORMED);
+    cr_expect_str_eq(v.serial, "");
+    /* A flipped byte of a good request: malformed, or a signature failure. */
+    len = make_request(now, &plain, in, sizeof in);
+    in[len - 10] ^= 0x20;
+    otpca_mgr_check_enroll(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_SIGNATURE);
+}
+
+Test(enroll, time_responses_and_errors)
+{
+    uint8_t nonce[16] = {1, 2, 3}, req[64], out[4096];
+    size_t len = 0, out_len = 0;
+    otpca_time_request q = {.nonce = {nonce, 16}};
+    cr_assert_eq(otpca_msg_encode(&otpca_desc_time_request, &q, req, sizeof req, &len), 0);
+    cr_assert_eq(otpca_mgr_time_response(&issuer, req, len, 1800000000, out, sizeof out, &out_len), 0);
+    otpca_cose_sign1 c;
+    otpca_time_response r;
+    cr_assert_eq(otpca_cose_sign1_decode(out, out_len, &c), 0);
+    cr_expect_eq(otpca_cose_sign1_verify(&c, ca_pub, 65), 0);
+    cr_expect_not_null(c.x5chain.p);
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_time_response, c.payload.p, c.payload.len, &r), 0);
+    cr_expect_eq(r.time, 1800000000);
+    cr_expect_arr_eq(r.nonce.p, nonce, 16);
+    cr_expect_neq(otpca_mgr_time_response(&issuer, req, len - 1, 1, out, sizeof out, &out_len), 0);
+
+    otpca_error_msg e;
+    cr_assert_eq(otpca_mgr_error(OTPCA_WIRE_AUTH_FAILED, nonce, out, sizeof out, &out_len), 0);
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_error, out, out_len, &e), 0);
+    cr_expect_eq(e.code, OTPCA_WIRE_AUTH_FAILED);
+    cr_expect_null(e.detail.p, "no detail on the node link");
+    cr_expect_arr_eq(e.nonce.p, nonce, 16);
+}
+
+Test(enroll, totp_agrees_with_the_token)
+{
+    uint64_t now = (uint64_t)time(NULL);
+    for (uint64_t s = now / 30 - 3; s <= now / 30 + 3; s++) {
+        uint32_t mine = 0, tok = 0;
+        cr_assert_eq(otpca_mgr_totp_at(seed, seed_len, 6, 1, s, &mine), 0);
+        cr_assert_eq(otpca_token_totp(node_tok, dev_seed, OTPCA_OTP_SHA1, (time_t)(s * 30), 30, 6, &tok), 0);
+        cr_expect_eq(mine, tok, "step %llu", (unsigned long long)s);
+    }
+    uint32_t code;
+    cr_expect_eq(otpca_mgr_totp_at(seed, seed_len, 5, 1, 1, &code), OTPCA_ERR_INVALID_ARG);
+}
