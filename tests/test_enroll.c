@@ -67,7 +67,21 @@ static int hook_nonce(void *arg, const uint8_t nonce[16], uint64_t t)
     return 0;
 }
 
-static const otpca_mgr_hooks hooks = {hook_device, hook_nonce, NULL};
+/* The journal's one issued record. */
+static uint8_t issued_id[16];
+static otpca_mgr_issued issued;
+static int have_issued;
+
+static otpca_err hook_record(void *arg, const uint8_t id[16], otpca_mgr_issued *out)
+{
+    (void)arg;
+    if (!have_issued || memcmp(id, issued_id, 16) != 0)
+        return OTPCA_ERR_NOT_FOUND;
+    *out = issued;
+    return OTPCA_ERR_OK;
+}
+
+static const otpca_mgr_hooks hooks = {hook_device, hook_nonce, NULL, hook_record};
 
 static otpca_err sign_with(otpca_token_t *t, otpca_obj_t k, const uint8_t digest[32], uint8_t sig[64])
 {
@@ -443,4 +457,77 @@ Test(enroll, totp_agrees_with_the_token)
     }
     uint32_t code;
     cr_expect_eq(otpca_mgr_totp_at(seed, seed_len, 5, 1, 1, &code), OTPCA_ERR_INVALID_ARG);
+}
+
+/* A signed EnrollConfirm from the node token for record id and hash. */
+static size_t make_confirm(const uint8_t id[16], const uint8_t hash[32], int forge, uint8_t *out, size_t cap)
+{
+    uint8_t nonce[16];
+    size_t len = 0;
+    cr_assert_eq(otpca_random(nonce, sizeof nonce), 0);
+    otpca_enroll_confirm m;
+    memset(&m, 0, sizeof m);
+    m.nonce = (otpca_buf){nonce, 16};
+    m.record = (otpca_buf){id, 16};
+    m.time = (uint64_t)time(NULL);
+    m.cert_hash = (otpca_buf){hash, 32};
+    otpca_signer s = {node_sign, NULL, {0}};
+    otpca_p256_soft soft;
+    if (forge) {
+        cr_assert_eq(otpca_p256_soft_generate(&soft), 0);
+        s.sign = otpca_p256_soft_sign;
+        s.ctx = &soft;
+    }
+    otpca_p256_kid(dev_pub, s.kid);
+    cr_assert_eq(otpca_msg_sign(&otpca_desc_enroll_confirm, &m, &s, (otpca_buf){NULL, 0}, out, cap, &len), 0);
+    if (forge)
+        otpca_p256_soft_wipe(&soft);
+    return len;
+}
+
+Test(enroll, confirm_needs_the_issued_certificate_and_the_device_key)
+{
+    uint64_t now = (uint64_t)time(NULL);
+    otpca_mgr_window w = open_window(now);
+    uint8_t in[1024], out[4096], cert[OTPCA_CERT_DER_MAX];
+    size_t cert_len = sizeof cert, out_len = 0;
+    struct req_opts o = {0};
+    size_t len = make_request(now, &o, in, sizeof in);
+    otpca_mgr_verdict v;
+    otpca_mgr_check_enroll(&w, now, 90, &hooks, in, len, &v);
+    cr_assert_eq(v.reason, OTPCA_MGR_OK);
+    cr_assert_eq(otpca_mgr_issue(&issuer, &v, mac, 6, now, issued_id, cert, &cert_len, out, sizeof out, &out_len), 0);
+    snprintf(issued.serial, sizeof issued.serial, "%s", NODE);
+    otpca_sha256(cert, cert_len, issued.cert_hash);
+    memcpy(issued.pub, v.pub, 65);
+    have_issued = 1;
+
+    otpca_enroll_confirm req;
+    otpca_mgr_issued rec;
+    len = make_confirm(issued_id, issued.cert_hash, 0, in, sizeof in);
+    cr_expect_eq(otpca_mgr_check_confirm(&hooks, in, len, &req, &rec), OTPCA_MGR_OK);
+    cr_expect_str_eq(rec.serial, NODE);
+    cr_assert_eq(otpca_mgr_confirm_ack(&issuer, &req, out, sizeof out, &out_len), 0);
+    otpca_cose_sign1 c;
+    otpca_confirm_ack a;
+    cr_assert_eq(otpca_cose_sign1_decode(out, out_len, &c), 0);
+    cr_expect_eq(otpca_cose_sign1_verify(&c, ca_pub, 65), 0);
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_confirm_ack, c.payload.p, c.payload.len, &a), 0);
+    cr_expect_arr_eq(a.record.p, issued_id, 16);
+    cr_expect_arr_eq(a.nonce.p, req.nonce.p, 16);
+    cr_expect_eq(otpca_mgr_check_confirm(&hooks, in, len, &req, &rec), OTPCA_MGR_OK, "a repeat is accepted again");
+
+    uint8_t other_hash[32], other_id[16];
+    memcpy(other_hash, issued.cert_hash, 32);
+    other_hash[5] ^= 1;
+    len = make_confirm(issued_id, other_hash, 0, in, sizeof in);
+    cr_expect_eq(otpca_mgr_check_confirm(&hooks, in, len, &req, &rec), OTPCA_MGR_CERT, "another certificate");
+    memcpy(other_id, issued_id, 16);
+    other_id[0] ^= 1;
+    len = make_confirm(other_id, issued.cert_hash, 0, in, sizeof in);
+    cr_expect_eq(otpca_mgr_check_confirm(&hooks, in, len, &req, &rec), OTPCA_MGR_CERT, "unknown record");
+    len = make_confirm(issued_id, issued.cert_hash, 1, in, sizeof in);
+    cr_expect_eq(otpca_mgr_check_confirm(&hooks, in, len, &req, &rec), OTPCA_MGR_SIGNATURE, "not the device key");
+    cr_expect_eq(otpca_mgr_check_confirm(&hooks, in, 10, &req, &rec), OTPCA_MGR_MALFORMED);
+    have_issued = 0;
 }

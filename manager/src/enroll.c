@@ -191,6 +191,33 @@ otpca_err otpca_mgr_issue(const otpca_mgr_issuer *is, const otpca_mgr_verdict *v
     return otpca_msg_sign(&otpca_desc_enroll_response, &r, &is->cose, chain_for(is, v->req.ca), out, cap, out_len);
 }
 
+int otpca_mgr_check_confirm(const otpca_mgr_hooks *h, const uint8_t *in, size_t len, otpca_enroll_confirm *req,
+                            otpca_mgr_issued *rec)
+{
+    otpca_cose_sign1 c;
+    memset(rec, 0, sizeof *rec);
+    if (otpca_cose_sign1_decode(in, len, &c) != OTPCA_ERR_OK ||
+        otpca_msg_decode(&otpca_desc_enroll_confirm, c.payload.p, c.payload.len, req) != OTPCA_ERR_OK)
+        return OTPCA_MGR_MALFORMED;
+    if (!h->record || h->record(h->arg, req->record.p, rec) != OTPCA_ERR_OK ||
+        !otpca_ct_equal(req->cert_hash.p, rec->cert_hash, 32))
+        return OTPCA_MGR_CERT;
+    /* Signed by the key the certificate certifies: the node holds it. */
+    if (otpca_cose_sign1_verify(&c, rec->pub, 65) != OTPCA_ERR_OK)
+        return OTPCA_MGR_SIGNATURE;
+    return OTPCA_MGR_OK;
+}
+
+otpca_err otpca_mgr_confirm_ack(const otpca_mgr_issuer *is, const otpca_enroll_confirm *req, uint8_t *out, size_t cap,
+                                size_t *out_len)
+{
+    otpca_confirm_ack a;
+    memset(&a, 0, sizeof a);
+    a.nonce = req->nonce;
+    a.record = req->record;
+    return otpca_msg_sign(&otpca_desc_confirm_ack, &a, &is->cose, (otpca_buf){NULL, 0}, out, cap, out_len);
+}
+
 otpca_err otpca_mgr_time_response(const otpca_mgr_issuer *is, const uint8_t *in, size_t len, uint64_t now,
                                   uint8_t *out, size_t cap, size_t *out_len)
 {

@@ -67,6 +67,13 @@ typedef struct otpca_mgr_device {
     uint64_t last_step;
 } otpca_mgr_device;
 
+/* What the journal knows about an issued certificate. */
+typedef struct otpca_mgr_issued {
+    char serial[65];
+    uint8_t cert_hash[32]; /* SHA-256 of the DER certificate */
+    uint8_t pub[65];       /* the key it certifies */
+} otpca_mgr_issued;
+
 typedef struct otpca_mgr_hooks {
     /* The device `serial` (NUL-terminated), its seed opened: OTPCA_ERR_OK,
      * OTPCA_ERR_NOT_FOUND, or another error (counted as unknown). */
@@ -74,6 +81,9 @@ typedef struct otpca_mgr_hooks {
     /* Remembers a nonce: 0 if it is new, 1 if it was seen before. */
     int (*nonce)(void *arg, const uint8_t nonce[16], uint64_t time);
     void *arg;
+    /* The issuance record `id` (for EnrollConfirm): OTPCA_ERR_OK and *out,
+     * or OTPCA_ERR_NOT_FOUND. */
+    otpca_err (*record)(void *arg, const uint8_t id[16], otpca_mgr_issued *out);
 } otpca_mgr_hooks;
 
 typedef struct otpca_mgr_verdict {
@@ -117,6 +127,18 @@ typedef struct otpca_mgr_issuer {
 otpca_err otpca_mgr_issue(const otpca_mgr_issuer *is, const otpca_mgr_verdict *v, const uint8_t *mac,
                           size_t mac_len, uint64_t now, uint8_t record[16], uint8_t *cert, size_t *cert_len,
                           uint8_t *out, size_t cap, size_t *out_len) __attribute__((warn_unused_result));
+
+/* EnrollConfirm (PROTOCOL.md 6.4): the record it names was issued here,
+ * the hash is that certificate's, and the signature is by the key it
+ * certifies. reason 0 (and *rec, the record), 12 (record unknown or hash
+ * not the issued certificate's), 10 (signature), 11 (malformed). *req
+ * points into in. A repeat is accepted again: the caller answers it with
+ * the same ConfirmAck and records the confirmation once. */
+int otpca_mgr_check_confirm(const otpca_mgr_hooks *h, const uint8_t *in, size_t len, otpca_enroll_confirm *req,
+                            otpca_mgr_issued *rec);
+/* The signed ConfirmAck for an accepted EnrollConfirm. */
+otpca_err otpca_mgr_confirm_ack(const otpca_mgr_issuer *is, const otpca_enroll_confirm *req, uint8_t *out,
+                                size_t cap, size_t *out_len) __attribute__((warn_unused_result));
 
 /* A signed TimeResponse to a TimeRequest (x5chain always), or
  * OTPCA_ERR_PROTO_* for a request that does not decode. */
