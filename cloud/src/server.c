@@ -15,6 +15,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "otpca/cloud/broker.h"
 #include "otpca/cloud/curvekey.h"
 #include "otpca/cloud/seeds.h"
 #include "otpca/cloud/store.h"
@@ -28,7 +29,7 @@
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN "otpca"
 #define WORKERS_ENDPOINT "inproc://otpca-workers"
-#define WORKERS_MAX 16
+#define WORKERS_MAX OTPCA_BROKER_WORKERS_MAX
 /* Entries per SyncBatch: a DeviceEntry takes at most ~380 bytes, so 2048
  * of them stay well inside the 1 MiB frame limit. */
 #define SYNC_MAX 2048
@@ -36,7 +37,6 @@
 #define POLL_MS 100
 #define NOTICE_POLL_MS 250
 #define DRAIN_MS 10000
-#define READY "\001" /* a worker's first message to the broker */
 #define ACTOR "cloud"
 #define OPERATOR_PREFIX "op:" /* operators' seeds are sealed under op:ID (otpca_cloud.c) */
 
@@ -914,66 +914,18 @@ static size_t handle(struct worker *w, const char *who, const uint8_t *in, size_
     }
 }
 
-/* Receives one multipart message of up to max frames into msgs; returns
- * the number of frames (more are read and dropped: -1). */
-static int recv_parts(void *sock, zmq_msg_t *msgs, int max)
+/* A worker thread: the broker's worker loop with this file's handler. */
+static size_t worker_handle(void *arg, const char *who, const uint8_t *in, size_t len, const uint8_t **out)
 {
-    int n = 0, more = 1, over = 0;
-    while (more) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, sock, 0) < 0) {
-            zmq_msg_close(&m);
-            for (int i = 0; i < n && i < max; i++)
-                zmq_msg_close(&msgs[i]);
-            return -2;
-        }
-        more = zmq_msg_more(&m);
-        if (n < max)
-            msgs[n] = m;
-        else {
-            zmq_msg_close(&m);
-            over = 1;
-        }
-        n++;
-    }
-    if (over) {
-        for (int i = 0; i < max; i++)
-            zmq_msg_close(&msgs[i]);
-        return -1;
-    }
-    return n;
+    struct worker *w = arg;
+    *out = w->out;
+    return handle(w, who, in, len);
 }
 
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    if (zmq_send(w->sock, READY, 1, 0) < 0)
-        return NULL;
-    for (;;) {
-        zmq_msg_t f[3];
-        int n = recv_parts(w->sock, f, 3);
-        if (n == -2)
-            break; /* context shut down */
-        if (n != 3) {
-            if (n > 0)
-                for (int i = 0; i < n; i++)
-                    zmq_msg_close(&f[i]);
-            continue;
-        }
-        char who[OTPCA_STORE_ID_MAX + 1];
-        size_t wl = zmq_msg_size(&f[1]) < sizeof who - 1 ? zmq_msg_size(&f[1]) : sizeof who - 1;
-        memcpy(who, zmq_msg_data(&f[1]), wl);
-        who[wl] = '\0';
-        size_t out = handle(w, who, zmq_msg_data(&f[2]), zmq_msg_size(&f[2]));
-        zmq_msg_close(&f[1]);
-        zmq_msg_close(&f[2]);
-        /* [client id, reply] back to the broker */
-        if (zmq_msg_send(&f[0], w->sock, ZMQ_SNDMORE) < 0 || zmq_send(w->sock, w->out, out, 0) < 0) {
-            zmq_msg_close(&f[0]);
-            break;
-        }
-    }
+    otpca_broker_worker(w->sock, worker_handle, w);
     return NULL;
 }
 
@@ -1136,59 +1088,6 @@ static otpca_err open_token(struct server *srv)
     return ret;
 }
 
-/* The load-balancing broker: a request goes to an idle worker only, so a
- * long snapshot chunk never queues other managers behind it. */
-struct broker {
-    zmq_msg_t idle[WORKERS_MAX];
-    unsigned nidle;
-};
-
-static int backend_in(void *backend, void *frontend, struct broker *b)
-{
-    zmq_msg_t f[3];
-    int n = recv_parts(backend, f, 3);
-    if (n < 0)
-        return n == -2 ? -1 : 0;
-    if (n == 3) { /* worker id, client id, reply */
-        zmq_msg_send(&f[1], frontend, ZMQ_SNDMORE);
-        zmq_msg_send(&f[2], frontend, 0);
-        zmq_msg_close(&f[1]);
-        zmq_msg_close(&f[2]);
-    } else if (n != 2) { /* 2: worker id, READY */
-        for (int i = 0; i < n; i++)
-            zmq_msg_close(&f[i]);
-        return 0;
-    } else {
-        zmq_msg_close(&f[1]);
-    }
-    b->idle[b->nidle++] = f[0];
-    return 0;
-}
-
-static int frontend_in(void *frontend, void *backend, struct broker *b)
-{
-    zmq_msg_t f[2];
-    int n = recv_parts(frontend, f, 2);
-    if (n == -2)
-        return -1;
-    if (n != 2) { /* one otpca message per ZeroMQ message, one frame */
-        if (n > 0)
-            zmq_msg_close(&f[0]);
-        log_warn("dropped a request that was not exactly one frame");
-        return 0;
-    }
-    const char *who = zmq_msg_gets(&f[1], "User-Id");
-    zmq_msg_t worker = b->idle[--b->nidle];
-    zmq_msg_send(&worker, backend, ZMQ_SNDMORE);
-    zmq_msg_close(&worker);
-    zmq_msg_send(&f[0], backend, ZMQ_SNDMORE);
-    zmq_send(backend, who ? who : "", who ? strlen(who) : 0, ZMQ_SNDMORE);
-    zmq_msg_send(&f[1], backend, 0);
-    zmq_msg_close(&f[0]);
-    zmq_msg_close(&f[1]);
-    return 0;
-}
-
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
@@ -1201,7 +1100,7 @@ otpca_err otpca_cloud_serve(const otpca_cloud_config *cfg, volatile sig_atomic_t
     struct server srv;
     struct worker *w = NULL, mw;
     struct zap zap;
-    struct broker b;
+    otpca_broker b;
     void *frontend = NULL, *backend = NULL, *pub = NULL;
     char bound[OTPCA_CLOUD_CONFIG_VALUE_MAX], nbound[OTPCA_CLOUD_CONFIG_VALUE_MAX];
     memset(&srv, 0, sizeof srv);
@@ -1282,10 +1181,10 @@ otpca_err otpca_cloud_serve(const otpca_cloud_config *cfg, volatile sig_atomic_t
         int rc = zmq_poll(items, nitems, POLL_MS);
         if (rc < 0 && zmq_errno() != EINTR)
             break;
-        if (rc > 0 && (items[0].revents & ZMQ_POLLIN) && backend_in(backend, frontend, &b) < 0)
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN) && otpca_broker_backend_in(&b, backend, frontend) < 0)
             break;
         if (rc > 0 && nitems == 2 && (items[1].revents & ZMQ_POLLIN) && b.nidle &&
-            frontend_in(frontend, backend, &b) < 0)
+            otpca_broker_frontend_in(&b, frontend, backend) < 0)
             break;
         if (mono_ms() >= next_notice) {
             publish_notices(&srv, &mw, pub, &last_seq);
@@ -1295,8 +1194,7 @@ otpca_err otpca_cloud_serve(const otpca_cloud_config *cfg, volatile sig_atomic_t
     ret = OTPCA_ERR_OK;
     log_info("stopped");
 out:
-    for (unsigned i = 0; i < b.nidle; i++)
-        zmq_msg_close(&b.idle[i]);
+    otpca_broker_clear(&b);
     if (frontend)
         zmq_close(frontend);
     if (pub)
