@@ -53,7 +53,7 @@ typedef struct cloudtest {
 
 static cloudtest ct;
 
-static const char *ct_bin(void)
+static inline const char *ct_bin(void)
 {
     const char *b = getenv("OTPCA_BIN");
     cr_assert(b && *b, "OTPCA_BIN is not set: run through ctest");
@@ -62,7 +62,7 @@ static const char *ct_bin(void)
 
 /* Runs a shell command (output to DIR/cmd.log); its exit status. */
 static int ct_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int ct_sh(const char *fmt, ...)
+static inline int ct_sh(const char *fmt, ...)
 {
     char cmd[4096];
     int n = snprintf(cmd, sizeof cmd, "exec >>'%s/cmd.log' 2>&1; ", ct.dir);
@@ -79,7 +79,7 @@ static int ct_sh(const char *fmt, ...)
 #define CT_CLOUD(fmt, ...) ct_cloud(fmt, ct_bin(), ct.conf, ##__VA_ARGS__)
 
 /* The value after "key = " in a file of key = value lines. */
-static int ct_file_value(const char *path, const char *key, char *out, size_t cap)
+static inline int ct_file_value(const char *path, const char *key, char *out, size_t cap)
 {
     FILE *f = fopen(path, "r");
     char line[512];
@@ -90,14 +90,17 @@ static int ct_file_value(const char *path, const char *key, char *out, size_t ca
     while (!found && fgets(line, sizeof line, f))
         if (!strncmp(line, key, kl) && !strncmp(line + kl, " = ", 3)) {
             line[strcspn(line, "\n")] = '\0';
-            snprintf(out, cap, "%s", line + kl + 3);
+            size_t vl = strlen(line + kl + 3);
+            if (vl >= cap)
+                break;
+            memcpy(out, line + kl + 3, vl + 1);
             found = 1;
         }
     fclose(f);
     return found;
 }
 
-static otpca_err ct_mgr_sign(void *ctx, const uint8_t digest[32], uint8_t sig[64])
+static inline otpca_err ct_mgr_sign(void *ctx, const uint8_t digest[32], uint8_t sig[64])
 {
     (void)ctx;
     size_t len = 64;
@@ -105,14 +108,14 @@ static otpca_err ct_mgr_sign(void *ctx, const uint8_t digest[32], uint8_t sig[64
 }
 
 /* The manager token's ECDH (opens seed boxes). */
-static otpca_err ct_mgr_ecdh(void *ctx, const uint8_t peer[65], uint8_t z[32])
+static inline otpca_err ct_mgr_ecdh(void *ctx, const uint8_t peer[65], uint8_t z[32])
 {
     (void)ctx;
     return otpca_token_ecdh(ct.mgr, ct.mgr_key, peer, 65, z);
 }
 
 /* mgr-02's CA key: the rig's root key. */
-static otpca_err ct_mgr2_sign(void *ctx, const uint8_t digest[32], uint8_t sig[64])
+static inline otpca_err ct_mgr2_sign(void *ctx, const uint8_t digest[32], uint8_t sig[64])
 {
     (void)ctx;
     size_t len = 64;
@@ -120,7 +123,7 @@ static otpca_err ct_mgr2_sign(void *ctx, const uint8_t digest[32], uint8_t sig[6
 }
 
 /* A signer for mgr-01's requests (the manager token's CA key). */
-static otpca_signer ct_signer(void)
+static inline otpca_signer ct_signer(void)
 {
     otpca_signer s;
     memset(&s, 0, sizeof s);
@@ -130,7 +133,7 @@ static otpca_signer ct_signer(void)
 }
 
 /* Starts `otpca-cloud serve` and waits for its "listening" line. */
-static void ct_server_start(void)
+static inline void ct_server_start(void)
 {
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
@@ -166,7 +169,7 @@ static void ct_server_start(void)
 }
 
 /* SIGTERM (or SIGKILL) and wait; the exit status, or 128 + signal. */
-static int ct_server_stop(int sig)
+static inline int ct_server_stop(int sig)
 {
     int status = 0;
     if (ct.server <= 0)
@@ -185,7 +188,7 @@ static int ct_server_stop(int sig)
     return -2; /* did not stop within 10 s */
 }
 
-static void ct_setup(void)
+static inline void ct_setup(void)
 {
     char path[256], z85pub[41], z85sec[41], value[256];
     size_t len = 0;
@@ -242,7 +245,7 @@ static sqlite3 *ct_sql;
 
 /* The first column of the first row of sql as an integer, with blob (if
  * not NULL) bound to its one parameter; -1 if there is no row. */
-static int64_t ct_db_int(const char *sql, const void *blob, size_t blob_len)
+static inline int64_t ct_db_int(const char *sql, const void *blob, size_t blob_len)
 {
     if (!ct_sql) {
         cr_assert_eq(sqlite3_open_v2(ct.db, &ct_sql, SQLITE_OPEN_READONLY, NULL), SQLITE_OK, "open %s", ct.db);
@@ -261,14 +264,14 @@ static int64_t ct_db_int(const char *sql, const void *blob, size_t blob_len)
     return v;
 }
 
-static void ct_db_close(void)
+static inline void ct_db_close(void)
 {
     if (ct_sql)
         sqlite3_close(ct_sql);
     ct_sql = NULL;
 }
 
-static void ct_teardown(void)
+static inline void ct_teardown(void)
 {
     ct_db_close();
     if (ct.server > 0)
@@ -283,7 +286,7 @@ static void ct_teardown(void)
 
 /* A client configuration for manager `id` (no assertions: threads use it
  * too); curve_pub/sec NULL = mgr-01's. */
-static void ct_client_config(otpca_cloud_client_config *cfg, const char *id, otpca_signer signer,
+static inline void ct_client_config(otpca_cloud_client_config *cfg, const char *id, otpca_signer signer,
                              const uint8_t *curve_pub, const uint8_t *curve_sec, int timeout_ms)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -300,7 +303,7 @@ static void ct_client_config(otpca_cloud_client_config *cfg, const char *id, otp
 }
 
 /* A client for mgr-01 (or with other CURVE keys: curve_pub/sec NULL = mgr-01's). */
-static otpca_cloud_client *ct_client_keys(const uint8_t *curve_pub, const uint8_t *curve_sec, int timeout_ms)
+static inline otpca_cloud_client *ct_client_keys(const uint8_t *curve_pub, const uint8_t *curve_sec, int timeout_ms)
 {
     otpca_cloud_client_config cfg;
     otpca_cloud_client *c = NULL;
@@ -310,14 +313,14 @@ static otpca_cloud_client *ct_client_keys(const uint8_t *curve_pub, const uint8_
     return c;
 }
 
-static otpca_cloud_client *ct_client(void)
+static inline otpca_cloud_client *ct_client(void)
 {
     return ct_client_keys(NULL, NULL, 10000);
 }
 
 /* Registers mgr-02: a fresh CURVE key pair and a CA certificate for the
  * rig's root key (which then signs its requests). */
-static void ct_add_mgr2(void)
+static inline void ct_add_mgr2(void)
 {
     char z85pub[41], z85sec[41];
     const char *rig = testrig_dir();
@@ -336,7 +339,7 @@ static void ct_add_mgr2(void)
 }
 
 /* A client for mgr-02 (after ct_add_mgr2). */
-static otpca_cloud_client *ct_client_mgr2(void)
+static inline otpca_cloud_client *ct_client_mgr2(void)
 {
     otpca_cloud_client_config cfg;
     otpca_cloud_client *c = NULL;
@@ -351,7 +354,7 @@ static otpca_cloud_client *ct_client_mgr2(void)
 }
 
 /* The operator's TOTP now, computed in the operator token. */
-static uint32_t ct_totp(time_t at)
+static inline uint32_t ct_totp(time_t at)
 {
     uint32_t code = 0;
     cr_assert_eq(otpca_token_totp(ct.op, ct.op_seed, OTPCA_OTP_SHA1, at, 30, 6, &code), OTPCA_ERR_OK);
@@ -359,7 +362,7 @@ static uint32_t ct_totp(time_t at)
 }
 
 /* Opens a window (operator TOTP of the current step). */
-static void ct_open(otpca_cloud_client *c, otpca_cloud_lease *l)
+static inline void ct_open(otpca_cloud_client *c, otpca_cloud_lease *l)
 {
     otpca_err e = otpca_cloud_window_open(c, "otpca-op-01", ct_totp(time(NULL)), 3600, 0, NULL, 0, l);
     const char *detail = "";

@@ -3,7 +3,8 @@
  * hand in (ids, lengths, ranges: bad input is an error, never a crash or a
  * row that later fails to encode) and forwards every call to the backend
  * through its function table (store_internal.h). The audit chain's hash is
- * computed here too, so that every backend chains the same bytes.
+ * taken here too (proto's otpca_audit_entry_hash, the manager's as well),
+ * so that every backend chains the same bytes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,6 @@
 
 #include "otpca/common/log.h"
 #include "otpca/proto/msg.h"
-#include "otpca/proto/p256.h"
 #include "store_internal.h"
 
 struct otpca_store {
@@ -372,8 +372,6 @@ otpca_err otpca_store_record_count(otpca_store *s, uint64_t *n)
 
 otpca_err otpca_store_audit_hash(const otpca_audit *a, uint8_t hash[32])
 {
-    uint8_t buf[1024]; /* the largest AuditEntry is about 700 bytes */
-    size_t len = 0;
     otpca_audit_entry e;
     memset(&e, 0, sizeof e);
     if (strnlen(a->actor, sizeof a->actor) == sizeof a->actor ||
@@ -395,12 +393,11 @@ otpca_err otpca_store_audit_hash(const otpca_audit *a, uint8_t hash[32])
         e.detail.p = (const uint8_t *)a->detail;
         e.detail.len = strlen(a->detail);
     }
-    otpca_err ret = otpca_msg_encode(&otpca_desc_audit_entry, &e, buf, sizeof buf, &len);
+    otpca_err ret = otpca_audit_entry_hash(&e, hash);
     if (ret) {
         log_debug("store: audit entry does not encode: %s", otpca_errname(ret));
         return OTPCA_ERR_INVALID_ARG;
     }
-    otpca_sha256(buf, len, hash);
     return OTPCA_ERR_OK;
 }
 

@@ -7,13 +7,15 @@
  * inside one through the wolfCrypt bridge. PINs come from the URI's
  * pin-source or a prompt, never from the command line.
  *
- * Not built yet (issue #5 continues): `window open|close|status`, which
- * answer OTPCA_ERR_UNSUPPORTED.
+ * Windows: `window open` opens one and serves it in the foreground until
+ * it closes (window.h), with a pid file beside the journal so that
+ * `window close` (SIGTERM) and `window status` find it.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,11 @@
 #include "otpca/common/hex.h"
 #include "otpca/common/log.h"
 #include "otpca/common/secmem.h"
+#include "otpca/manager/config.h"
+#include "otpca/manager/enroll.h"
+#include "otpca/manager/mstore.h"
 #include "otpca/manager/profile.h"
+#include "otpca/manager/window.h"
 #include "otpca/proto/p256.h"
 #include "otpca/token/pin.h"
 #include "otpca/token/token.h"
@@ -39,7 +45,9 @@
 
 struct opts {
     const char *key, *root, *root_cert, *ca, *ca_cert, *cn, *id, *out, *serial, *mac, *pubkey, *curve_label;
-    long days, pen;
+    const char *config, *lease;
+    long days, pen, pin_fd;
+    int totp_stdin;
 };
 
 static const struct verb {
@@ -55,9 +63,12 @@ static const struct verb {
     {"cert issue", "--ca URI --ca-cert FILE --serial S --mac MAC --pubkey FILE --out BASE [--days N] [--pen N]",
      "Issue one node certificate of the manager's profile (CN = serial, RFC 9039 device URNs, clientAuth) for a "
      "P-256 public key (PEM/DER SubjectPublicKeyInfo or SEC1 hex)."},
-    {"window open", "", "Open an enrollment window (not built yet: issue #5)."},
-    {"window close", "", "Close the open window (not built yet: issue #5)."},
-    {"window status", "", "Show the window (not built yet: issue #5)."},
+    {"window open", "--config FILE [--lease FILE] [--totp-stdin] [--pin-fd N]",
+     "Open an enrollment window (lease with the operator's TOTP from the operator token, or typed on stdin; "
+     "trust-list sync) and serve nodes until it closes; then print the summary. --lease: an offline lease for "
+     "when the cloud does not answer."},
+    {"window close", "--config FILE", "Close the open window (as SIGTERM would)."},
+    {"window status", "--config FILE", "Show whether a window is open, its lease, and the journal's counts."},
 };
 
 static void usage(FILE *f)
@@ -319,6 +330,148 @@ static int cmd_cert_issue(otpca_p11_t *p11, const struct opts *o)
     return EXIT_SUCCESS;
 }
 
+/* ---- windows -------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* The pid file of the window on this journal: STORE.window. */
+static void pid_path(const otpca_mgr_config *cfg, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s.window", cfg->store);
+}
+
+static long window_pid(const otpca_mgr_config *cfg)
+{
+    char path[OTPCA_MGR_CONFIG_VALUE_MAX + 16];
+    long pid = 0;
+    pid_path(cfg, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%ld", &pid) != 1 || pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+        pid = 0; /* stale: that process is gone */
+    fclose(f);
+    return pid;
+}
+
+static int cmd_window_open(const otpca_mgr_config *cfg, const struct opts *o)
+{
+    char path[OTPCA_MGR_CONFIG_VALUE_MAX + 16];
+    otpca_mgr_open_opts oo;
+    otpca_mgr_summary sum;
+    otpca_pin_src pin = {.kind = OTPCA_PIN_PROMPT, .fd = -1, .prompt = "Manager token PIN: "};
+    memset(&oo, 0, sizeof oo);
+    if (o->pin_fd >= 0) {
+        pin.kind = OTPCA_PIN_FD;
+        pin.fd = (int)o->pin_fd;
+    }
+    oo.pin = &pin;
+    oo.lease_file = o->lease;
+    if (o->totp_stdin) {
+        char line[32];
+        if (!fgets(line, sizeof line, stdin)) {
+            fputs(PROG ": --totp-stdin: no code on stdin\n", stderr);
+            return EXIT_USAGE;
+        }
+        char *end;
+        unsigned long code = strtoul(line, &end, 10);
+        if (end == line || (*end && *end != '\n') || code > 99999999ul) {
+            fputs(PROG ": --totp-stdin: the operator's code is 6 to 8 digits\n", stderr);
+            return EXIT_USAGE;
+        }
+        oo.have_totp = 1;
+        oo.totp = (uint32_t)code;
+        otpca_memzero(line, sizeof line);
+    }
+    long running = window_pid(cfg);
+    if (running) {
+        fprintf(stderr, PROG ": a window is already open on %s (pid %ld)\n", cfg->store, running);
+        return EXIT_FAILURE;
+    }
+    pid_path(cfg, path, sizeof path);
+    FILE *pf = fopen(path, "w");
+    if (!pf) {
+        fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
+        return EXIT_FAILURE;
+    }
+    fprintf(pf, "%ld\n", (long)getpid());
+    fclose(pf);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    otpca_err ret = otpca_mgr_window_run(cfg, &oo, &stop_requested, stdout, &sum);
+    unlink(path);
+    if (ret)
+        return fail(ret, "window open");
+    printf("window closed (%s%s): %llu issued, %llu confirmed, %llu rejected", sum.closed_by,
+           sum.offline ? ", offline" : "", (unsigned long long)sum.issued, (unsigned long long)sum.confirmed,
+           (unsigned long long)sum.rejected);
+    int shown = 0;
+    for (int r = 1; r < 13; r++)
+        if (sum.rejected_by[r])
+            printf("%s%s: %llu", shown++ ? ", " : " (", otpca_mgr_reason_name(r), (unsigned long long)sum.rejected_by[r]);
+    if (shown)
+        printf(")");
+    printf("; %llu records uploaded, %llu pending\n", (unsigned long long)sum.uploaded,
+           (unsigned long long)sum.pending);
+    return EXIT_SUCCESS;
+}
+
+static int cmd_window(const struct verb *v, const struct opts *o)
+{
+    otpca_mgr_config cfg;
+    char err[512] = "";
+    if (!o->config)
+        return usage_error(v, "--config is required");
+    if (otpca_mgr_config_load(o->config, &cfg, err, sizeof err)) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return EXIT_FAILURE;
+    }
+    otpca_log_configure(cfg.log_level, cfg.log_format);
+    if (!strcmp(v->name, "window open"))
+        return cmd_window_open(&cfg, o);
+    long pid = window_pid(&cfg);
+    if (!strcmp(v->name, "window close")) {
+        if (!pid) {
+            fprintf(stderr, PROG ": no window is open on %s\n", cfg.store);
+            return EXIT_FAILURE;
+        }
+        if (kill((pid_t)pid, SIGTERM) != 0) {
+            fprintf(stderr, PROG ": pid %ld: %s\n", pid, strerror(errno));
+            return EXIT_FAILURE;
+        }
+        printf("asked the window (pid %ld) to close\n", pid);
+        return EXIT_SUCCESS;
+    }
+    otpca_mstore *st = NULL;
+    uint64_t counts[5] = {0}, seq = 0;
+    otpca_err ret = otpca_mstore_open(cfg.store, &st);
+    if (!ret)
+        ret = otpca_mstore_device_count(st, counts);
+    if (!ret)
+        ret = otpca_mstore_sync_seq(st, &seq);
+    otpca_mstore_destroy(&st);
+    if (ret)
+        return fail(ret, cfg.store);
+    printf("window      %s\n", pid ? "open" : "closed");
+    if (pid)
+        printf("pid         %ld\n", pid);
+    printf("trust list  %llu devices (%llu approved, %llu enrolled, %llu revoked, %llu locked), sequence %llu\n",
+           (unsigned long long)counts[0], (unsigned long long)counts[1], (unsigned long long)counts[2],
+           (unsigned long long)counts[3], (unsigned long long)counts[4], (unsigned long long)seq);
+    return EXIT_SUCCESS;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -331,9 +484,12 @@ int main(int argc, char **argv)
         {"serial", required_argument, NULL, 's'},    {"mac", required_argument, NULL, 'm'},
         {"pubkey", required_argument, NULL, 'p'},    {"days", required_argument, NULL, 'd'},
         {"pen", required_argument, NULL, 'P'},       {"curve-label", required_argument, NULL, 'c'},
+        {"config", required_argument, NULL, 'C'},    {"lease", required_argument, NULL, 'L'},
+        {"totp-stdin", no_argument, NULL, 'T'},      {"pin-fd", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
     struct opts o;
     memset(&o, 0, sizeof o);
+    o.pin_fd = -1;
     otpca_process_harden();
     otpca_log_configure(getenv("OTPCA_LOG_LEVEL"), getenv("OTPCA_LOG_FORMAT"));
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -369,6 +525,14 @@ int main(int argc, char **argv)
         case 'm': o.mac = optarg; break;
         case 'p': o.pubkey = optarg; break;
         case 'c': o.curve_label = optarg; break;
+        case 'C': o.config = optarg; break;
+        case 'L': o.lease = optarg; break;
+        case 'T': o.totp_stdin = 1; break;
+        case 'F':
+            o.pin_fd = strtol(optarg, &end, 10);
+            if (*end || o.pin_fd < 0 || o.pin_fd > 65535)
+                return usage_error(v, "--pin-fd wants a file descriptor number");
+            break;
         case 'd':
             o.days = strtol(optarg, &end, 10);
             if (*end || o.days < 1 || o.days > 36500)
@@ -388,10 +552,8 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error(v, "unexpected argument");
-    if (!strncmp(v->name, "window ", 7)) {
-        fprintf(stderr, PROG ": %s: %s (issue #5 continues)\n", v->name, otpca_strerror(OTPCA_ERR_UNSUPPORTED));
-        return EXIT_FAILURE;
-    }
+    if (!strncmp(v->name, "window ", 7))
+        return cmd_window(v, &o);
     if (!strcmp(v->name, "ca init-root") && (!o.key || !o.cn || !o.out))
         return usage_error(v, "--key, --cn and --out are required");
     if (!strcmp(v->name, "ca certify") && (!o.root || !o.root_cert || !o.key || !o.id || !o.out))

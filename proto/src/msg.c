@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "otpca/proto/ecies.h"
+#include "otpca/proto/p256.h"
 #include "otpca/proto/seedbox.h"
 
 typedef enum kind {
@@ -754,4 +755,21 @@ otpca_err otpca_list_next(otpca_list_iter *it, const otpca_msg_desc *elem, void 
     else
         it->left--;
     return ret;
+}
+
+/* ---- the audit chain ---- */
+
+/* The largest AuditEntry encodes in 731 bytes (a 512-byte detail, 64-byte
+ * actor and subject, the window id); the encoder refuses anything larger. */
+#define AUDIT_ENTRY_BUF 768
+
+otpca_err otpca_audit_entry_hash(const otpca_audit_entry *e, uint8_t hash[OTPCA_HASH_LEN])
+{
+    uint8_t buf[AUDIT_ENTRY_BUF];
+    size_t len = 0;
+    otpca_err ret = otpca_msg_encode(&otpca_desc_audit_entry, e, buf, sizeof buf, &len);
+    if (ret)
+        return ret;
+    otpca_sha256(buf, len, hash);
+    return OTPCA_ERR_OK;
 }

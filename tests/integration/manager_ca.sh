@@ -82,7 +82,7 @@ printf 'wrong\n' >wrong.pin && chmod 600 wrong.pin
 expect_fail "wrong PIN" 1 "PIN incorrect" -- "$M" ca init-root --key "pkcs11:token=otpca-root;object=root-key?pin-source=file:$WORK/wrong.pin" --cn x --out z
 expect_fail "PIN on the command line" 1 "pin-value on the command line" -- "$M" ca init-root --key "pkcs11:token=otpca-root;object=root-key?pin-value=1234" --cn x --out z
 expect_fail "unknown key object" 1 "no object in the token matches" -- "$M" ca init-root --key "$(uri otpca-root nope)" --cn x --out z
-expect_fail "window open is not built yet" 1 "not supported" -- "$M" window open
+expect_fail "window open without a configuration" 2 "--config is required" -- "$M" window open
 expect_fail "unknown verb" 2 "unknown verb" -- "$M" frob nicate
 [ ! -e y.pem ] && [ ! -e z.pem ] && ok "no file from a refused command" || bad "a refused command left a file"
 finish

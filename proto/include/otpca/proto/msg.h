@@ -353,6 +353,15 @@ __attribute__((warn_unused_result)) otpca_err otpca_msg_sign(const otpca_msg_des
                                                              otpca_buf x5chain, uint8_t *buf,
                                                              size_t cap, size_t *len);
 
+/* The audit chain's link (PROTOCOL.md 7.6): SHA-256 of e's complete
+ * AuditEntry encoding (key 0 = 27 included), the value the next entry
+ * carries in its key 2. Both the cloud's and the manager's chains use it,
+ * so they hash the same bytes. Errors of the encoder (a field out of its
+ * range, an actor that is not an id, a detail that is not UTF-8) are
+ * returned as they are, and hash is then untouched. */
+__attribute__((warn_unused_result)) otpca_err otpca_audit_entry_hash(const otpca_audit_entry *e,
+                                                                     uint8_t hash[OTPCA_HASH_LEN]);
+
 /* Iterating a decoded list. */
 typedef struct otpca_list_iter {
     otpca_cbor_dec dec;

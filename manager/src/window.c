@@ -1,0 +1,1065 @@
+/* An enrollment window: open, serve, close (window.h). */
+#include "otpca/manager/window.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "otpca/cloud/broker.h"
+#include "otpca/cloud/client.h"
+#include "otpca/cloud/curvekey.h"
+#include "otpca/common/hex.h"
+#include "otpca/common/log.h"
+#include "otpca/common/secmem.h"
+#include "otpca/manager/enroll.h"
+#include "otpca/manager/mstore.h"
+#include "otpca/proto/seedbox.h"
+#include "otpca/token/uri.h"
+
+#include <wolfssl/wolfcrypt/asn.h>
+
+#define BACKEND "inproc://otpca-manager-workers"
+#define POLL_MS 100
+#define CHECK_MS 500   /* token present, deadline */
+#define UPLOAD_MS 1000 /* background record upload */
+#define DRAIN_MS 10000 /* workers finishing at close */
+#define FLUSH_MS 10000 /* uploading at close */
+#define OUT_MAX 4096
+#define ACTOR_MAX 65
+
+/* Audit events (PROTOCOL.md section 7.6). */
+enum { EV_OPENED = 1, EV_CLOSED = 2, EV_ISSUED = 3, EV_CONFIRMED = 4, EV_REJECTED = 5, EV_LOCKED = 6,
+       EV_TRUST_LIST = 7, EV_ACKED = 8 };
+
+struct box {
+    uint64_t id;
+    otpca_seedbox sb;
+};
+
+struct mgr {
+    const otpca_mgr_config *cfg;
+    otpca_mgr_numbers n;
+    otpca_p11_t *p11;
+    otpca_token_t *tok;
+    otpca_obj_t key;
+    uint8_t ca_pub[65];
+    uint8_t ca_der[OTPCA_CERT_DER_MAX];
+    size_t ca_len;
+    uint8_t *netkey; /* locked, 64 */
+    size_t netkey_len;
+    uint8_t curve_pub[32];
+    uint8_t *curve_sec; /* locked, 32 */
+    uint8_t cloud_curve[32], cloud_pub[65];
+    otpca_mstore *st;
+    otpca_cloud_client *cc;
+    int online;
+    otpca_cloud_lease lease;
+    char scope[64][65];
+    size_t nscope;
+    pthread_rwlock_t boxes_lock;
+    struct box *boxes; /* locked memory, sorted by id */
+    size_t nboxes, boxes_cap;
+    pthread_mutex_t mu; /* win and sum */
+    otpca_mgr_window win;
+    otpca_mgr_summary *sum;
+    otpca_mgr_profile profile;
+    void *zctx;
+};
+
+struct worker {
+    struct mgr *m;
+    unsigned idx;
+    pthread_t th;
+    int started;
+    otpca_token_t *tok;
+    otpca_wolf_signer signer;
+    int have_signer;
+    WC_RNG rng;
+    int have_rng;
+    otpca_mstore *st;
+    otpca_mgr_issuer is;
+    void *sock;
+    uint8_t *seed; /* locked, OTPCA_SEEDBOX_SEED_MAX */
+    uint8_t out[OUT_MAX];
+};
+
+static uint64_t now_s(void)
+{
+    return (uint64_t)time(NULL);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static otpca_err token_sign(void *ctx, const uint8_t digest[32], uint8_t sig[64])
+{
+    struct worker *w = ctx;
+    size_t len = 64;
+    return otpca_token_sign_digest(w->tok, w->m->key, digest, 32, OTPCA_SIG_RAW, sig, &len);
+}
+
+static otpca_err main_sign(void *ctx, const uint8_t digest[32], uint8_t sig[64])
+{
+    struct mgr *m = ctx;
+    size_t len = 64;
+    return otpca_token_sign_digest(m->tok, m->key, digest, 32, OTPCA_SIG_RAW, sig, &len);
+}
+
+static otpca_err main_ecdh(void *ctx, const uint8_t peer[65], uint8_t z[32])
+{
+    struct mgr *m = ctx;
+    return otpca_token_ecdh(m->tok, m->key, peer, 65, z);
+}
+
+static void audit(otpca_mstore *st, const struct mgr *m, unsigned event, const char *subject, const char *detail,
+                  uint8_t hash[32])
+{
+    otpca_err ret = otpca_mstore_audit_append(st, now_s(), m->cfg->id, event, subject, detail, m->lease.window, hash);
+    if (ret)
+        log_error("audit: event %u for %s: %s", event, subject ? subject : "-", otpca_strerror(ret));
+}
+
+/* ------------------------------------------------------------ seed boxes */
+
+static int add_box(uint64_t id, const uint8_t eph[65], void *arg)
+{
+    struct mgr *m = arg;
+    for (size_t i = 0; i < m->nboxes; i++)
+        if (m->boxes[i].id == id)
+            return 0;
+    if (m->nboxes == m->boxes_cap) {
+        size_t cap = m->boxes_cap ? 2 * m->boxes_cap : 256;
+        struct box *nb = otpca_secmem_alloc(cap * sizeof *nb);
+        if (!nb)
+            return 1;
+        if (m->nboxes)
+            memcpy(nb, m->boxes, m->nboxes * sizeof *nb);
+        otpca_secmem_free(m->boxes, m->boxes_cap * sizeof *m->boxes);
+        m->boxes = nb;
+        m->boxes_cap = cap;
+    }
+    struct box *b = &m->boxes[m->nboxes];
+    if (otpca_seedbox_receiver(&b->sb, eph, m->ca_pub, main_ecdh, m) != OTPCA_ERR_OK) {
+        log_error("seed box %" PRIu64 " does not open with this manager's key", id);
+        return 0; /* its devices will fail their TOTP check; the others go on */
+    }
+    b->id = id;
+    m->nboxes++;
+    return 0;
+}
+
+/* Every box the trust list refers to, each key derived once (ECDH in the
+ * token). Ids only grow, so the array stays sorted. */
+static otpca_err derive_boxes(struct mgr *m)
+{
+    pthread_rwlock_wrlock(&m->boxes_lock);
+    otpca_err ret = otpca_mstore_boxes(m->st, add_box, m);
+    pthread_rwlock_unlock(&m->boxes_lock);
+    return ret;
+}
+
+static int open_seed(struct mgr *m, const otpca_mdevice *d, uint8_t *seed, size_t *len)
+{
+    int ok = -1;
+    pthread_rwlock_rdlock(&m->boxes_lock);
+    size_t lo = 0, hi = m->nboxes;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m->boxes[mid].id < d->box)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < m->nboxes && m->boxes[lo].id == d->box &&
+        otpca_seedbox_open(&m->boxes[lo].sb, (const uint8_t *)d->serial, strlen(d->serial), d->seed, d->seed_len, seed,
+                           OTPCA_SEEDBOX_SEED_MAX, len) == OTPCA_ERR_OK)
+        ok = 0;
+    pthread_rwlock_unlock(&m->boxes_lock);
+    return ok;
+}
+
+/* ----------------------------------------------------------------- hooks */
+
+static otpca_err hook_device(void *arg, const char *serial, otpca_mgr_device *out)
+{
+    struct worker *w = arg;
+    otpca_mdevice d;
+    otpca_err ret = otpca_mstore_device_get(w->st, serial, &d);
+    if (ret)
+        return ret;
+    memset(out, 0, sizeof *out);
+    out->state = d.state;
+    out->in_scope = w->m->nscope == 0;
+    for (size_t i = 0; i < w->m->nscope && !out->in_scope; i++)
+        out->in_scope = !strcmp(w->m->scope[i], d.batch);
+    memcpy(out->pubkey, d.pubkey, d.pubkey_len);
+    out->pubkey_len = d.pubkey_len;
+    size_t len = 0;
+    if (d.seed_len && open_seed(w->m, &d, w->seed, &len) == 0) {
+        out->seed = w->seed;
+        out->seed_len = len;
+    }
+    out->digits = d.digits;
+    out->period = d.period;
+    out->algorithm = d.algorithm;
+    out->last_step = d.last_step;
+    return OTPCA_ERR_OK;
+}
+
+static int hook_nonce(void *arg, const uint8_t nonce[16], uint64_t t)
+{
+    struct worker *w = arg;
+    return otpca_mstore_nonce_add(w->st, nonce, t) != OTPCA_ERR_OK;
+}
+
+static otpca_err hook_record(void *arg, const uint8_t id[16], otpca_mgr_issued *out)
+{
+    struct worker *w = arg;
+    otpca_mrecord *r = malloc(sizeof *r);
+    otpca_mdevice d;
+    if (!r)
+        return OTPCA_ERR_NOMEM;
+    otpca_err ret = otpca_mstore_record_get(w->st, id, r);
+    if (!ret && (r->kind != OTPCA_REC_ISSUED || !r->cert_len))
+        ret = OTPCA_ERR_NOT_FOUND;
+    if (!ret)
+        ret = otpca_mstore_device_get(w->st, r->serial, &d);
+    if (!ret && d.pubkey_len != 65)
+        ret = OTPCA_ERR_NOT_FOUND;
+    if (!ret) {
+        snprintf(out->serial, sizeof out->serial, "%s", r->serial);
+        memcpy(out->cert_hash, r->cert_hash, 32);
+        memcpy(out->pub, d.pubkey, 65);
+    }
+    free(r);
+    return ret;
+}
+
+/* --------------------------------------------------------------- requests */
+
+static size_t node_error(struct worker *w, unsigned code, const uint8_t *nonce)
+{
+    size_t len = 0;
+    return otpca_mgr_error(code, nonce, w->out, sizeof w->out, &len) ? 0 : len;
+}
+
+static void count_reject(struct mgr *m, int reason)
+{
+    pthread_mutex_lock(&m->mu);
+    m->sum->rejected++;
+    if (reason >= 0 && reason < 13)
+        m->sum->rejected_by[reason]++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* A rejection: the precise reason in the log, the audit chain and a
+ * journaled record; a lockout if it counts; the node hears only the
+ * generic code. */
+static size_t reject(struct worker *w, const otpca_mgr_verdict *v)
+{
+    struct mgr *m = w->m;
+    const uint8_t *nonce = v->req.nonce.p;
+    count_reject(m, v->reason);
+    if (v->reason == OTPCA_MGR_MALFORMED) {
+        log_warn("node request rejected: %s", otpca_mgr_reason_name(v->reason));
+        return node_error(w, OTPCA_WIRE_BAD_REQUEST, NULL);
+    }
+    log_warn("enrollment of %s rejected: %s", v->serial, otpca_mgr_reason_name(v->reason));
+    otpca_mrecord *r = calloc(1, sizeof *r);
+    int locked = 0;
+    uint32_t failures = 0;
+    if (r && otpca_mstore_begin(w->st) == OTPCA_ERR_OK) {
+        otpca_err ret = wc_RNG_GenerateBlock(&w->rng, r->id, 16) == 0 ? OTPCA_ERR_OK : OTPCA_ERR_CRYPTO;
+        memcpy(r->window, m->lease.window, 16);
+        r->kind = OTPCA_REC_REJECTED;
+        snprintf(r->serial, sizeof r->serial, "%s", v->serial);
+        r->time = now_s();
+        r->has_reason = 1;
+        r->reason = (unsigned)v->reason;
+        audit(w->st, m, EV_REJECTED, v->serial, otpca_mgr_reason_name(v->reason), r->audit);
+        r->has_audit = 1;
+        if (!ret)
+            ret = otpca_mstore_record_add(w->st, r, NULL);
+        if (!ret && v->count_failure) {
+            ret = otpca_mstore_device_fail(w->st, v->serial, (uint32_t)m->n.lockout, &failures, &locked);
+            if (!ret && locked) {
+                otpca_mrecord *lr = r; /* reuse: a LOCKED record of its own */
+                if (wc_RNG_GenerateBlock(&w->rng, lr->id, 16) != 0)
+                    ret = OTPCA_ERR_CRYPTO;
+                lr->kind = OTPCA_REC_LOCKED;
+                lr->has_reason = 0;
+                audit(w->st, m, EV_LOCKED, v->serial, "too many failures", lr->audit);
+                if (!ret)
+                    ret = otpca_mstore_record_add(w->st, lr, NULL);
+                log_warn("%s locked after %u failures", v->serial, (unsigned)failures);
+            }
+        }
+        if (!ret)
+            ret = otpca_mstore_commit(w->st);
+        else
+            otpca_mstore_rollback(w->st);
+        if (ret)
+            log_error("journal: rejection of %s not recorded: %s", v->serial, otpca_strerror(ret));
+    }
+    free(r);
+    return node_error(w, v->reason == OTPCA_MGR_WINDOW ? OTPCA_WIRE_WINDOW_CLOSED : OTPCA_WIRE_AUTH_FAILED, nonce);
+}
+
+static size_t on_enroll(struct worker *w, const uint8_t *in, size_t len)
+{
+    struct mgr *m = w->m;
+    otpca_mgr_verdict v;
+    otpca_mgr_window win;
+    otpca_mgr_hooks h = {hook_device, hook_nonce, w, hook_record};
+    pthread_mutex_lock(&m->mu);
+    win = m->win;
+    pthread_mutex_unlock(&m->mu);
+    otpca_mgr_check_enroll(&win, now_s(), m->n.max_skew, &h, in, len, &v);
+    otpca_memzero(w->seed, OTPCA_SEEDBOX_SEED_MAX);
+    if (v.reason != OTPCA_MGR_OK)
+        return reject(w, &v);
+
+    otpca_mdevice d;
+    otpca_mrecord *r = calloc(1, sizeof *r);
+    size_t out_len = 0;
+    otpca_err ret = r ? otpca_mstore_device_get(w->st, v.serial, &d) : OTPCA_ERR_NOMEM;
+    if (!ret) {
+        r->cert_len = sizeof r->cert;
+        ret = otpca_mgr_issue(&w->is, &v, d.mac, d.mac_len, now_s(), r->id, r->cert, &r->cert_len, w->out,
+                              sizeof w->out, &out_len);
+    }
+    /* Journaled (fsync) before the response leaves; the step accepted in
+     * the same transaction, so a code is good once even across workers. */
+    if (!ret && !(ret = otpca_mstore_begin(w->st))) {
+        uint8_t hash[32];
+        otpca_sha256(r->cert, r->cert_len, hash);
+        ret = otpca_mstore_device_accept(w->st, v.serial, v.step, hash);
+        memcpy(r->window, m->lease.window, 16);
+        r->kind = OTPCA_REC_ISSUED;
+        snprintf(r->serial, sizeof r->serial, "%s", v.serial);
+        r->time = now_s();
+        r->has_step = 1;
+        r->step = v.step;
+        if (!ret) {
+            audit(w->st, m, EV_ISSUED, v.serial, "certificate issued", r->audit);
+            r->has_audit = 1;
+            ret = otpca_mstore_record_add(w->st, r, NULL);
+        }
+        if (!ret)
+            ret = otpca_mstore_commit(w->st);
+        else
+            otpca_mstore_rollback(w->st);
+    }
+    free(r);
+    if (ret == OTPCA_ERR_STATE) { /* another worker took this step first */
+        v.reason = OTPCA_MGR_STEP;
+        return reject(w, &v);
+    }
+    if (ret) {
+        log_error("issuance for %s not journaled, nothing sent: %s", v.serial, otpca_strerror(ret));
+        return node_error(w, OTPCA_WIRE_INTERNAL, v.req.nonce.p);
+    }
+    pthread_mutex_lock(&m->mu);
+    m->win.issued++;
+    m->sum->issued++;
+    pthread_mutex_unlock(&m->mu);
+    log_info("certificate issued to %s", v.serial);
+    return out_len;
+}
+
+static size_t on_confirm(struct worker *w, const uint8_t *in, size_t len)
+{
+    struct mgr *m = w->m;
+    otpca_mgr_hooks h = {hook_device, hook_nonce, w, hook_record};
+    otpca_enroll_confirm req;
+    otpca_mgr_issued rec;
+    size_t out_len = 0;
+    int reason = otpca_mgr_check_confirm(&h, in, len, &req, &rec);
+    if (reason) {
+        count_reject(m, reason);
+        log_warn("confirmation rejected: %s", otpca_mgr_reason_name(reason));
+        return node_error(w, reason == OTPCA_MGR_MALFORMED ? OTPCA_WIRE_BAD_REQUEST : OTPCA_WIRE_AUTH_FAILED,
+                          reason == OTPCA_MGR_MALFORMED ? NULL : req.nonce.p);
+    }
+    /* The CONFIRMED record's id follows from the issuance's, so a repeated
+     * confirmation is journaled once. */
+    otpca_mrecord *r = calloc(1, sizeof *r);
+    uint8_t h32[32], seed_in[32 + 16];
+    int dup = 0;
+    memcpy(seed_in, "otpca-confirmed-record-id-v1....", 32);
+    memcpy(seed_in + 32, req.record.p, 16);
+    otpca_sha256(seed_in, sizeof seed_in, h32);
+    otpca_err ret = r ? otpca_mstore_begin(w->st) : OTPCA_ERR_NOMEM;
+    if (!ret) {
+        memcpy(r->id, h32, 16);
+        memcpy(r->window, m->lease.window, 16);
+        r->kind = OTPCA_REC_CONFIRMED;
+        snprintf(r->serial, sizeof r->serial, "%s", rec.serial);
+        r->time = 0; /* no time: a repeat must be the same record */
+        ret = otpca_mstore_record_add(w->st, r, &dup);
+        if (!ret && !dup) {
+            ret = otpca_mstore_device_enrolled(w->st, rec.serial, rec.cert_hash);
+            if (!ret)
+                audit(w->st, m, EV_CONFIRMED, rec.serial, "enrollment confirmed", NULL);
+        }
+        if (!ret)
+            ret = otpca_mstore_commit(w->st);
+        else
+            otpca_mstore_rollback(w->st);
+    }
+    free(r);
+    if (ret) {
+        log_warn("confirmation of %s not recorded: %s", rec.serial, otpca_strerror(ret));
+        return node_error(w, ret == OTPCA_ERR_STATE ? OTPCA_WIRE_AUTH_FAILED : OTPCA_WIRE_INTERNAL, req.nonce.p);
+    }
+    if (!dup) {
+        pthread_mutex_lock(&m->mu);
+        m->sum->confirmed++;
+        pthread_mutex_unlock(&m->mu);
+        log_info("%s enrolled", rec.serial);
+    }
+    return otpca_mgr_confirm_ack(&w->is, &req, w->out, sizeof w->out, &out_len) ? node_error(w, OTPCA_WIRE_INTERNAL, NULL)
+                                                                              : out_len;
+}
+
+static size_t handle(void *arg, const char *user, const uint8_t *in, size_t len, const uint8_t **out)
+{
+    struct worker *w = arg;
+    otpca_cose_sign1 c;
+    const uint8_t *p = in;
+    size_t n = len, out_len = 0;
+    unsigned type = 0;
+    (void)user;
+    *out = w->out;
+    if (len > OTPCA_MSG_NODE_MAX)
+        return node_error(w, OTPCA_WIRE_BAD_REQUEST, NULL);
+    if (len && in[0] == 0xd2 && otpca_cose_sign1_decode(in, len, &c) == OTPCA_ERR_OK) {
+        p = c.payload.p;
+        n = c.payload.len;
+    }
+    if (otpca_msg_peek_type(p, n, &type))
+        return node_error(w, OTPCA_WIRE_BAD_REQUEST, NULL);
+    switch (type) {
+    case OTPCA_MSG_TIME_REQUEST:
+        return otpca_mgr_time_response(&w->is, in, len, now_s(), w->out, sizeof w->out, &out_len)
+                   ? node_error(w, OTPCA_WIRE_BAD_REQUEST, NULL)
+                   : out_len;
+    case OTPCA_MSG_ENROLL_REQUEST:
+        return on_enroll(w, in, len);
+    case OTPCA_MSG_ENROLL_CONFIRM:
+        return on_confirm(w, in, len);
+    case OTPCA_MSG_REJOIN:
+    case OTPCA_MSG_KEY_UPDATE:
+    case OTPCA_MSG_CLAIM:
+        return node_error(w, OTPCA_WIRE_UNSUPPORTED, NULL); /* not built yet (issue #5, #10) */
+    default:
+        return node_error(w, OTPCA_WIRE_BAD_REQUEST, NULL);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    otpca_broker_worker(w->sock, handle, w);
+    return NULL;
+}
+
+static otpca_err worker_init(struct mgr *m, struct worker *w, unsigned idx)
+{
+    memset(w, 0, sizeof *w);
+    w->m = m;
+    w->idx = idx;
+    if (!(w->seed = otpca_secmem_alloc(OTPCA_SEEDBOX_SEED_MAX)))
+        return OTPCA_ERR_NOMEM;
+    otpca_err ret = otpca_token_clone(m->tok, &w->tok);
+    if (!ret)
+        ret = otpca_wolf_signer_init(&w->signer, w->tok, m->key);
+    w->have_signer = !ret;
+    if (!ret && wc_InitRng(&w->rng) != 0)
+        ret = OTPCA_ERR_CRYPTO;
+    w->have_rng = !ret;
+    if (!ret)
+        ret = otpca_mstore_open(m->cfg->store, &w->st);
+    w->is.ca = &w->signer;
+    w->is.rng = &w->rng;
+    w->is.cose.sign = token_sign;
+    w->is.cose.ctx = w;
+    otpca_p256_kid(m->ca_pub, w->is.cose.kid);
+    w->is.ca_der = m->ca_der;
+    w->is.ca_len = m->ca_len;
+    w->is.profile = &m->profile;
+    w->is.netkey = m->netkey;
+    w->is.netkey_len = m->netkey_len;
+    w->is.netkey_epoch = m->n.netkey_epoch;
+    return ret;
+}
+
+static void worker_free(struct worker *w)
+{
+    otpca_mstore_destroy(&w->st);
+    if (w->have_rng)
+        wc_FreeRng(&w->rng);
+    if (w->have_signer)
+        otpca_wolf_signer_free(&w->signer);
+    otpca_token_destroy(&w->tok);
+    if (w->seed)
+        otpca_secmem_free(w->seed, OTPCA_SEEDBOX_SEED_MAX);
+    w->seed = NULL;
+}
+
+/* ------------------------------------------------------------ open steps */
+
+static otpca_err read_text(const char *path, char *buf, size_t cap, size_t *len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        log_error("%s: %s", path, strerror(errno));
+        return OTPCA_ERR_IO;
+    }
+    *len = fread(buf, 1, cap - 1, f);
+    int bad = ferror(f) || !feof(f);
+    fclose(f);
+    if (bad) {
+        log_error("%s: unreadable or too large", path);
+        return OTPCA_ERR_IO;
+    }
+    while (*len && (buf[*len - 1] == '\n' || buf[*len - 1] == '\r' || buf[*len - 1] == ' '))
+        (*len)--;
+    buf[*len] = '\0';
+    return OTPCA_ERR_OK;
+}
+
+/* The manager certificate, which must certify the token's key. */
+static otpca_err load_ca(struct mgr *m)
+{
+    static char file[8192];
+    size_t n = 0;
+    m->ca_len = sizeof m->ca_der;
+    otpca_err ret = read_text(m->cfg->ca_cert, file, sizeof file, &n);
+    if (!ret && otpca_cert_to_der((const unsigned char *)file, n, m->ca_der, &m->ca_len))
+        ret = OTPCA_ERR_CERT;
+    if (ret) {
+        log_error("ca_cert %s: not a certificate", m->cfg->ca_cert);
+        return ret;
+    }
+    DecodedCert dc;
+    uint8_t spki[128];
+    word32 spki_len = sizeof spki;
+    wc_InitDecodedCert(&dc, m->ca_der, (word32)m->ca_len, NULL);
+    int ok = wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL) == 0 && dc.isCA &&
+             wc_GetPubKeyDerFromCert(&dc, spki, &spki_len) == 0 && spki_len >= 65 &&
+             !memcmp(spki + spki_len - 65, m->ca_pub, 65);
+    wc_FreeDecodedCert(&dc);
+    if (!ok) {
+        log_error("ca_cert %s is not a CA certificate for the token's key '%s'", m->cfg->ca_cert, m->cfg->ca_key);
+        return OTPCA_ERR_CERT;
+    }
+    return OTPCA_ERR_OK;
+}
+
+static otpca_err load_keys(struct mgr *m)
+{
+    char *text = otpca_secmem_alloc(512);
+    size_t n = 0, len = 0;
+    otpca_err ret = text ? OTPCA_ERR_OK : OTPCA_ERR_NOMEM;
+    if (!ret && !m->cfg->netkey_file[0]) {
+        log_error("config: netkey_file (the network key handed to nodes, hex) is required");
+        ret = OTPCA_ERR_CONFIG;
+    }
+    if (!ret)
+        ret = read_text(m->cfg->netkey_file, text, 512, &n);
+    if (!ret && (otpca_hex_decode(text, n, m->netkey, 64, &m->netkey_len) || m->netkey_len < 16)) {
+        log_error("netkey_file %s: 16 to 64 bytes in hex", m->cfg->netkey_file);
+        ret = OTPCA_ERR_CONFIG;
+    }
+    if (text)
+        otpca_secmem_free(text, 512);
+    if (!ret && (strlen(m->cfg->cloud_curve_key) != 40 || !zmq_z85_decode(m->cloud_curve, m->cfg->cloud_curve_key))) {
+        log_error("config: cloud_curve_key must be the cloud's CURVE key (40 Z85 characters, from otpca-cloud init)");
+        ret = OTPCA_ERR_CONFIG;
+    }
+    if (!ret && (otpca_hex_decode(m->cfg->cloud_sign_key, strlen(m->cfg->cloud_sign_key), m->cloud_pub, 65, &len) ||
+                 len != 65 || otpca_p256_pub_normalize(m->cloud_pub, 65, m->cloud_pub))) {
+        log_error("config: cloud_sign_key must be the cloud's signing key (65 bytes hex, from otpca-cloud init)");
+        ret = OTPCA_ERR_CONFIG;
+    }
+    return ret;
+}
+
+static otpca_err open_token(struct mgr *m, const otpca_mgr_open_opts *o)
+{
+    otpca_p11_uri uri;
+    otpca_err ret = otpca_p11_uri_parse(m->cfg->token, &uri);
+    if (ret) {
+        log_error("config: token is not a PKCS#11 URI");
+        return OTPCA_ERR_CONFIG;
+    }
+    ret = otpca_p11_new(uri.module_path[0] ? uri.module_path : NULL, &m->p11);
+    if (!ret)
+        ret = otpca_token_open_uri(m->p11, &uri, uri.pin_source[0] ? NULL : o->pin, &m->tok);
+    otpca_p11_uri_clear(&uri);
+    if (!ret && (ret = otpca_token_find(m->tok, OTPCA_OBJ_PRIVATE_KEY, m->cfg->ca_key, NULL, 0, &m->key)))
+        log_error("token: no CA key '%s'", m->cfg->ca_key);
+    if (!ret)
+        ret = otpca_token_pubkey_sec1(m->tok, m->key, m->ca_pub);
+    if (!ret && (ret = otpca_curve_key(m->tok, m->cfg->curve_key, 0, m->curve_pub, m->curve_sec)))
+        log_error("token: no CURVE key '%s' (otpca-manager ca certify makes it)", m->cfg->curve_key);
+    return ret;
+}
+
+/* The operator's TOTP now, computed in the operator token (SHA-1, 6
+ * digits, 30 s: the rig's and most tokens' profile). */
+static otpca_err operator_totp(struct mgr *m, uint32_t *code)
+{
+    otpca_p11_uri uri;
+    otpca_token_t *op = NULL;
+    otpca_obj_t seed;
+    if (!m->cfg->operator_token[0]) {
+        log_error("config: operator_token (or a typed code) is needed to open a window");
+        return OTPCA_ERR_CONFIG;
+    }
+    otpca_err ret = otpca_p11_uri_parse(m->cfg->operator_token, &uri);
+    if (!ret)
+        ret = otpca_token_open_uri(m->p11, &uri, NULL, &op);
+    if (!ret)
+        ret = otpca_token_find_uri(op, &uri, OTPCA_OBJ_SECRET_KEY, &seed);
+    if (!ret)
+        ret = otpca_token_totp(op, seed, OTPCA_OTP_SHA1, time(NULL), 30, 6, code);
+    otpca_token_destroy(&op);
+    otpca_p11_uri_clear(&uri);
+    if (ret)
+        log_error("operator token: %s", otpca_strerror(ret));
+    return ret;
+}
+
+/* Applies verified batches to the journal's trust list. */
+struct sync_ctx {
+    struct mgr *m;
+    int in_snapshot;
+    uint64_t entries;
+};
+
+static otpca_err apply_batch(void *arg, const otpca_sync_batch *b, const uint8_t *raw, size_t len)
+{
+    struct sync_ctx *s = arg;
+    otpca_err ret;
+    (void)raw, (void)len;
+    s->entries += b->entries.count;
+    if (b->kind == OTPCA_SYNC_DELTA)
+        return otpca_mstore_apply_delta(s->m->st, b);
+    if (!s->in_snapshot) {
+        if ((ret = otpca_mstore_snapshot_begin(s->m->st)))
+            return ret;
+        s->in_snapshot = 1;
+    }
+    if ((ret = otpca_mstore_snapshot_chunk(s->m->st, b)))
+        return ret;
+    if (!b->cursor.p) { /* the last chunk */
+        s->in_snapshot = 0;
+        return otpca_mstore_snapshot_commit(s->m->st, b->to);
+    }
+    return OTPCA_ERR_OK;
+}
+
+static otpca_err sync_trust_list(struct mgr *m)
+{
+    struct sync_ctx s = {m, 0, 0};
+    uint64_t since = 0, to = 0;
+    otpca_err ret = otpca_mstore_sync_seq(m->st, &since);
+    if (!ret)
+        ret = otpca_cloud_sync(m->cc, m->lease.window, since, 0, apply_batch, &s, &to);
+    if (s.in_snapshot)
+        otpca_mstore_snapshot_abort(m->st);
+    if (ret) {
+        log_error("trust-list sync failed: %s", otpca_strerror(ret));
+        return ret;
+    }
+    char detail[96];
+    snprintf(detail, sizeof detail, "sequence %" PRIu64 " -> %" PRIu64 ", %" PRIu64 " entries", since, to, s.entries);
+    audit(m->st, m, EV_TRUST_LIST, NULL, detail, NULL);
+    log_info("trust list synced: %s", detail);
+    return OTPCA_ERR_OK;
+}
+
+static otpca_err load_offline_lease(struct mgr *m, const char *path)
+{
+    static uint8_t buf[8192];
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        log_error("%s: %s", path, strerror(errno));
+        return OTPCA_ERR_IO;
+    }
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    otpca_err ret = otpca_cloud_lease_check(m->cloud_pub, m->cfg->id, NULL, buf, n, &m->lease);
+    if (ret)
+        log_error("%s: not a lease for %s signed by the cloud: %s", path, m->cfg->id, otpca_strerror(ret));
+    else if (!m->lease.offline)
+        log_warn("%s is an online lease; using it offline", path);
+    return ret;
+}
+
+static otpca_err open_lease(struct mgr *m, const otpca_mgr_open_opts *o)
+{
+    otpca_cloud_client_config cc;
+    memset(&cc, 0, sizeof cc);
+    cc.endpoint = m->cfg->cloud;
+    cc.notices = m->cfg->cloud_notices;
+    memcpy(cc.server_key, m->cloud_curve, 32);
+    memcpy(cc.public_key, m->curve_pub, 32);
+    memcpy(cc.secret_key, m->curve_sec, 32);
+    memcpy(cc.cloud_sign_pub, m->cloud_pub, 65);
+    cc.manager_id = m->cfg->id;
+    cc.signer.sign = main_sign;
+    cc.signer.ctx = m;
+    otpca_p256_kid(m->ca_pub, cc.signer.kid);
+    cc.timeout_ms = 3000;
+    cc.retries = 1;
+    otpca_err ret = otpca_cloud_client_new(&cc, &m->cc);
+    otpca_memzero(cc.secret_key, 32);
+    if (ret)
+        return ret;
+    uint32_t totp = o->totp;
+    if (!o->have_totp && (ret = operator_totp(m, &totp)))
+        return ret;
+    ret = otpca_cloud_window_open(m->cc, m->cfg->operator_, totp, m->n.window_seconds, m->n.max_enroll, NULL, 0,
+                                  &m->lease);
+    otpca_memzero(&totp, sizeof totp);
+    if (ret == OTPCA_ERR_OK) {
+        m->online = 1;
+        return otpca_mstore_meta_put(m->st, "lease", m->lease.raw, m->lease.raw_len);
+    }
+    if ((ret == OTPCA_ERR_TIMEOUT || ret == OTPCA_ERR_IO) && o->lease_file) {
+        log_warn("the cloud does not answer: opening on the offline lease %s and the cached trust list", o->lease_file);
+        return load_offline_lease(m, o->lease_file);
+    }
+    const char *detail = "";
+    if (ret == OTPCA_ERR_REFUSED)
+        otpca_cloud_client_error(m->cc, &detail);
+    log_error("no lease from the cloud: %s%s%s", otpca_strerror(ret), detail[0] ? ": " : "", detail);
+    return ret;
+}
+
+/* ------------------------------------------------------ background work */
+
+struct upload {
+    otpca_mrecord r[256];
+    otpca_record w[256];
+    uint8_t acked[256], flagged[256], ids[256][16];
+    size_t n;
+};
+
+static int collect(const otpca_mrecord *r, void *arg)
+{
+    struct upload *u = arg;
+    u->r[u->n++] = *r;
+    return u->n == 256;
+}
+
+/* Uploads up to 256 journaled records: how many the cloud acknowledged,
+ * or -1 if it could not be reached. */
+static long upload_some(struct mgr *m)
+{
+    struct upload *u = calloc(1, sizeof *u);
+    long acked = -1;
+    if (!u)
+        return -1;
+    if (otpca_mstore_records_pending(m->st, 256, collect, u) != OTPCA_ERR_OK || u->n == 0) {
+        free(u);
+        return 0;
+    }
+    for (size_t i = 0; i < u->n; i++) {
+        const otpca_mrecord *r = &u->r[i];
+        otpca_record *w = &u->w[i];
+        memset(w, 0, sizeof *w);
+        w->id = (otpca_buf){r->id, 16};
+        w->kind = (uint64_t)r->kind;
+        w->serial = (otpca_buf){(const uint8_t *)r->serial, strlen(r->serial)};
+        w->time = r->time;
+        if (r->cert_len)
+            w->cert = (otpca_buf){r->cert, r->cert_len};
+        if (r->has_step) {
+            w->step = r->step;
+            w->present |= OTPCA_MSG_BIT(5);
+        }
+        if (r->has_reason) {
+            w->reason = r->reason;
+            w->present |= OTPCA_MSG_BIT(6);
+        }
+        if (r->has_audit)
+            w->audit = (otpca_buf){r->audit, 32};
+        if (r->pubkey_len)
+            w->pubkey = (otpca_buf){r->pubkey, r->pubkey_len};
+    }
+    otpca_err ret = otpca_cloud_upload(m->cc, m->lease.window, u->w, u->n, u->acked, u->flagged);
+    if (!ret) {
+        size_t k = 0;
+        for (size_t i = 0; i < u->n; i++)
+            if (u->acked[i]) {
+                memcpy(u->ids[k++], u->r[i].id, 16);
+                if (u->flagged[i])
+                    log_warn("the cloud flagged the record for %s (enrolled by another manager)", u->r[i].serial);
+            }
+        if (!(ret = otpca_mstore_records_acked(m->st, (const uint8_t(*)[16])u->ids, k))) {
+            acked = (long)k;
+            if (k)
+                audit(m->st, m, EV_ACKED, NULL, "records acknowledged by the cloud", NULL);
+        }
+    } else {
+        log_warn("record upload: %s (they stay journaled)", otpca_strerror(ret));
+    }
+    free(u);
+    return acked;
+}
+
+static int count_pending(const otpca_mrecord *r, void *arg)
+{
+    (void)r;
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+/* Notices from the cloud, applied at once (a revocation takes effect for
+ * the next request). */
+static void apply_notices(struct mgr *m)
+{
+    otpca_notice nt;
+    char serial[65];
+    for (int i = 0; i < 1000 && otpca_cloud_notice_wait(m->cc, 0, &nt, serial, sizeof serial, NULL) == OTPCA_ERR_OK;
+         i++) {
+        int state = nt.kind == OTPCA_NOTICE_REVOKED ? OTPCA_DEV_REVOKED
+                    : nt.kind == OTPCA_NOTICE_LOCKED ? OTPCA_DEV_LOCKED
+                                                     : OTPCA_DEV_APPROVED;
+        otpca_mdevice d;
+        if (nt.kind == OTPCA_NOTICE_UNLOCKED && otpca_mstore_device_get(m->st, serial, &d) == OTPCA_ERR_OK &&
+            d.has_cert)
+            state = OTPCA_DEV_ENROLLED; /* as the cloud does on unlock */
+        otpca_err ret = otpca_mstore_device_set_state(m->st, serial, state, nt.seq);
+        if (ret == OTPCA_ERR_NOT_FOUND && state == OTPCA_DEV_APPROVED) {
+            /* A device approved during the window: bring it in now. */
+            if (sync_trust_list(m) == OTPCA_ERR_OK && derive_boxes(m) != OTPCA_ERR_OK)
+                log_warn("seed boxes of the new devices not derived");
+        } else if (!ret) {
+            log_info("notice: %s is now %s", serial,
+                     state == OTPCA_DEV_REVOKED ? "revoked" : state == OTPCA_DEV_LOCKED ? "locked" : "approved");
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ run */
+
+static void *zsock(void *ctx, int type)
+{
+    void *s = zmq_socket(ctx, type);
+    int linger = 1000;
+    if (s)
+        zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    return s;
+}
+
+otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open_opts *o, volatile sig_atomic_t *stop,
+                               FILE *ready, otpca_mgr_summary *sum)
+{
+    struct mgr *m = calloc(1, sizeof *m);
+    struct worker *w = NULL;
+    otpca_broker b;
+    void *frontend = NULL, *backend = NULL;
+    char err[256] = "", bound[OTPCA_MGR_CONFIG_VALUE_MAX];
+    memset(sum, 0, sizeof *sum);
+    memset(&b, 0, sizeof b);
+    if (!m)
+        return OTPCA_ERR_NOMEM;
+    m->cfg = cfg;
+    m->sum = sum;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_rwlock_init(&m->boxes_lock, NULL);
+    otpca_err ret = otpca_mgr_config_numbers(cfg, &m->n, err, sizeof err);
+    if (ret)
+        log_error("config: %s", err);
+    if (!ret && (!cfg->id[0] || !cfg->token[0] || !cfg->ca_cert[0] || !cfg->operator_[0])) {
+        log_error("config: id, token, ca_cert and operator are required");
+        ret = OTPCA_ERR_CONFIG;
+    }
+    if (!ret && (!(m->netkey = otpca_secmem_alloc(64)) || !(m->curve_sec = otpca_secmem_alloc(32))))
+        ret = OTPCA_ERR_NOMEM;
+    if (!ret)
+        ret = load_keys(m);
+    if (!ret)
+        ret = open_token(m, o);
+    if (!ret)
+        ret = load_ca(m);
+    if (!ret)
+        ret = otpca_mstore_open(cfg->store, &m->st);
+    if (!ret)
+        ret = open_lease(m, o);
+    if (!ret && m->online)
+        ret = sync_trust_list(m);
+    if (!ret)
+        ret = derive_boxes(m);
+    if (ret)
+        goto out;
+    otpca_mgr_profile_default(&m->profile);
+    m->profile.days = (unsigned)m->n.cert_days;
+    m->profile.pen = (unsigned)m->n.pen;
+    if (m->lease.scope[0]) {
+        char copy[sizeof m->lease.scope];
+        snprintf(copy, sizeof copy, "%s", m->lease.scope);
+        for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && m->nscope < 64; t = strtok_r(NULL, ",", &save))
+            snprintf(m->scope[m->nscope++], sizeof m->scope[0], "%s", t);
+    }
+    m->win.open = 1;
+    m->win.not_before = m->lease.not_before;
+    m->win.not_after = m->lease.not_after;
+    m->win.max_enroll = m->lease.max_enroll;
+    sum->offline = !m->online;
+    {
+        char detail[128];
+        snprintf(detail, sizeof detail, "%s window until %" PRIu64 ", up to %" PRIu64 " enrollments",
+                 m->online ? "online" : "offline", m->lease.not_after, m->lease.max_enroll);
+        audit(m->st, m, EV_OPENED, NULL, detail, NULL);
+    }
+
+    m->zctx = zmq_ctx_new();
+    backend = zsock(m->zctx, ZMQ_ROUTER);
+    frontend = zsock(m->zctx, ZMQ_ROUTER);
+    int64_t max = OTPCA_MSG_NODE_MAX;
+    if (!backend || !frontend || zmq_bind(backend, BACKEND) != 0 ||
+        zmq_setsockopt(frontend, ZMQ_MAXMSGSIZE, &max, sizeof max) != 0) {
+        ret = OTPCA_ERR_IO;
+        goto out;
+    }
+    if (!(w = calloc(m->n.workers, sizeof *w))) {
+        ret = OTPCA_ERR_NOMEM;
+        goto out;
+    }
+    for (unsigned i = 0; i < m->n.workers; i++) {
+        if ((ret = worker_init(m, &w[i], i)))
+            goto out;
+        w[i].sock = zmq_socket(m->zctx, ZMQ_DEALER);
+        if (!w[i].sock || zmq_connect(w[i].sock, BACKEND) != 0 || pthread_create(&w[i].th, NULL, worker_main, &w[i])) {
+            ret = OTPCA_ERR_IO;
+            goto out;
+        }
+        w[i].started = 1;
+    }
+    if (zmq_bind(frontend, cfg->listen) != 0) {
+        log_error("cannot listen on %s: %s", cfg->listen, zmq_strerror(zmq_errno()));
+        ret = OTPCA_ERR_IO;
+        goto out;
+    }
+    size_t bl = sizeof bound;
+    if (zmq_getsockopt(frontend, ZMQ_LAST_ENDPOINT, bound, &bl) != 0)
+        snprintf(bound, sizeof bound, "%s", cfg->listen);
+    log_info("window open (%s) until %" PRIu64 ": serving nodes on %s with %lu workers",
+             m->online ? "online" : "offline", m->lease.not_after, bound, m->n.workers);
+    if (ready) {
+        fprintf(ready, "serving %s\n", bound);
+        fflush(ready);
+    }
+
+    uint64_t next_check = 0, next_upload = 0, drain_until = 0;
+    for (;;) {
+        uint64_t t = mono_ms();
+        if (!drain_until && t >= next_check) {
+            next_check = t + CHECK_MS;
+            const char *why = NULL;
+            pthread_mutex_lock(&m->mu);
+            if (*stop)
+                why = "signal";
+            else if (now_s() > m->win.not_after)
+                why = "lease end";
+            else if (m->win.issued >= m->win.max_enroll)
+                why = "enrollment limit";
+            else if (otpca_token_present(m->tok) != OTPCA_ERR_OK)
+                why = "token removed";
+            if (why)
+                m->win.open = 0; /* from now on every request hears WINDOW_CLOSED */
+            pthread_mutex_unlock(&m->mu);
+            if (why) {
+                snprintf(sum->closed_by, sizeof sum->closed_by, "%s", why);
+                log_info("closing the window (%s)", why);
+                drain_until = t + DRAIN_MS;
+            }
+        }
+        if (drain_until && (b.nidle == m->n.workers || t > drain_until))
+            break;
+        if (m->online && !drain_until && t >= next_upload) {
+            next_upload = t + UPLOAD_MS;
+            long k = upload_some(m);
+            if (k > 0)
+                sum->uploaded += (uint64_t)k;
+            apply_notices(m);
+        }
+        zmq_pollitem_t items[] = {{backend, 0, ZMQ_POLLIN, 0}, {frontend, 0, ZMQ_POLLIN, 0}};
+        int nitems = b.nidle && !drain_until ? 2 : 1;
+        int rc = zmq_poll(items, nitems, POLL_MS);
+        if (rc < 0 && zmq_errno() != EINTR)
+            break;
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN) && otpca_broker_backend_in(&b, backend, frontend) < 0)
+            break;
+        if (rc > 0 && nitems == 2 && (items[1].revents & ZMQ_POLLIN) &&
+            otpca_broker_frontend_in(&b, frontend, backend) < 0)
+            break;
+    }
+    /* Flush: upload what is journaled (bounded), then tell the cloud. */
+    if (m->online) {
+        uint64_t until = mono_ms() + FLUSH_MS;
+        long k;
+        while (mono_ms() < until && (k = upload_some(m)) > 0)
+            sum->uploaded += (uint64_t)k;
+        if (otpca_cloud_window_close(m->cc, m->lease.window, sum->confirmed, sum->rejected) != OTPCA_ERR_OK)
+            log_warn("the cloud did not acknowledge the close; the lease ends by itself");
+    }
+    {
+        char detail[160];
+        snprintf(detail, sizeof detail, "closed by %s: %" PRIu64 " issued, %" PRIu64 " confirmed, %" PRIu64 " rejected",
+                 sum->closed_by, sum->issued, sum->confirmed, sum->rejected);
+        audit(m->st, m, EV_CLOSED, NULL, detail, NULL);
+    }
+    ret = OTPCA_ERR_OK;
+out:
+    otpca_broker_clear(&b);
+    if (frontend)
+        zmq_close(frontend);
+    if (backend)
+        zmq_close(backend);
+    if (m->zctx)
+        zmq_ctx_shutdown(m->zctx);
+    for (unsigned i = 0; w && i < m->n.workers; i++) {
+        if (w[i].started)
+            pthread_join(w[i].th, NULL);
+        if (w[i].sock)
+            zmq_close(w[i].sock);
+        worker_free(&w[i]);
+    }
+    free(w);
+    if (m->zctx)
+        zmq_ctx_term(m->zctx);
+    if (m->st)
+        if (otpca_mstore_records_pending(m->st, SIZE_MAX, count_pending, &sum->pending) != OTPCA_ERR_OK)
+            log_warn("journal: could not count the records still to upload");
+    otpca_cloud_client_destroy(&m->cc);
+    otpca_mstore_destroy(&m->st);
+    if (m->boxes)
+        otpca_secmem_free(m->boxes, m->boxes_cap * sizeof *m->boxes); /* wipes the box keys */
+    if (m->netkey)
+        otpca_secmem_free(m->netkey, 64);
+    if (m->curve_sec)
+        otpca_secmem_free(m->curve_sec, 32);
+    otpca_token_destroy(&m->tok);
+    otpca_p11_destroy(&m->p11);
+    pthread_rwlock_destroy(&m->boxes_lock);
+    pthread_mutex_destroy(&m->mu);
+    otpca_memzero(m, sizeof *m);
+    free(m);
+    return ret;
+}

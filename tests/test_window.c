@@ -1,0 +1,273 @@
+/*
+ * An enrollment window end to end, every part real: the cloud (cloudtest.h)
+ * with the rig's devices; the ceremony with `otpca-manager ca init-root` and
+ * `ca certify` (the manager's CURVE key made in its token) and the manager
+ * registered with `otpca-cloud manager add`; `otpca-manager window open`
+ * (lease with the operator token's TOTP, trust-list sync) serving on
+ * loopback; a node whose key and TOTP are in its rig token enrolls over
+ * ZeroMQ; `openssl verify` accepts root -> manager -> node; a reused code is
+ * refused; `window close` closes it, the records reach the cloud, and the
+ * cloud shows the device enrolled by this manager.
+ */
+#include "cloudtest.h"
+
+#include "otpca/proto/cose.h"
+#include "otpca/proto/ecies.h"
+
+TestSuite(window, .init = ct_setup, .fini = ct_teardown, .timeout = 180);
+
+#define NODE "node-000004"
+
+static char mgr_conf[256];
+static pid_t mgr_pid = -1;
+static char mgr_listen[256];
+static otpca_token_t *node_tok;
+static otpca_obj_t node_key, node_seed;
+static uint8_t node_pub[65];
+
+static otpca_err node_sign(void *ctx, const uint8_t d[32], uint8_t sig[64])
+{
+    (void)ctx;
+    size_t len = 64;
+    return otpca_token_sign_digest(node_tok, node_key, d, 32, OTPCA_SIG_RAW, sig, &len);
+}
+
+static otpca_err node_ecdh(void *ctx, const uint8_t peer[65], uint8_t z[32])
+{
+    (void)ctx;
+    return otpca_token_ecdh(node_tok, node_key, peer, 65, z);
+}
+
+/* Ceremony, registration at the cloud, and the manager's configuration. */
+static void manager_setup(void)
+{
+    const char *rig = testrig_dir();
+    char path[512], z85[64], hex[131];
+    cr_assert_eq(ct_sh("'%s/otpca-manager' ca init-root --key 'pkcs11:token=otpca-root;object=root-key?pin-source=file:"
+                       "%s/pins/otpca-root.pin' --cn 'test root' --out '%s/root'",
+                       ct_bin(), rig, ct.dir),
+                 0, "ca init-root");
+    snprintf(path, sizeof path, "%s/certify.out", ct.dir);
+    cr_assert_eq(ct_sh("'%s/otpca-manager' ca certify --root 'pkcs11:token=otpca-root;object=root-key?pin-source=file:"
+                       "%s/pins/otpca-root.pin' --root-cert '%s/root.pem' --key 'pkcs11:token=otpca-mgr-01;object=ca-key"
+                       "?pin-source=file:%s/pins/otpca-mgr-01.pin' --id mgr-07 --out '%s/mgr-07' >'%s'",
+                       ct_bin(), rig, ct.dir, rig, ct.dir, path),
+                 0, "ca certify");
+    cr_assert_eq(ct_sh("sed -n \"s/.*--curve-key '\\(.\\{40\\}\\)'.*/curve = \\1/p\" '%s' >'%s.kv'", path, path), 0);
+    char kv[600];
+    snprintf(kv, sizeof kv, "%s.kv", path);
+    cr_assert(ct_file_value(kv, "curve", z85, sizeof z85), "ca certify printed the CURVE key");
+    cr_assert_eq(CT_CLOUD("manager add mgr-07 --ca-cert '%s/mgr-07.pem' --curve-key '%s'", ct.dir, z85), 0);
+
+    snprintf(path, sizeof path, "%s/netkey.hex", ct.dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "00112233445566778899aabbccddeeff\n");
+    fclose(f);
+    char zc[41];
+    zmq_z85_encode(zc, ct.cloud_curve, 32);
+    for (size_t i = 0; i < 65; i++)
+        snprintf(hex + 2 * i, 3, "%02x", ct.cloud_pub[i]);
+    snprintf(mgr_conf, sizeof mgr_conf, "%s/manager.conf", ct.dir);
+    f = fopen(mgr_conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "id = mgr-07\ntoken = pkcs11:token=otpca-mgr-01?pin-source=file:%s/pins/otpca-mgr-01.pin\n"
+            "ca_cert = %s/mgr-07.pem\nstore = %s/manager.db\ncloud = %s\ncloud_notices = %s\n"
+            "cloud_curve_key = %s\ncloud_sign_key = %s\nlisten = tcp://127.0.0.1:*\noperator = otpca-op-01\n"
+            "operator_token = pkcs11:token=otpca-op-01;object=op-totp?pin-source=file:%s/pins/otpca-op-01.pin\n"
+            "netkey_file = %s/netkey.hex\nwindow_seconds = 600\nworkers = 2\n",
+            rig, ct.dir, ct.dir, ct.listen, ct.notices, zc, hex, rig, ct.dir);
+    fclose(f);
+}
+
+static void manager_start(void)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        char exe[512], log[256];
+        snprintf(exe, sizeof exe, "%s/otpca-manager", ct_bin());
+        snprintf(log, sizeof log, "%s/manager.log", ct.dir);
+        int lf = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fds[1], 1);
+        if (lf >= 0)
+            dup2(lf, 2);
+        close(fds[0]);
+        execl(exe, exe, "window", "open", "--config", mgr_conf, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char line[600] = "";
+    size_t used = 0;
+    struct pollfd p = {fds[0], POLLIN, 0};
+    while (used < sizeof line - 1 && !strchr(line, '\n') && poll(&p, 1, 30000) == 1) {
+        ssize_t n = read(fds[0], line + used, sizeof line - 1 - used);
+        if (n <= 0)
+            break;
+        used += (size_t)n;
+        line[used] = '\0';
+    }
+    /* The rest of stdout (the summary) goes to a file read at the end. */
+    char out[256];
+    snprintf(out, sizeof out, "%s/manager.out", ct.dir);
+    if (fork() == 0) {
+        int of = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        char buf[4096];
+        ssize_t n;
+        while (of >= 0 && (n = read(fds[0], buf, sizeof buf)) > 0)
+            if (write(of, buf, (size_t)n) != n)
+                break;
+        _exit(0);
+    }
+    close(fds[0]);
+    mgr_pid = pid;
+    cr_assert(sscanf(line, "serving %255s", mgr_listen) == 1, "manager did not open a window: '%s' (see %s/manager.log)",
+              line, ct.dir);
+}
+
+static int manager_wait(void)
+{
+    int status = 0;
+    for (int i = 0; i < 400; i++) {
+        if (waitpid(mgr_pid, &status, WNOHANG) == mgr_pid) {
+            mgr_pid = -1;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        usleep(50000);
+    }
+    kill(mgr_pid, SIGKILL);
+    waitpid(mgr_pid, &status, 0);
+    mgr_pid = -1;
+    return -2;
+}
+
+/* One request to the manager over a DEALER; the answer's length. */
+static size_t node_call(void *sock, const uint8_t *req, size_t len, uint8_t *ans, size_t cap)
+{
+    cr_assert_eq(zmq_send(sock, req, len, 0), (int)len);
+    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+    cr_assert_eq(zmq_poll(&it, 1, 10000), 1, "the manager answers within 10 s");
+    int n = zmq_recv(sock, ans, cap, 0);
+    cr_assert(n > 0 && (size_t)n <= cap);
+    return (size_t)n;
+}
+
+static size_t enroll_request(time_t at, uint8_t *out, size_t cap, uint8_t nonce[16])
+{
+    uint32_t totp = 0;
+    size_t len = 0;
+    uint8_t mac[6] = {2, 0, 0, 0, 0, 4};
+    cr_assert_eq(otpca_random(nonce, 16), 0);
+    cr_assert_eq(otpca_token_totp(node_tok, node_seed, OTPCA_OTP_SHA1, at, 30, 6, &totp), 0);
+    otpca_enroll_request m;
+    memset(&m, 0, sizeof m);
+    m.nonce = (otpca_buf){nonce, 16};
+    m.time = (uint64_t)time(NULL);
+    m.serial = (otpca_buf){(const uint8_t *)NODE, strlen(NODE)};
+    m.mac = (otpca_buf){mac, 6};
+    m.pubkey = (otpca_buf){node_pub, 65};
+    m.totp = totp;
+    m.fw = (otpca_buf){(const uint8_t *)"fw-1", 4};
+    otpca_signer s = {node_sign, NULL, {0}};
+    otpca_p256_kid(node_pub, s.kid);
+    cr_assert_eq(otpca_msg_sign(&otpca_desc_enroll_request, &m, &s, (otpca_buf){NULL, 0}, out, cap, &len), 0);
+    return len;
+}
+
+Test(window, a_node_enrolls_in_a_window_and_the_cloud_hears_of_it)
+{
+    manager_setup();
+    manager_start();
+    node_tok = testrig_open(ct.p11, NODE);
+    cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_PRIVATE_KEY, OTPCA_RIG_DEVICE_KEY, NULL, 0, &node_key), 0);
+    cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_SECRET_KEY, OTPCA_RIG_DEVICE_SEED, NULL, 0, &node_seed), 0);
+    cr_assert_eq(otpca_token_pubkey_sec1(node_tok, node_key, node_pub), 0);
+
+    void *zctx = zmq_ctx_new();
+    void *sock = zmq_socket(zctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    cr_assert_eq(zmq_connect(sock, mgr_listen), 0);
+
+    /* Enroll: the response is the manager's, for this node, with its key. */
+    static uint8_t req[2048], ans[4096];
+    uint8_t nonce[16];
+    size_t len = enroll_request(time(NULL), req, sizeof req, nonce);
+    size_t n = node_call(sock, req, len, ans, sizeof ans);
+    otpca_cose_sign1 c;
+    otpca_enroll_response r;
+    cr_assert_eq(otpca_cose_sign1_decode(ans, n, &c), 0, "an EnrollResponse, not an Error (see manager.log)");
+    cr_assert_eq(otpca_cose_sign1_verify(&c, ct.mgr_pub, 65), 0, "signed by the manager token's key");
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_enroll_response, c.payload.p, c.payload.len, &r), 0);
+    cr_expect_arr_eq(r.nonce.p, nonce, 16);
+    uint8_t aad[64 + 16], pt[64];
+    size_t pt_len = 0, sl = strlen(NODE);
+    memcpy(aad, NODE, sl);
+    memcpy(aad + sl, nonce, 16);
+    cr_assert_eq(otpca_ecies_open(node_ecdh, NULL, node_pub, OTPCA_ECIES_LABEL_NETKEY, aad, sl + 16, r.netkey.p,
+                                  r.netkey.len, pt, sizeof pt, &pt_len),
+                 0, "the network key opens in the node token");
+    cr_expect_eq(pt_len, 16);
+    cr_expect_eq(pt[15], 0xff);
+
+    /* openssl, independently: root -> manager -> node. */
+    char path[256];
+    snprintf(path, sizeof path, "%s/node.der", ct.dir);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(r.cert.p, 1, r.cert.len, f), r.cert.len);
+    fclose(f);
+    cr_expect_eq(ct_sh("openssl x509 -inform DER -in '%s/node.der' -out '%s/node.pem' && openssl verify -CAfile "
+                       "'%s/root.pem' -untrusted '%s/mgr-07.pem' '%s/node.pem'",
+                       ct.dir, ct.dir, ct.dir, ct.dir, ct.dir),
+                 0, "openssl verify: root -> manager -> node");
+    cr_expect_eq(ct_sh("openssl x509 -in '%s/node.pem' -noout -ext subjectAltName | grep -q 'urn:dev:mac:020000000004'",
+                       ct.dir),
+                 0);
+
+    /* The same TOTP step again (fresh nonce): refused, generically. */
+    len = enroll_request(time(NULL), req, sizeof req, nonce);
+    n = node_call(sock, req, len, ans, sizeof ans);
+    otpca_error_msg e;
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_error, ans, n, &e), 0);
+    cr_expect_eq(e.code, OTPCA_WIRE_AUTH_FAILED);
+    cr_expect_null(e.detail.p);
+
+    /* Confirm: the device is enrolled. */
+    uint8_t hash[32], cnonce[16];
+    otpca_sha256(r.cert.p, r.cert.len, hash);
+    cr_assert_eq(otpca_random(cnonce, 16), 0);
+    otpca_enroll_confirm cm = {.nonce = {cnonce, 16}, .record = r.record, .time = (uint64_t)time(NULL),
+                               .cert_hash = {hash, 32}};
+    otpca_signer s = {node_sign, NULL, {0}};
+    otpca_p256_kid(node_pub, s.kid);
+    static uint8_t creq[512];
+    cr_assert_eq(otpca_msg_sign(&otpca_desc_enroll_confirm, &cm, &s, (otpca_buf){NULL, 0}, creq, sizeof creq, &len), 0);
+    n = node_call(sock, creq, len, ans, sizeof ans);
+    otpca_confirm_ack ack;
+    cr_assert_eq(otpca_cose_sign1_decode(ans, n, &c), 0, "a ConfirmAck");
+    cr_expect_eq(otpca_cose_sign1_verify(&c, ct.mgr_pub, 65), 0);
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_confirm_ack, c.payload.p, c.payload.len, &ack), 0);
+    cr_expect_arr_eq(ack.nonce.p, cnonce, 16);
+    zmq_close(sock);
+    zmq_ctx_term(zctx);
+
+    /* Close; the summary; the records at the cloud. */
+    cr_assert_eq(ct_sh("'%s/otpca-manager' window close --config '%s'", ct_bin(), mgr_conf), 0);
+    cr_expect_eq(manager_wait(), 0, "the window closes with exit 0");
+    cr_expect_eq(ct_sh("grep -q 'window closed (signal): 1 issued, 1 confirmed, 1 rejected' '%s/manager.out'", ct.dir), 0,
+                 "the summary");
+    cr_expect_eq(ct_sh("grep -q '0 pending' '%s/manager.out'", ct.dir), 0, "every record uploaded");
+    cr_expect_eq(ct_sh("'%s/otpca-cloud' --config '%s' device show " NODE " | grep -q '^state *enrolled'", ct_bin(),
+                       ct.conf),
+                 0, "the cloud has the device enrolled");
+    cr_expect_eq(ct_sh("'%s/otpca-cloud' --config '%s' device show " NODE " | grep -q '^manager *mgr-07'", ct_bin(),
+                       ct.conf),
+                 0, "by this manager");
+    cr_expect_eq(ct_sh("'%s/otpca-manager' window status --config '%s' | grep -q '^window *closed'", ct_bin(), mgr_conf),
+                 0);
+    otpca_token_destroy(&node_tok);
+}
