@@ -29,6 +29,7 @@
 #include "otpca/common/hex.h"
 #include "otpca/common/log.h"
 #include "otpca/common/secmem.h"
+#include "otpca/common/signals.h"
 #include "otpca/proto/msg.h"
 #include "otpca/proto/p256.h"
 #include "otpca/token/token.h"
@@ -1306,24 +1307,13 @@ out:
 
 /* ---- serve ---------------------------------------------------------------- */
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
 static int cmd_serve(const otpca_cloud_config *cfg)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    otpca_err ret = otpca_cloud_serve(cfg, &stop_requested, stdout);
+    if (otpca_stop_on_signals() != 0) {
+        perror("sigaction");
+        return EXIT_FAILURE;
+    }
+    otpca_err ret = otpca_cloud_serve(cfg, &otpca_stop_requested, stdout);
     return ret ? fail(ret, "serve") : EXIT_SUCCESS;
 }
 

@@ -27,6 +27,7 @@
 #include "otpca/common/hex.h"
 #include "otpca/common/log.h"
 #include "otpca/common/secmem.h"
+#include "otpca/common/signals.h"
 #include "otpca/manager/config.h"
 #include "otpca/manager/enroll.h"
 #include "otpca/manager/mstore.h"
@@ -332,14 +333,6 @@ static int cmd_cert_issue(otpca_p11_t *p11, const struct opts *o)
 
 /* ---- windows -------------------------------------------------------------- */
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
 /* The pid file of the window on this journal: STORE.window. */
 static void pid_path(const otpca_mgr_config *cfg, char *out, size_t cap)
 {
@@ -402,14 +395,11 @@ static int cmd_window_open(const otpca_mgr_config *cfg, const struct opts *o)
     }
     fprintf(pf, "%ld\n", (long)getpid());
     fclose(pf);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    otpca_err ret = otpca_mgr_window_run(cfg, &oo, &stop_requested, stdout, &sum);
+    if (otpca_stop_on_signals() != 0) {
+        perror("sigaction");
+        return EXIT_FAILURE;
+    }
+    otpca_err ret = otpca_mgr_window_run(cfg, &oo, &otpca_stop_requested, stdout, &sum);
     unlink(path);
     if (ret)
         return fail(ret, "window open");
