@@ -132,60 +132,96 @@ static inline otpca_signer ct_signer(void)
     return s;
 }
 
-/* Starts `otpca-cloud serve` and waits for its "listening" line. */
-static inline void ct_server_start(void)
+/* Starts $OTPCA_BIN/<bin> with args (NULL-terminated), its stderr
+ * appended to DIR/<log>, and reads the first line it prints on stdout
+ * into line (waiting up to timeout_ms; "" if none came). The rest of its
+ * stdout is copied into the file rest, or dropped if rest is NULL. Its pid. */
+static inline pid_t ct_spawn(const char *bin, const char *const *args, const char *log, const char *rest,
+                             int timeout_ms, char *line, size_t cap)
 {
+    char exe[512], logpath[256];
+    char *argv[16];
+    size_t argc = 0;
+    snprintf(exe, sizeof exe, "%s/%s", ct_bin(), bin);
+    snprintf(logpath, sizeof logpath, "%s/%s", ct.dir, log);
+    argv[argc++] = exe;
+    while (*args && argc < sizeof argv / sizeof argv[0] - 1)
+        argv[argc++] = (char *)*args++;
+    cr_assert_null(*args, "too many arguments for %s", bin);
+    argv[argc] = NULL;
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
-        char exe[512], log[256];
-        snprintf(exe, sizeof exe, "%s/otpca-cloud", ct_bin());
-        snprintf(log, sizeof log, "%s/server.log", ct.dir);
-        int lf = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int lf = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
         dup2(fds[1], 1);
         if (lf >= 0)
             dup2(lf, 2);
         close(fds[0]);
-        execl(exe, exe, "--config", ct.conf, "serve", (char *)NULL);
+        execv(exe, argv);
         _exit(127);
     }
     close(fds[1]);
-    char line[600] = "";
     size_t used = 0;
     struct pollfd p = {fds[0], POLLIN, 0};
-    while (used < sizeof line - 1 && !strchr(line, '\n') && poll(&p, 1, 20000) == 1) {
-        ssize_t n = read(fds[0], line + used, sizeof line - 1 - used);
+    line[0] = '\0';
+    while (used < cap - 1 && !strchr(line, '\n') && poll(&p, 1, timeout_ms) == 1) {
+        ssize_t n = read(fds[0], line + used, cap - 1 - used);
         if (n <= 0)
             break;
         used += (size_t)n;
         line[used] = '\0';
     }
+    if (rest && fork() == 0) {
+        int of = open(rest, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        char buf[4096];
+        ssize_t n;
+        while (of >= 0 && (n = read(fds[0], buf, sizeof buf)) > 0)
+            if (write(of, buf, (size_t)n) != n)
+                break;
+        _exit(0);
+    }
     close(fds[0]);
+    return pid;
+}
+
+/* Waits up to timeout_ms for pid to exit (SIGKILL after that): its exit
+ * status, 128 + the signal that ended it, or -2 if it had to be killed. */
+static inline int ct_wait_exit(pid_t pid, int timeout_ms)
+{
+    int status = 0;
+    for (int i = 0; i < timeout_ms / 50; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        usleep(50000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -2;
+}
+
+/* Starts `otpca-cloud serve` and waits for its "listening" line. */
+static inline void ct_server_start(void)
+{
+    char line[600];
+    const char *args[] = {"--config", ct.conf, "serve", NULL};
+    pid_t pid = ct_spawn("otpca-cloud", args, "server.log", NULL, 20000, line, sizeof line);
     cr_assert(sscanf(line, "listening %255s notices %255s", ct.listen, ct.notices) == 2,
               "server did not start: '%s' (see %s/server.log)", line, ct.dir);
     ct.server = pid;
 }
 
-/* SIGTERM (or SIGKILL) and wait; the exit status, or 128 + signal. */
+/* SIGTERM (or SIGKILL) and wait; the exit status, or 128 + signal; -2 if
+ * it did not stop within 10 s. */
 static inline int ct_server_stop(int sig)
 {
-    int status = 0;
     if (ct.server <= 0)
         return -1;
     kill(ct.server, sig);
-    for (int i = 0; i < 200; i++) {
-        if (waitpid(ct.server, &status, WNOHANG) == ct.server) {
-            ct.server = -1;
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        }
-        usleep(50000);
-    }
-    kill(ct.server, SIGKILL);
-    waitpid(ct.server, &status, 0);
+    int rc = ct_wait_exit(ct.server, 10000);
     ct.server = -1;
-    return -2; /* did not stop within 10 s */
+    return rc;
 }
 
 static inline void ct_setup(void)

@@ -275,6 +275,19 @@ static void make_records(otpca_record *r, uint8_t (*ids)[16], size_t n, unsigned
     }
 }
 
+/* An upload to window w and its close, both refused by the cloud with
+ * wire error code (nothing stored). */
+static void expect_upload_and_close_refused(otpca_cloud_client *c, const uint8_t w[16], unsigned code)
+{
+    otpca_record r[1];
+    uint8_t ids[1][16], acked[1], flagged[1];
+    make_records(r, ids, 1, OTPCA_REC_REJECTED, "node-000001");
+    cr_expect_eq(otpca_cloud_upload(c, w, r, 1, acked, flagged), OTPCA_ERR_REFUSED);
+    cr_expect_eq(otpca_cloud_client_error(c, NULL), code);
+    cr_expect_eq(otpca_cloud_window_close(c, w, 0, 0), OTPCA_ERR_REFUSED);
+    cr_expect_eq(otpca_cloud_client_error(c, NULL), code);
+}
+
 static int64_t records_stored(void)
 {
     return ct_db_int("SELECT count(*) FROM records", NULL, 0);
@@ -335,13 +348,7 @@ Test(cloud, revoked_manager_is_refused)
     otpca_cloud_client_destroy(&late);
 
     /* The connection made before the revocation: every request refused. */
-    otpca_record r[1];
-    uint8_t ids[1][16], acked[1], flagged[1];
-    make_records(r, ids, 1, OTPCA_REC_REJECTED, "node-000001");
-    cr_expect_eq(otpca_cloud_upload(c, l.window, r, 1, acked, flagged), OTPCA_ERR_REFUSED);
-    cr_expect_eq(otpca_cloud_client_error(c, NULL), OTPCA_WIRE_UNKNOWN_MANAGER);
-    cr_expect_eq(otpca_cloud_window_close(c, l.window, 0, 0), OTPCA_ERR_REFUSED);
-    cr_expect_eq(otpca_cloud_client_error(c, NULL), OTPCA_WIRE_UNKNOWN_MANAGER);
+    expect_upload_and_close_refused(c, l.window, OTPCA_WIRE_UNKNOWN_MANAGER);
     cr_expect_eq(otpca_cloud_sync(c, l.window, 0, 0, apply_batch, &v, &to), OTPCA_ERR_REFUSED);
     cr_expect_eq(otpca_cloud_client_error(c, NULL), OTPCA_WIRE_UNKNOWN_MANAGER);
     cr_expect_eq(v.batches, 0, "no trust list for a revoked manager");
@@ -552,13 +559,7 @@ Test(cloud, sync_needs_the_managers_own_lease)
     cr_expect_eq(v.batches, 0);
 
     /* Nor may it upload to, or close, another manager's window. */
-    otpca_record r[1];
-    uint8_t ids[1][16], acked[1], flagged[1];
-    make_records(r, ids, 1, OTPCA_REC_REJECTED, "node-000001");
-    cr_expect_eq(otpca_cloud_upload(c2, l.window, r, 1, acked, flagged), OTPCA_ERR_REFUSED);
-    cr_expect_eq(otpca_cloud_client_error(c2, NULL), OTPCA_WIRE_LEASE_INVALID);
-    cr_expect_eq(otpca_cloud_window_close(c2, l.window, 0, 0), OTPCA_ERR_REFUSED);
-    cr_expect_eq(otpca_cloud_client_error(c2, NULL), OTPCA_WIRE_LEASE_INVALID);
+    expect_upload_and_close_refused(c2, l.window, OTPCA_WIRE_LEASE_INVALID);
     cr_expect_eq(records_stored(), 0);
 
     /* Each on its own window: served (and mgr-01's was not closed). */

@@ -10,11 +10,10 @@
  * and acknowledged), TOTP steps, lockout, the audit chain (hashes recomputed
  * here from the protocol encoder; a row changed behind the store's back is
  * found), meta, transactions, and two threads writing at once. Each test
- * works in a fresh temporary directory, removed afterwards.
+ * works in a fresh temporary directory, removed afterwards (tmpstore.h).
  */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -35,33 +34,9 @@
 
 /* ------------------------------------------------------------- fixtures */
 
-static char g_dir[512];
-static char g_path[600];
-
-static void tmp_setup(void)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/otpca-mstore-XXXXXX", base && *base ? base : "/tmp");
-    cr_assert_not_null(mkdtemp(g_dir), "mkdtemp");
-    snprintf(g_path, sizeof g_path, "%s/manager.db", g_dir);
-}
-
-static void tmp_teardown(void)
-{
-    DIR *d = opendir(g_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[1200];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(g_dir);
-}
+#define TMPSTORE_PREFIX "otpca-mstore"
+#define TMPSTORE_FILE "manager.db"
+#include "tmpstore.h"
 
 TestSuite(mstore, .init = tmp_setup, .fini = tmp_teardown);
 
@@ -72,32 +47,6 @@ static otpca_mstore *open_mstore(void)
     cr_assert_eq(ret, OTPCA_ERR_OK, "open %s: %s", g_path, otpca_errname(ret));
     cr_assert_not_null(s);
     return s;
-}
-
-/* Runs SQL on the file behind the store's back. */
-static void raw_sql(const char *sql)
-{
-    sqlite3 *db = NULL;
-    char *msg = NULL;
-    cr_assert_eq(sqlite3_open(g_path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    cr_assert_eq(rc, SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
-    sqlite3_close(db);
-}
-
-/* One integer from the file, read behind the store's back. */
-static int64_t raw_int(const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_open(g_path, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sql);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
 }
 
 /* A DeviceEntry; serial must outlive it (a literal or a static buffer). */
@@ -1281,41 +1230,31 @@ Test(mstore, audit_chain_verifies_and_finds_a_changed_row)
     otpca_mstore_destroy(&s);
 }
 
+/* A fresh store with a chain of 10 entries, sql run on its file behind
+ * its back: the chain is found broken at entry bad; the entries before. */
+static uint64_t chain_tampered(const char *sql, uint64_t bad)
+{
+    uint64_t entries = 0, got = 0;
+    tmp_teardown();
+    tmp_setup();
+    otpca_mstore *s = open_mstore();
+    append_n(s, 10, NULL);
+    otpca_mstore_destroy(&s);
+    raw_sql(sql);
+    s = open_mstore();
+    cr_expect_eq(otpca_mstore_audit_verify(s, &entries, &got), OTPCA_ERR_SIGNATURE, "%s", sql);
+    cr_expect_eq(got, bad, "%s", sql);
+    otpca_mstore_destroy(&s);
+    return entries;
+}
+
 Test(mstore, audit_chain_finds_removed_and_reordered_rows)
 {
-    otpca_mstore *s = open_mstore();
-    uint64_t entries = 0, bad = 0;
-    append_n(s, 10, NULL);
-    otpca_mstore_destroy(&s);
-    raw_sql("UPDATE audit SET window_id = NULL WHERE seq = 5"); /* drop an optional field */
-    s = open_mstore();
-    cr_expect_eq(otpca_mstore_audit_verify(s, &entries, &bad), OTPCA_ERR_SIGNATURE);
-    cr_expect_eq(bad, 5);
-    otpca_mstore_destroy(&s);
-
-    tmp_teardown();
-    tmp_setup();
-    s = open_mstore();
-    append_n(s, 10, NULL);
-    otpca_mstore_destroy(&s);
-    raw_sql("DELETE FROM audit WHERE seq = 10"); /* cut off the end */
-    s = open_mstore();
-    cr_expect_eq(otpca_mstore_audit_verify(s, &entries, &bad), OTPCA_ERR_SIGNATURE);
-    cr_expect_eq(bad, 10);
-    cr_expect_eq(entries, 9);
-    otpca_mstore_destroy(&s);
-
-    tmp_teardown();
-    tmp_setup();
-    s = open_mstore();
-    append_n(s, 10, NULL);
-    otpca_mstore_destroy(&s);
-    raw_sql("UPDATE audit SET seq = 100 WHERE seq = 5; UPDATE audit SET seq = 5 WHERE seq = 6; "
-            "UPDATE audit SET seq = 6 WHERE seq = 100"); /* swap two */
-    s = open_mstore();
-    cr_expect_eq(otpca_mstore_audit_verify(s, &entries, &bad), OTPCA_ERR_SIGNATURE);
-    cr_expect_eq(bad, 5);
-    otpca_mstore_destroy(&s);
+    (void)chain_tampered("UPDATE audit SET window_id = NULL WHERE seq = 5", 5); /* drop an optional field */
+    cr_expect_eq(chain_tampered("DELETE FROM audit WHERE seq = 10", 10), 9); /* cut off the end */
+    (void)chain_tampered("UPDATE audit SET seq = 100 WHERE seq = 5; UPDATE audit SET seq = 5 WHERE seq = 6; "
+                         "UPDATE audit SET seq = 6 WHERE seq = 100", /* swap two */
+                         5);
 }
 
 /* ------------------------------------------------------------------ meta */

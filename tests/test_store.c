@@ -10,11 +10,10 @@
  * removed behind the store's back is found) and durability across a
  * SIGKILL right after commit. Each test works in a fresh temporary
  * directory, removed afterwards; the file is poked at directly with the
- * sqlite3 API where a test needs to tamper with it.
+ * sqlite3 API where a test needs to tamper with it (tmpstore.h).
  */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -35,33 +34,9 @@
 
 /* ------------------------------------------------------------- fixtures */
 
-static char g_dir[512];
-static char g_path[600];
-
-static void tmp_setup(void)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/otpca-store-XXXXXX", base && *base ? base : "/tmp");
-    cr_assert_not_null(mkdtemp(g_dir), "mkdtemp");
-    snprintf(g_path, sizeof g_path, "%s/store.db", g_dir);
-}
-
-static void tmp_teardown(void)
-{
-    DIR *d = opendir(g_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[1200];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(g_dir);
-}
+#define TMPSTORE_PREFIX "otpca-store"
+#define TMPSTORE_FILE "store.db"
+#include "tmpstore.h"
 
 TestSuite(store, .init = tmp_setup, .fini = tmp_teardown);
 
@@ -72,17 +47,6 @@ static otpca_store *open_store(void)
     cr_assert_eq(ret, OTPCA_ERR_OK, "open %s: %s", g_path, otpca_errname(ret));
     cr_assert_not_null(s);
     return s;
-}
-
-/* Runs SQL on the file behind the store's back. */
-static void raw_sql(const char *sql)
-{
-    sqlite3 *db = NULL;
-    char *msg = NULL;
-    cr_assert_eq(sqlite3_open(g_path, &db), SQLITE_OK);
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    cr_assert_eq(rc, SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
-    sqlite3_close(db);
 }
 
 /* --------------------------------------------------------------- data */
@@ -225,19 +189,8 @@ Test(store, open_creates_a_0600_file_at_the_current_schema_version)
     otpca_store_destroy(NULL);
 
     /* The schema version is in the meta table, and journal_mode is WAL. */
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_open(g_path, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, NULL),
-                 SQLITE_OK);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_expect_eq(sqlite3_column_int(st, 0), 2);
-    sqlite3_finalize(st);
-    cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_expect_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    cr_expect_eq(raw_int("SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+    cr_expect_eq(raw_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
 }
 
 Test(store, reopening_keeps_the_data_and_the_sqlite_scheme_names_the_same_file)
@@ -500,17 +453,9 @@ Test(store, change_log_is_gap_free_and_monotonic_over_adds_and_updates)
 
     /* The log holds one row per mutation, numbered 1..head. */
     otpca_store_destroy(&s);
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_open(g_path, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*), min(seq), max(seq) FROM changes", -1, &st, NULL),
-                 SQLITE_OK);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_expect_eq((uint64_t)sqlite3_column_int64(st, 0), expect);
-    cr_expect_eq(sqlite3_column_int64(st, 1), 1);
-    cr_expect_eq((uint64_t)sqlite3_column_int64(st, 2), expect);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    cr_expect_eq((uint64_t)raw_int("SELECT count(*) FROM changes"), expect);
+    cr_expect_eq(raw_int("SELECT min(seq) FROM changes"), 1);
+    cr_expect_eq((uint64_t)raw_int("SELECT max(seq) FROM changes"), expect);
 }
 
 Test(store, changes_returns_each_device_once_in_its_latest_state_in_seq_order)
@@ -1118,17 +1063,9 @@ Test(store, two_writers_at_once_keep_the_change_log_gap_free)
     free(c.v);
     otpca_store_destroy(&s);
 
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_open(g_path, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*), min(seq), max(seq) FROM changes", -1, &st, NULL),
-                 SQLITE_OK);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_expect_eq(sqlite3_column_int64(st, 0), 4 * PER);
-    cr_expect_eq(sqlite3_column_int64(st, 1), 1);
-    cr_expect_eq(sqlite3_column_int64(st, 2), 4 * PER);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    cr_expect_eq(raw_int("SELECT count(*) FROM changes"), 4 * PER);
+    cr_expect_eq(raw_int("SELECT min(seq) FROM changes"), 1);
+    cr_expect_eq(raw_int("SELECT max(seq) FROM changes"), 4 * PER);
 }
 
 /* ----------------------------------------------------------------- audit */

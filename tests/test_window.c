@@ -83,65 +83,20 @@ static void manager_setup(void)
 
 static void manager_start(void)
 {
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        char exe[512], log[256];
-        snprintf(exe, sizeof exe, "%s/otpca-manager", ct_bin());
-        snprintf(log, sizeof log, "%s/manager.log", ct.dir);
-        int lf = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fds[1], 1);
-        if (lf >= 0)
-            dup2(lf, 2);
-        close(fds[0]);
-        execl(exe, exe, "window", "open", "--config", mgr_conf, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    char line[600] = "";
-    size_t used = 0;
-    struct pollfd p = {fds[0], POLLIN, 0};
-    while (used < sizeof line - 1 && !strchr(line, '\n') && poll(&p, 1, 30000) == 1) {
-        ssize_t n = read(fds[0], line + used, sizeof line - 1 - used);
-        if (n <= 0)
-            break;
-        used += (size_t)n;
-        line[used] = '\0';
-    }
+    char line[600], out[256];
+    const char *args[] = {"window", "open", "--config", mgr_conf, NULL};
     /* The rest of stdout (the summary) goes to a file read at the end. */
-    char out[256];
     snprintf(out, sizeof out, "%s/manager.out", ct.dir);
-    if (fork() == 0) {
-        int of = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        char buf[4096];
-        ssize_t n;
-        while (of >= 0 && (n = read(fds[0], buf, sizeof buf)) > 0)
-            if (write(of, buf, (size_t)n) != n)
-                break;
-        _exit(0);
-    }
-    close(fds[0]);
-    mgr_pid = pid;
+    mgr_pid = ct_spawn("otpca-manager", args, "manager.log", out, 30000, line, sizeof line);
     cr_assert(sscanf(line, "serving %255s", mgr_listen) == 1, "manager did not open a window: '%s' (see %s/manager.log)",
               line, ct.dir);
 }
 
 static int manager_wait(void)
 {
-    int status = 0;
-    for (int i = 0; i < 400; i++) {
-        if (waitpid(mgr_pid, &status, WNOHANG) == mgr_pid) {
-            mgr_pid = -1;
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        }
-        usleep(50000);
-    }
-    kill(mgr_pid, SIGKILL);
-    waitpid(mgr_pid, &status, 0);
+    int rc = ct_wait_exit(mgr_pid, 20000);
     mgr_pid = -1;
-    return -2;
+    return rc;
 }
 
 /* One request to the manager over a DEALER; the answer's length. */

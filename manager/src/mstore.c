@@ -7,7 +7,9 @@
  * in the meta table; the file carries its own application id, so neither
  * a newer schema nor another program's database (the cloud's store
  * included) is taken for ours. Every statement is prepared once per
- * handle and kept.
+ * handle and kept. That plumbing is otpca-sqlite's (common/sqlite.h, the
+ * cloud's store's too); the schema, the statements and what they mean are
+ * this file's.
  *
  * A call that writes more than one row runs in its own IMMEDIATE
  * transaction, or inside the caller's. A batch (a delta, a snapshot chunk
@@ -19,21 +21,13 @@
  */
 #include "otpca/manager/mstore.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <sqlite3.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "otpca/common/log.h"
+#include "otpca/common/sqlite.h"
 
-#define BUSY_TIMEOUT_MS 10000
 #define CACHE_KIB 16384 /* page cache per handle, at most */
-#define WAL_LIMIT (64 * 1024 * 1024) /* WAL file size kept after a checkpoint */
 #define APP_ID 1869901933 /* 0x6f74706d, "otpm": the PRAGMA application_id of a manager store */
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -159,9 +153,6 @@ static const char *const MIGRATIONS[] = {SCHEMA_V1};
     " THEN devices.enrolled_here ELSE 0 END"
 
 enum st_id {
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
     ST_SAVEPOINT,
     ST_RELEASE,
     ST_ROLLBACK_TO,
@@ -193,18 +184,12 @@ enum st_id {
     ST_RECORD_GET,
     ST_RECORD_PENDING,
     ST_RECORD_ACK,
-    ST_AUDIT_TAIL,
     ST_AUDIT_ADD,
-    ST_AUDIT_HEAD_SET,
-    ST_AUDIT_HEAD_GET,
     ST_AUDIT_SCAN,
     ST_COUNT
 };
 
 static const char *const SQL[ST_COUNT] = {
-    [ST_BEGIN] = "BEGIN IMMEDIATE",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
     [ST_SAVEPOINT] = "SAVEPOINT mstore_batch",
     [ST_RELEASE] = "RELEASE mstore_batch",
     [ST_ROLLBACK_TO] = "ROLLBACK TO mstore_batch",
@@ -249,173 +234,27 @@ static const char *const SQL[ST_COUNT] = {
     [ST_RECORD_GET] = "SELECT " REC_COLS " FROM records WHERE id = ?1",
     [ST_RECORD_PENDING] = "SELECT " REC_COLS " FROM records WHERE uploaded = 0 ORDER BY seq LIMIT ?1",
     [ST_RECORD_ACK] = "UPDATE records SET uploaded = 1 WHERE id = ?1 AND uploaded = 0",
-    [ST_AUDIT_TAIL] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
     [ST_AUDIT_ADD] = "INSERT INTO audit(" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    [ST_AUDIT_HEAD_SET] = "INSERT INTO meta(key, value) VALUES ('audit_head', ?1) "
-                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    [ST_AUDIT_HEAD_GET] = "SELECT value FROM meta WHERE key = 'audit_head'",
     [ST_AUDIT_SCAN] = "SELECT " AUDIT_COLS " FROM audit ORDER BY seq",
 };
 
+static const otpca_sqlite_schema SCHEMA = {
+    .tag = "mstore",
+    .kind = "an otpca manager store",
+    .app_id = APP_ID,
+    .migrations = MIGRATIONS,
+    .versions = SCHEMA_VERSION,
+    .sql = SQL,
+    .statements = ST_COUNT,
+    .cache_kib = CACHE_KIB,
+};
+
 struct otpca_mstore {
-    sqlite3 *db;
-    char *path;
-    unsigned version;
-    int in_tx;    /* the caller's transaction (otpca_mstore_begin) is open */
-    int spoiled;  /* ... and a call failed half-way in it: it can only roll back */
-    int snapshot; /* snapshot_begin was called and neither commit nor abort since */
-    sqlite3_stmt *st[ST_COUNT];
+    otpca_sqlite q; /* in_tx: the caller's transaction (otpca_mstore_begin) is open */
+    int snapshot;   /* snapshot_begin was called and neither commit nor abort since */
 };
 
 /* --------------------------------------------------------------- helpers */
-
-static otpca_err sq_err(otpca_mstore *s, int rc, const char *what)
-{
-    switch (rc) {
-    case SQLITE_CONSTRAINT_PRIMARYKEY:
-    case SQLITE_CONSTRAINT_UNIQUE:
-        log_debug("mstore: %s: already exists", what);
-        return OTPCA_ERR_EXISTS;
-    default:
-        break;
-    }
-    switch (rc & 0xff) {
-    case SQLITE_CONSTRAINT:
-        log_debug("mstore: %s: %s", what, sqlite3_errmsg(s->db));
-        return OTPCA_ERR_INVALID_ARG;
-    case SQLITE_NOMEM:
-        return OTPCA_ERR_NOMEM;
-    case SQLITE_NOTADB:
-        log_error("mstore: %s: %s is not an SQLite database", what, s->path);
-        return OTPCA_ERR_CONFIG;
-    default:
-        log_error("mstore: %s: %s (%s)", what, sqlite3_errmsg(s->db), sqlite3_errstr(rc));
-        return OTPCA_ERR_IO;
-    }
-}
-
-/* The handle's prepared statement id, prepared on first use. A statement
- * still stepping means a callback re-entered the call that runs it. */
-static otpca_err st_get(otpca_mstore *s, enum st_id id, sqlite3_stmt **out)
-{
-    sqlite3_stmt *st = s->st[id];
-    if (!st) {
-        int rc = sqlite3_prepare_v3(s->db, SQL[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-        if (rc != SQLITE_OK)
-            return sq_err(s, rc, "prepare");
-        s->st[id] = st;
-    } else if (sqlite3_stmt_busy(st)) {
-        log_error("mstore: a walk's callback called the same walk again");
-        return OTPCA_ERR_STATE;
-    }
-    *out = st;
-    return OTPCA_ERR_OK;
-}
-
-static void st_done(sqlite3_stmt *st)
-{
-    if (st) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-    }
-}
-
-/* Runs a statement that takes no parameters and returns no rows. */
-static otpca_err st_exec(otpca_mstore *s, enum st_id id)
-{
-    sqlite3_stmt *st = NULL;
-    otpca_err ret = st_get(s, id, &st);
-    if (ret)
-        return ret;
-    int rc = sqlite3_step(st);
-    ret = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? OTPCA_ERR_OK : sq_err(s, rc, SQL[id]);
-    st_done(st);
-    return ret;
-}
-
-/* Steps a bound statement that returns no rows (rc: the binders' result). */
-static otpca_err step_done(otpca_mstore *s, sqlite3_stmt *st, int rc, const char *what)
-{
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    otpca_err ret = rc == SQLITE_DONE ? OTPCA_ERR_OK : sq_err(s, rc, what);
-    st_done(st);
-    return ret;
-}
-
-/* Binders: the first failure sticks in *rc. NULL or empty optional values
- * are stored as NULL. */
-static void b_int(sqlite3_stmt *st, int i, uint64_t v, int *rc)
-{
-    if (*rc == SQLITE_OK)
-        *rc = sqlite3_bind_int64(st, i, (sqlite3_int64)v);
-}
-
-static void b_int_opt(sqlite3_stmt *st, int i, int has, uint64_t v, int *rc)
-{
-    if (*rc == SQLITE_OK)
-        *rc = has ? sqlite3_bind_int64(st, i, (sqlite3_int64)v) : sqlite3_bind_null(st, i);
-}
-
-static void b_text(sqlite3_stmt *st, int i, const char *v, int *rc)
-{
-    if (*rc == SQLITE_OK)
-        *rc = (v && v[0]) ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
-}
-
-static void b_blob(sqlite3_stmt *st, int i, const void *p, size_t n, int *rc)
-{
-    if (*rc == SQLITE_OK)
-        *rc = (p && n) ? sqlite3_bind_blob(st, i, p, (int)n, SQLITE_STATIC) : sqlite3_bind_null(st, i);
-}
-
-/* Column readers: -1 when the stored value does not fit its field (a file
- * written by something else, or tampered with). */
-static int c_blob(sqlite3_stmt *st, int i, void *dst, size_t cap, size_t *len)
-{
-    const void *p = sqlite3_column_blob(st, i);
-    int n = sqlite3_column_bytes(st, i);
-    if (n < 0 || (size_t)n > cap)
-        return -1;
-    if (n)
-        memcpy(dst, p, (size_t)n);
-    if (len)
-        *len = (size_t)n;
-    return 0;
-}
-
-static int c_blob_exact(sqlite3_stmt *st, int i, void *dst, size_t n)
-{
-    size_t len = 0;
-    return (c_blob(st, i, dst, n, &len) || len != n) ? -1 : 0;
-}
-
-/* A blob of exactly n bytes or NULL: *has says which. */
-static int c_blob_opt(sqlite3_stmt *st, int i, void *dst, size_t n, int *has)
-{
-    *has = sqlite3_column_type(st, i) != SQLITE_NULL;
-    return *has ? c_blob_exact(st, i, dst, n) : 0;
-}
-
-static int c_text(sqlite3_stmt *st, int i, char *dst, size_t cap)
-{
-    const unsigned char *p = sqlite3_column_text(st, i);
-    int n = sqlite3_column_bytes(st, i);
-    if (!p) {
-        dst[0] = '\0';
-        return 0;
-    }
-    if (n < 0 || (size_t)n >= cap)
-        return -1;
-    memcpy(dst, p, (size_t)n);
-    dst[n] = '\0';
-    return 0;
-}
-
-static uint64_t c_u64(sqlite3_stmt *st, int i)
-{
-    return (uint64_t)sqlite3_column_int64(st, i);
-}
 
 static otpca_err unreadable(const char *what)
 {
@@ -450,283 +289,45 @@ static int id_ok(const char *id)
 
 /* ----------------------------------------------------------- write scope */
 
-static otpca_err spoiled(void)
-{
-    log_error("mstore: an earlier call failed half-way through this transaction; roll it back");
-    return OTPCA_ERR_STATE;
-}
-
-/* The caller's transaction is usable (or there is none). */
-static otpca_err w_ok(otpca_mstore *s)
-{
-    if (s->in_tx && (s->spoiled || sqlite3_get_autocommit(s->db)))
-        return spoiled();
-    return OTPCA_ERR_OK;
-}
-
-/* A write statement, once the transaction is known to be usable. */
-static otpca_err w_stmt(otpca_mstore *s, enum st_id which, sqlite3_stmt **st)
-{
-    otpca_err ret = w_ok(s);
-    return ret ? ret : st_get(s, which, st);
-}
-
-/* Scope of a per-request call: its own IMMEDIATE transaction, or the
- * caller's as it is. */
-static otpca_err w_enter(otpca_mstore *s, int *own)
-{
-    *own = !s->in_tx;
-    return *own ? st_exec(s, ST_BEGIN) : w_ok(s);
-}
-
-/* Ends the scope: keeps its work if ret is OK. partial: the call had
- * written something before it failed. */
-static otpca_err w_leave(otpca_mstore *s, int own, otpca_err ret, int partial)
-{
-    if (!own) {
-        if (ret && partial)
-            s->spoiled = 1;
-        return ret;
-    }
-    if (!ret)
-        ret = st_exec(s, ST_COMMIT);
-    if (ret && !sqlite3_get_autocommit(s->db))
-        (void)st_exec(s, ST_ROLLBACK);
-    return ret;
-}
-
-/* Scope of a batch: its own transaction, or a savepoint in the caller's,
- * so a failure half-way undoes the batch and leaves the rest usable. */
+/* A per-request call's scope is otpca_sqlite_write_enter/leave's. A
+ * batch's: its own transaction, or a savepoint in the caller's, so a
+ * failure half-way undoes the batch and leaves the rest usable. */
 static otpca_err b_enter(otpca_mstore *s, int *own)
 {
-    otpca_err ret = w_enter(s, own);
+    otpca_err ret = otpca_sqlite_write_enter(&s->q, own);
     if (!ret && !*own)
-        ret = st_exec(s, ST_SAVEPOINT);
+        ret = otpca_sqlite_run(&s->q, ST_SAVEPOINT);
     return ret;
 }
 
 static otpca_err b_leave(otpca_mstore *s, int own, otpca_err ret)
 {
     if (own)
-        return w_leave(s, own, ret, 1);
+        return otpca_sqlite_write_leave(&s->q, own, ret, 1);
     if (ret) {
-        if (st_exec(s, ST_ROLLBACK_TO) || st_exec(s, ST_RELEASE))
-            s->spoiled = 1;
+        if (otpca_sqlite_run(&s->q, ST_ROLLBACK_TO) || otpca_sqlite_run(&s->q, ST_RELEASE))
+            s->q.spoiled = 1;
         return ret;
     }
-    ret = st_exec(s, ST_RELEASE);
+    ret = otpca_sqlite_run(&s->q, ST_RELEASE);
     if (ret)
-        s->spoiled = 1;
+        s->q.spoiled = 1;
     return ret;
 }
 
-/* ------------------------------------------------------ open and migrate */
-
-/* fsync of a new file (fd, closed here) and of its directory entry. */
-static otpca_err sync_new_file(int fd, const char *path)
-{
-    otpca_err ret = OTPCA_ERR_OK;
-    char *dir = NULL;
-    int dfd = -1;
-    if (fsync(fd) != 0) {
-        log_error("mstore: cannot sync %s: %s", path, strerror(errno));
-        ret = OTPCA_ERR_IO;
-        goto out;
-    }
-    dir = strdup(path);
-    if (!dir) {
-        ret = OTPCA_ERR_NOMEM;
-        goto out;
-    }
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        slash[slash == dir ? 1 : 0] = '\0';
-    dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) != 0) {
-        log_error("mstore: cannot sync the directory of %s: %s", path, strerror(errno));
-        ret = OTPCA_ERR_IO;
-        goto out;
-    }
-    ret = OTPCA_ERR_OK;
-out:
-    if (dfd >= 0)
-        close(dfd);
-    free(dir);
-    close(fd);
-    return ret;
-}
-
-/* Creates the file 0600 (SQLite would use 0644 & ~umask; its -wal and -shm
- * files copy the database's mode) and makes the new name durable. */
-static otpca_err create_file(const char *path)
-{
-    struct stat sb;
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        return sync_new_file(fd, path);
-    if (errno != EEXIST) {
-        log_error("mstore: cannot create %s: %s", path, strerror(errno));
-        return OTPCA_ERR_IO;
-    }
-    if (stat(path, &sb) != 0) {
-        log_error("mstore: cannot open %s: %s", path, strerror(errno));
-        return OTPCA_ERR_IO;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        log_error("mstore: %s is not a regular file", path);
-        return OTPCA_ERR_CONFIG;
-    }
-    if (sb.st_mode & 077)
-        log_warn("mstore: %s is accessible to group or others (mode %03o); chmod 600 it", path,
-                 (unsigned)(sb.st_mode & 0777));
-    return OTPCA_ERR_OK;
-}
-
-/* One-off query for one integer (NULL or no row reads as absent). */
-static otpca_err query_int(otpca_mstore *s, const char *sql, int64_t *v, int *found)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    otpca_err ret;
-    *found = 0;
-    if (rc != SQLITE_OK) {
-        ret = sq_err(s, rc, "read the schema");
-        goto out;
-    }
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER) {
-        *v = sqlite3_column_int64(st, 0);
-        *found = 1;
-    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        ret = sq_err(s, rc, "read the schema");
-        goto out;
-    }
-    ret = OTPCA_ERR_OK;
-out:
-    sqlite3_finalize(st);
-    return ret;
-}
-
-/* The schema version recorded in the file: 0 for an empty database. */
-static otpca_err read_version(otpca_mstore *s, unsigned *version)
-{
-    int64_t tables = 0, app = 0, v = 0;
-    int found = 0;
-    otpca_err ret = query_int(s, "SELECT count(*) FROM sqlite_master", &tables, &found);
-    if (!ret)
-        ret = query_int(s, "PRAGMA application_id", &app, &found);
-    if (ret)
-        return ret;
-    if (tables == 0 && (app == 0 || app == APP_ID)) {
-        *version = 0;
-        return OTPCA_ERR_OK;
-    }
-    if (app != APP_ID) {
-        log_error("mstore: %s is an SQLite database but not an otpca manager store", s->path);
-        return OTPCA_ERR_CONFIG;
-    }
-    if ((ret = query_int(s, "SELECT value FROM meta WHERE key = 'schema_version'", &v, &found)))
-        return ret;
-    if (!found || v < 1 || v > UINT_MAX) {
-        log_error("mstore: %s has no valid schema version", s->path);
-        return OTPCA_ERR_CONFIG;
-    }
-    *version = (unsigned)v;
-    return OTPCA_ERR_OK;
-}
-
-static otpca_err too_new(otpca_mstore *s, unsigned v)
-{
-    log_error("mstore: %s is at schema version %u; this build knows up to %u (upgrade otpca)", s->path, v,
-              SCHEMA_VERSION);
-    return OTPCA_ERR_UNSUPPORTED;
-}
-
-static otpca_err exec_sql(otpca_mstore *s, const char *sql, const char *what)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
-    if (rc == SQLITE_OK)
-        return OTPCA_ERR_OK;
-    log_error("mstore: %s: %s", what, msg ? msg : sqlite3_errstr(rc));
-    sqlite3_free(msg);
-    return (rc & 0xff) == SQLITE_NOTADB ? OTPCA_ERR_CONFIG : OTPCA_ERR_IO;
-}
-
-/* One step towards SCHEMA_VERSION under the write lock: the version is
- * read again there, since another handle may have migrated meanwhile. */
-static otpca_err migrate_one(otpca_mstore *s, unsigned *v)
-{
-    char sql[96];
-    unsigned from = 0;
-    otpca_err ret = exec_sql(s, "BEGIN IMMEDIATE", "start a migration");
-    if (ret)
-        return ret;
-    if ((ret = read_version(s, &from)))
-        goto out;
-    if (from > SCHEMA_VERSION) {
-        ret = too_new(s, from);
-        goto out;
-    }
-    if (from < SCHEMA_VERSION) {
-        if ((ret = exec_sql(s, MIGRATIONS[from], "migrate the schema")))
-            goto out;
-        snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', %u)",
-                 from + 1);
-        if ((ret = exec_sql(s, sql, "record the schema version")))
-            goto out;
-    }
-    if ((ret = exec_sql(s, "COMMIT", "commit a migration")))
-        goto out;
-    *v = from < SCHEMA_VERSION ? from + 1 : from;
-    if (from < SCHEMA_VERSION)
-        log_info("mstore: %s migrated to schema version %u", s->path, *v);
-    ret = OTPCA_ERR_OK;
-out:
-    if (ret && !sqlite3_get_autocommit(s->db))
-        (void)exec_sql(s, "ROLLBACK", "roll back a migration");
-    return ret;
-}
-
-/* Brings the file to SCHEMA_VERSION, one migration per transaction. */
-static otpca_err migrate(otpca_mstore *s)
-{
-    unsigned v = 0;
-    otpca_err ret = read_version(s, &v);
-    if (ret)
-        return ret;
-    if (v > SCHEMA_VERSION)
-        return too_new(s, v);
-    while (v < SCHEMA_VERSION)
-        if ((ret = migrate_one(s, &v)))
-            return ret;
-    s->version = v;
-    return OTPCA_ERR_OK;
-}
+/* ------------------------------------------------------------------ open */
 
 void otpca_mstore_destroy(otpca_mstore **p)
 {
     if (!p || !*p)
         return;
-    otpca_mstore *s = *p;
-    if (s->db && !sqlite3_get_autocommit(s->db))
-        (void)exec_sql(s, "ROLLBACK", "roll back at close");
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(s->st[i]);
-    if (s->db && sqlite3_close(s->db) != SQLITE_OK)
-        log_error("mstore: closing %s: %s", s->path, sqlite3_errmsg(s->db));
-    free(s->path);
-    free(s);
+    otpca_sqlite_close(&(*p)->q);
+    free(*p);
     *p = NULL;
 }
 
 otpca_err otpca_mstore_open(const char *path, otpca_mstore **out)
 {
-    otpca_mstore *s = NULL;
-    sqlite3_stmt *st = NULL;
-    otpca_err ret;
-    int rc;
-
     if (!out)
         return OTPCA_ERR_INVALID_ARG;
     *out = NULL;
@@ -734,103 +335,35 @@ otpca_err otpca_mstore_open(const char *path, otpca_mstore **out)
         log_error("mstore: no store path given");
         return OTPCA_ERR_CONFIG;
     }
-    int memory = strcmp(path, ":memory:") == 0;
-    s = calloc(1, sizeof *s);
-    if (!s || !(s->path = strdup(path))) {
-        ret = OTPCA_ERR_NOMEM;
-        goto out;
-    }
-    if (!memory && (ret = create_file(path)))
-        goto out;
-    rc = sqlite3_open_v2(path, &s->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-                         NULL);
-    if (rc != SQLITE_OK) {
-        log_error("mstore: cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        ret = OTPCA_ERR_IO;
-        goto out;
-    }
-    sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-
-    /* journal_mode answers with the mode it is in: insist on WAL. */
-    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        ret = sq_err(s, rc, "set WAL mode");
-        goto out;
-    }
-    const char *mode = (const char *)sqlite3_column_text(st, 0);
-    if (!mode || strcmp(mode, memory ? "memory" : "wal") != 0) {
-        log_error("mstore: %s: cannot switch to WAL mode (%s)", path, mode ? mode : "?");
-        ret = OTPCA_ERR_IO;
-        goto out;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    char pragmas[160];
-    snprintf(pragmas, sizeof pragmas,
-             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -%d; "
-             "PRAGMA journal_size_limit = %d;",
-             CACHE_KIB, WAL_LIMIT);
-    if ((ret = exec_sql(s, pragmas, "configure the connection")))
-        goto out;
-    if ((ret = migrate(s)))
-        goto out;
-    *out = s;
-    s = NULL;
-    ret = OTPCA_ERR_OK;
-out:
-    sqlite3_finalize(st);
-    otpca_mstore_destroy(&s);
+    otpca_mstore *s = calloc(1, sizeof *s);
+    otpca_err ret = s ? otpca_sqlite_open(&s->q, &SCHEMA, path) : OTPCA_ERR_NOMEM;
+    if (ret)
+        free(s);
+    else
+        *out = s;
     return ret;
 }
 
 unsigned otpca_mstore_schema_version(otpca_mstore *s)
 {
-    return s->version;
+    return s->q.version;
 }
 
 /* ---------------------------------------------------------- transactions */
 
 otpca_err otpca_mstore_begin(otpca_mstore *s)
 {
-    if (s->in_tx) {
-        log_error("mstore: a transaction is already open on this handle");
-        return OTPCA_ERR_STATE;
-    }
-    otpca_err ret = st_exec(s, ST_BEGIN);
-    if (!ret) {
-        s->in_tx = 1;
-        s->spoiled = 0;
-    }
-    return ret;
+    return otpca_sqlite_begin(&s->q);
 }
 
 void otpca_mstore_rollback(otpca_mstore *s)
 {
-    if (!sqlite3_get_autocommit(s->db))
-        (void)st_exec(s, ST_ROLLBACK);
-    s->in_tx = 0;
-    s->spoiled = 0;
+    otpca_sqlite_rollback(&s->q);
 }
 
 otpca_err otpca_mstore_commit(otpca_mstore *s)
 {
-    if (!s->in_tx) {
-        log_error("mstore: commit without a transaction");
-        return OTPCA_ERR_STATE;
-    }
-    if (s->spoiled || sqlite3_get_autocommit(s->db)) {
-        otpca_mstore_rollback(s);
-        return spoiled();
-    }
-    s->in_tx = 0;
-    otpca_err ret = st_exec(s, ST_COMMIT);
-    if (ret && !sqlite3_get_autocommit(s->db))
-        (void)st_exec(s, ST_ROLLBACK);
-    return ret;
+    return otpca_sqlite_commit(&s->q);
 }
 
 /* ------------------------------------------------------------------ meta */
@@ -848,7 +381,7 @@ otpca_err otpca_mstore_meta_get(otpca_mstore *s, const char *key, uint8_t *buf, 
     int rc = SQLITE_OK;
     if (!meta_key_ok(key) || (!buf && cap) || !len)
         return bad_arg("meta key");
-    otpca_err ret = st_get(s, ST_META_GET, &st);
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_META_GET, &st);
     if (ret)
         return ret;
     rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -861,13 +394,13 @@ otpca_err otpca_mstore_meta_get(otpca_mstore *s, const char *key, uint8_t *buf, 
         } else if ((size_t)n > cap) {
             *len = (size_t)n;
             ret = OTPCA_ERR_BUFFER_TOO_SMALL;
-        } else if (c_blob(st, 0, buf, cap, len)) {
+        } else if (otpca_sqlite_col_blob(st, 0, buf, cap, len)) {
             ret = unreadable("meta value");
         }
     } else {
-        ret = rc == SQLITE_DONE ? OTPCA_ERR_NOT_FOUND : sq_err(s, rc, "read meta");
+        ret = rc == SQLITE_DONE ? OTPCA_ERR_NOT_FOUND : otpca_sqlite_err(&s->q, rc, "read meta");
     }
-    st_done(st);
+    otpca_sqlite_reset(st);
     return ret;
 }
 
@@ -877,39 +410,22 @@ otpca_err otpca_mstore_meta_put(otpca_mstore *s, const char *key, const uint8_t 
     int rc = SQLITE_OK;
     if (!meta_key_ok(key) || !val || len == 0 || len > OTPCA_MSTORE_META_MAX)
         return bad_arg("meta value");
-    otpca_err ret = w_stmt(s, ST_META_PUT, &st);
+    otpca_err ret = otpca_sqlite_write_stmt(&s->q, ST_META_PUT, &st);
     if (ret)
         return ret;
-    b_text(st, 1, key, &rc);
-    b_blob(st, 2, val, len, &rc);
-    return step_done(s, st, rc, "store a meta value");
+    otpca_sqlite_bind_text(st, 1, key, &rc);
+    otpca_sqlite_bind_blob_opt(st, 2, val, len, &rc);
+    return otpca_sqlite_step_done(&s->q, st, rc, "store a meta value");
 }
 
 static otpca_err sync_seq_read(otpca_mstore *s, uint64_t *seq)
 {
-    sqlite3_stmt *st = NULL;
-    otpca_err ret = st_get(s, ST_SYNC_GET, &st);
-    if (ret)
-        return ret;
-    *seq = 0;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *seq = c_u64(st, 0);
-    else if (rc != SQLITE_DONE)
-        ret = sq_err(s, rc, "read the sync sequence");
-    st_done(st);
-    return ret;
+    return otpca_sqlite_query_u64(&s->q, ST_SYNC_GET, seq, "read the sync sequence");
 }
 
 static otpca_err sync_seq_write(otpca_mstore *s, uint64_t seq)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = SQLITE_OK;
-    otpca_err ret = st_get(s, ST_SYNC_SET, &st);
-    if (ret)
-        return ret;
-    b_int(st, 1, seq, &rc);
-    return step_done(s, st, rc, "record the sync sequence");
+    return otpca_sqlite_run_u64(&s->q, ST_SYNC_SET, seq, "record the sync sequence");
 }
 
 otpca_err otpca_mstore_sync_seq(otpca_mstore *s, uint64_t *seq)
@@ -1004,21 +520,21 @@ static otpca_err entry_row(const otpca_device_entry *e, uint64_t box, struct mro
 /* Parameters ?1..?15 of DEV_COLS (and ?20 of the merge). */
 static void bind_row(sqlite3_stmt *st, const struct mrow *r, int *rc)
 {
-    b_text(st, 1, r->serial, rc);
-    b_int(st, 2, r->seq, rc);
-    b_int(st, 3, (uint64_t)r->state, rc);
-    b_blob(st, 4, r->mac, r->mac_len, rc);
-    b_blob(st, 5, r->pub, r->pub_len, rc);
-    b_text(st, 6, r->batch, rc);
-    b_blob(st, 7, r->seed, r->seed_len, rc);
-    b_int_opt(st, 8, r->seed != NULL, r->box, rc);
-    b_int(st, 9, r->digits, rc);
-    b_int(st, 10, r->period, rc);
-    b_int(st, 11, r->algorithm, rc);
-    b_int(st, 12, r->last_step, rc);
-    b_int(st, 13, r->failures, rc);
-    b_blob(st, 14, r->cert_hash, r->cert_hash ? OTPCA_HASH_LEN : 0, rc);
-    b_int(st, 15, 0, rc);
+    otpca_sqlite_bind_text(st, 1, r->serial, rc);
+    otpca_sqlite_bind_int(st, 2, r->seq, rc);
+    otpca_sqlite_bind_int(st, 3, (uint64_t)r->state, rc);
+    otpca_sqlite_bind_blob_opt(st, 4, r->mac, r->mac_len, rc);
+    otpca_sqlite_bind_blob_opt(st, 5, r->pub, r->pub_len, rc);
+    otpca_sqlite_bind_text(st, 6, r->batch, rc);
+    otpca_sqlite_bind_blob_opt(st, 7, r->seed, r->seed_len, rc);
+    otpca_sqlite_bind_int_opt(st, 8, r->seed != NULL, r->box, rc);
+    otpca_sqlite_bind_int(st, 9, r->digits, rc);
+    otpca_sqlite_bind_int(st, 10, r->period, rc);
+    otpca_sqlite_bind_int(st, 11, r->algorithm, rc);
+    otpca_sqlite_bind_int(st, 12, r->last_step, rc);
+    otpca_sqlite_bind_int(st, 13, r->failures, rc);
+    otpca_sqlite_bind_blob_opt(st, 14, r->cert_hash, r->cert_hash ? OTPCA_HASH_LEN : 0, rc);
+    otpca_sqlite_bind_int(st, 15, 0, rc);
 }
 
 /* The entries of a batch, from the caller's array or the decoded one. */
@@ -1068,23 +584,23 @@ static otpca_err box_of(otpca_mstore *s, const otpca_sync_batch *b, uint64_t *id
         log_warn("mstore: a batch's seedkey is not an uncompressed P-256 point");
         return OTPCA_ERR_BAD_KEY;
     }
-    otpca_err ret = st_get(s, ST_BOX_ADD, &st);
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_BOX_ADD, &st);
     if (ret)
         return ret;
-    b_blob(st, 1, eph, sizeof eph, &rc);
-    if ((ret = step_done(s, st, rc, "add a seed box")))
+    otpca_sqlite_bind_blob(st, 1, eph, sizeof eph, &rc);
+    if ((ret = otpca_sqlite_step_done(&s->q, st, rc, "add a seed box")))
         return ret;
-    if ((ret = st_get(s, ST_BOX_ID, &st)))
+    if ((ret = otpca_sqlite_stmt(&s->q, ST_BOX_ID, &st)))
         return ret;
     rc = SQLITE_OK;
-    b_blob(st, 1, eph, sizeof eph, &rc);
+    otpca_sqlite_bind_blob(st, 1, eph, sizeof eph, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        *id = c_u64(st, 0);
+        *id = otpca_sqlite_col_u64(st, 0);
     else
-        ret = sq_err(s, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc, "find a seed box");
-    st_done(st);
+        ret = otpca_sqlite_err(&s->q, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc, "find a seed box");
+    otpca_sqlite_reset(st);
     return ret;
 }
 
@@ -1093,24 +609,24 @@ static otpca_err row_write(otpca_mstore *s, enum st_id id, const struct mrow *r,
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = st_get(s, id, &st);
+    otpca_err ret = otpca_sqlite_stmt(&s->q, id, &st);
     if (ret)
         return ret;
     bind_row(st, r, &rc);
     if (id == ST_DEVICE_UPSERT)
-        b_int(st, 20, honour_seq ? 1 : 0, &rc);
-    return step_done(s, st, rc, "write a device");
+        otpca_sqlite_bind_int(st, 20, honour_seq ? 1 : 0, &rc);
+    return otpca_sqlite_step_done(&s->q, st, rc, "write a device");
 }
 
 static otpca_err device_delete(otpca_mstore *s, const char *serial)
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = st_get(s, ST_DEVICE_DELETE, &st);
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_DEVICE_DELETE, &st);
     if (ret)
         return ret;
-    b_text(st, 1, serial, &rc);
-    return step_done(s, st, rc, "delete a device");
+    otpca_sqlite_bind_text(st, 1, serial, &rc);
+    return otpca_sqlite_step_done(&s->q, st, rc, "delete a device");
 }
 
 /* Applies the entries of b: a delta into devices, a snapshot chunk into
@@ -1176,7 +692,7 @@ otpca_err otpca_mstore_apply_delta(otpca_mstore *s, const otpca_sync_batch *b)
     if (!ret)
         ret = apply_entries(s, b, 0);
     if (!ret)
-        ret = st_exec(s, ST_BOX_GC);
+        ret = otpca_sqlite_run(&s->q, ST_BOX_GC);
     if (!ret)
         ret = sync_seq_write(s, b->to);
     return b_leave(s, own, ret);
@@ -1188,9 +704,9 @@ otpca_err otpca_mstore_snapshot_begin(otpca_mstore *s)
     otpca_err ret = b_enter(s, &own);
     if (ret)
         return ret;
-    ret = st_exec(s, ST_STAGE_CLEAR);
+    ret = otpca_sqlite_run(&s->q, ST_STAGE_CLEAR);
     if (!ret)
-        ret = st_exec(s, ST_BOX_GC);
+        ret = otpca_sqlite_run(&s->q, ST_BOX_GC);
     ret = b_leave(s, own, ret);
     if (!ret)
         s->snapshot = 1;
@@ -1229,19 +745,19 @@ otpca_err otpca_mstore_snapshot_commit(otpca_mstore *s, uint64_t to)
         return ret;
     ret = sync_seq_read(s, &seq);
     if (!ret)
-        ret = st_exec(s, ST_SNAP_PRUNE);
+        ret = otpca_sqlite_run(&s->q, ST_SNAP_PRUNE);
     if (!ret)
-        ret = st_get(s, ST_SNAP_MERGE, &st);
+        ret = otpca_sqlite_stmt(&s->q, ST_SNAP_MERGE, &st);
     if (!ret) {
         /* A snapshot that goes back comes from another registry: its
          * sequence numbers say nothing about ours. */
-        b_int(st, 20, to >= seq ? 1 : 0, &rc);
-        ret = step_done(s, st, rc, "replace the trust list");
+        otpca_sqlite_bind_int(st, 20, to >= seq ? 1 : 0, &rc);
+        ret = otpca_sqlite_step_done(&s->q, st, rc, "replace the trust list");
     }
     if (!ret)
-        ret = st_exec(s, ST_STAGE_CLEAR);
+        ret = otpca_sqlite_run(&s->q, ST_STAGE_CLEAR);
     if (!ret)
-        ret = st_exec(s, ST_BOX_GC);
+        ret = otpca_sqlite_run(&s->q, ST_BOX_GC);
     if (!ret)
         ret = sync_seq_write(s, to);
     ret = b_leave(s, own, ret);
@@ -1261,9 +777,9 @@ void otpca_mstore_snapshot_abort(otpca_mstore *s)
     s->snapshot = 0;
     if ((ret = b_enter(s, &own)))
         return;
-    ret = st_exec(s, ST_STAGE_CLEAR);
+    ret = otpca_sqlite_run(&s->q, ST_STAGE_CLEAR);
     if (!ret)
-        ret = st_exec(s, ST_BOX_GC);
+        ret = otpca_sqlite_run(&s->q, ST_BOX_GC);
     (void)b_leave(s, own, ret);
 }
 
@@ -1271,19 +787,21 @@ static otpca_err device_from_row(sqlite3_stmt *st, otpca_mdevice *d)
 {
     int has_box = 0;
     memset(d, 0, sizeof *d);
-    if (c_text(st, 0, d->serial, sizeof d->serial) || c_blob(st, 3, d->mac, sizeof d->mac, &d->mac_len) ||
-        c_blob(st, 4, d->pubkey, sizeof d->pubkey, &d->pubkey_len) || c_text(st, 5, d->batch, sizeof d->batch) ||
-        c_blob(st, 6, d->seed, sizeof d->seed, &d->seed_len) ||
-        c_blob_opt(st, 13, d->cert_hash, sizeof d->cert_hash, &d->has_cert) ||
-        c_blob_opt(st, 15, d->eph, sizeof d->eph, &has_box) || (d->seed_len != 0) != has_box)
+    if (otpca_sqlite_col_text(st, 0, d->serial, sizeof d->serial) ||
+        otpca_sqlite_col_blob(st, 3, d->mac, sizeof d->mac, &d->mac_len) ||
+        otpca_sqlite_col_blob(st, 4, d->pubkey, sizeof d->pubkey, &d->pubkey_len) ||
+        otpca_sqlite_col_text(st, 5, d->batch, sizeof d->batch) ||
+        otpca_sqlite_col_blob(st, 6, d->seed, sizeof d->seed, &d->seed_len) ||
+        otpca_sqlite_col_blob_opt(st, 13, d->cert_hash, sizeof d->cert_hash, &d->has_cert) ||
+        otpca_sqlite_col_blob_opt(st, 15, d->eph, sizeof d->eph, &has_box) || (d->seed_len != 0) != has_box)
         return unreadable("device");
-    d->seq = c_u64(st, 1);
+    d->seq = otpca_sqlite_col_u64(st, 1);
     d->state = sqlite3_column_int(st, 2);
-    d->box = c_u64(st, 7);
+    d->box = otpca_sqlite_col_u64(st, 7);
     d->digits = (unsigned)sqlite3_column_int64(st, 8);
     d->period = (unsigned)sqlite3_column_int64(st, 9);
     d->algorithm = (unsigned)sqlite3_column_int64(st, 10);
-    d->last_step = c_u64(st, 11);
+    d->last_step = otpca_sqlite_col_u64(st, 11);
     d->failures = (uint32_t)sqlite3_column_int64(st, 12);
     d->enrolled_here = sqlite3_column_int(st, 14) != 0;
     return OTPCA_ERR_OK;
@@ -1295,17 +813,17 @@ otpca_err otpca_mstore_device_get(otpca_mstore *s, const char *serial, otpca_mde
     int rc = SQLITE_OK;
     if (!id_ok(serial) || !d)
         return bad_arg("serial");
-    otpca_err ret = st_get(s, ST_DEVICE_GET, &st);
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_DEVICE_GET, &st);
     if (ret)
         return ret;
-    b_text(st, 1, serial, &rc);
+    otpca_sqlite_bind_text(st, 1, serial, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         ret = device_from_row(st, d);
     else
-        ret = rc == SQLITE_DONE ? OTPCA_ERR_NOT_FOUND : sq_err(s, rc, "read a device");
-    st_done(st);
+        ret = rc == SQLITE_DONE ? OTPCA_ERR_NOT_FOUND : otpca_sqlite_err(&s->q, rc, "read a device");
+    otpca_sqlite_reset(st);
     return ret;
 }
 
@@ -1315,20 +833,20 @@ otpca_err otpca_mstore_device_count(otpca_mstore *s, uint64_t counts[5])
     int rc;
     if (!counts)
         return bad_arg("counts");
-    otpca_err ret = st_get(s, ST_COUNTS, &st);
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_COUNTS, &st);
     if (ret)
         return ret;
     memset(counts, 0, 5 * sizeof counts[0]);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int state = sqlite3_column_int(st, 0);
-        uint64_t n = c_u64(st, 1);
+        uint64_t n = otpca_sqlite_col_u64(st, 1);
         if (state >= OTPCA_DEV_APPROVED && state <= OTPCA_DEV_LOCKED)
             counts[state] = n;
         counts[0] += n;
     }
     if (rc != SQLITE_DONE)
-        ret = sq_err(s, rc, "count devices");
-    st_done(st);
+        ret = otpca_sqlite_err(&s->q, rc, "count devices");
+    otpca_sqlite_reset(st);
     return ret;
 }
 
@@ -1339,22 +857,22 @@ otpca_err otpca_mstore_boxes(otpca_mstore *s, otpca_mstore_box_fn fn, void *arg)
     int rc;
     if (!fn)
         return bad_arg("box callback");
-    otpca_err ret = st_get(s, ST_BOX_SCAN, &st);
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_BOX_SCAN, &st);
     if (ret)
         return ret;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (c_blob_exact(st, 1, eph, sizeof eph)) {
+        if (otpca_sqlite_col_blob_exact(st, 1, eph, sizeof eph)) {
             ret = unreadable("seed box");
             break;
         }
-        if (fn(c_u64(st, 0), eph, arg)) {
+        if (fn(otpca_sqlite_col_u64(st, 0), eph, arg)) {
             rc = SQLITE_DONE;
             break;
         }
     }
     if (!ret && rc != SQLITE_DONE)
-        ret = sq_err(s, rc, "read seed boxes");
-    st_done(st);
+        ret = otpca_sqlite_err(&s->q, rc, "read seed boxes");
+    otpca_sqlite_reset(st);
     return ret;
 }
 
@@ -1363,20 +881,20 @@ static otpca_err device_brief(otpca_mstore *s, const char *serial, int *state, u
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = st_get(s, ST_DEVICE_BRIEF, &st);
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_DEVICE_BRIEF, &st);
     if (ret)
         return ret;
-    b_text(st, 1, serial, &rc);
+    otpca_sqlite_bind_text(st, 1, serial, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *state = sqlite3_column_int(st, 0);
-        *seq = c_u64(st, 1);
+        *seq = otpca_sqlite_col_u64(st, 1);
         *failures = (uint32_t)sqlite3_column_int64(st, 2);
     } else {
-        ret = rc == SQLITE_DONE ? OTPCA_ERR_NOT_FOUND : sq_err(s, rc, "read a device");
+        ret = rc == SQLITE_DONE ? OTPCA_ERR_NOT_FOUND : otpca_sqlite_err(&s->q, rc, "read a device");
     }
-    st_done(st);
+    otpca_sqlite_reset(st);
     return ret;
 }
 
@@ -1397,15 +915,15 @@ otpca_err otpca_mstore_device_accept(otpca_mstore *s, const char *serial, uint64
     int rc = SQLITE_OK;
     if (!id_ok(serial) || step > INT64_MAX)
         return bad_arg("accept arguments");
-    otpca_err ret = w_stmt(s, ST_ACCEPT, &st);
+    otpca_err ret = otpca_sqlite_write_stmt(&s->q, ST_ACCEPT, &st);
     if (ret)
         return ret;
-    b_text(st, 1, serial, &rc);
-    b_int(st, 2, step, &rc);
-    b_blob(st, 3, cert_hash, cert_hash ? OTPCA_HASH_LEN : 0, &rc);
-    if ((ret = step_done(s, st, rc, "accept a TOTP step")))
+    otpca_sqlite_bind_text(st, 1, serial, &rc);
+    otpca_sqlite_bind_int(st, 2, step, &rc);
+    otpca_sqlite_bind_blob_opt(st, 3, cert_hash, cert_hash ? OTPCA_HASH_LEN : 0, &rc);
+    if ((ret = otpca_sqlite_step_done(&s->q, st, rc, "accept a TOTP step")))
         return ret;
-    return sqlite3_changes(s->db) ? OTPCA_ERR_OK : why_unchanged(s, serial);
+    return sqlite3_changes(s->q.db) ? OTPCA_ERR_OK : why_unchanged(s, serial);
 }
 
 otpca_err otpca_mstore_device_fail(otpca_mstore *s, const char *serial, uint32_t lockout, uint32_t *failures,
@@ -1417,7 +935,7 @@ otpca_err otpca_mstore_device_fail(otpca_mstore *s, const char *serial, uint32_t
     uint32_t n = 0;
     if (!id_ok(serial) || lockout == 0)
         return bad_arg("failure arguments");
-    otpca_err ret = w_enter(s, &own);
+    otpca_err ret = otpca_sqlite_write_enter(&s->q, &own);
     if (ret)
         return ret;
     ret = device_brief(s, serial, &state, &seq, &n);
@@ -1425,15 +943,15 @@ otpca_err otpca_mstore_device_fail(otpca_mstore *s, const char *serial, uint32_t
         if (n < UINT32_MAX)
             n++;
         lock = n >= lockout && (state == OTPCA_DEV_APPROVED || state == OTPCA_DEV_ENROLLED);
-        ret = st_get(s, ST_FAIL_SET, &st);
+        ret = otpca_sqlite_stmt(&s->q, ST_FAIL_SET, &st);
     }
     if (!ret) {
-        b_text(st, 1, serial, &rc);
-        b_int(st, 2, n, &rc);
-        b_int(st, 3, (uint64_t)(lock ? OTPCA_DEV_LOCKED : state), &rc);
-        ret = step_done(s, st, rc, "count a failure");
+        otpca_sqlite_bind_text(st, 1, serial, &rc);
+        otpca_sqlite_bind_int(st, 2, n, &rc);
+        otpca_sqlite_bind_int(st, 3, (uint64_t)(lock ? OTPCA_DEV_LOCKED : state), &rc);
+        ret = otpca_sqlite_step_done(&s->q, st, rc, "count a failure");
     }
-    ret = w_leave(s, own, ret, 0);
+    ret = otpca_sqlite_write_leave(&s->q, own, ret, 0);
     if (!ret) {
         if (failures)
             *failures = n;
@@ -1451,14 +969,14 @@ otpca_err otpca_mstore_device_enrolled(otpca_mstore *s, const char *serial, cons
     int rc = SQLITE_OK;
     if (!id_ok(serial) || !cert_hash)
         return bad_arg("enrolled arguments");
-    otpca_err ret = w_stmt(s, ST_ENROLLED, &st);
+    otpca_err ret = otpca_sqlite_write_stmt(&s->q, ST_ENROLLED, &st);
     if (ret)
         return ret;
-    b_text(st, 1, serial, &rc);
-    b_blob(st, 2, cert_hash, OTPCA_HASH_LEN, &rc);
-    if ((ret = step_done(s, st, rc, "mark a device enrolled")))
+    otpca_sqlite_bind_text(st, 1, serial, &rc);
+    otpca_sqlite_bind_blob(st, 2, cert_hash, OTPCA_HASH_LEN, &rc);
+    if ((ret = otpca_sqlite_step_done(&s->q, st, rc, "mark a device enrolled")))
         return ret;
-    return sqlite3_changes(s->db) ? OTPCA_ERR_OK : why_unchanged(s, serial);
+    return sqlite3_changes(s->q.db) ? OTPCA_ERR_OK : why_unchanged(s, serial);
 }
 
 /* 1 if the journal holds a LOCKED record for serial the cloud has not
@@ -1467,17 +985,17 @@ static otpca_err lock_pending(otpca_mstore *s, const char *serial, int *pending)
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = st_get(s, ST_LOCK_PENDING, &st);
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_LOCK_PENDING, &st);
     if (ret)
         return ret;
-    b_text(st, 1, serial, &rc);
+    otpca_sqlite_bind_text(st, 1, serial, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW || rc == SQLITE_DONE)
         *pending = rc == SQLITE_ROW;
     else
-        ret = sq_err(s, rc, "read the journal");
-    st_done(st);
+        ret = otpca_sqlite_err(&s->q, rc, "read the journal");
+    otpca_sqlite_reset(st);
     return ret;
 }
 
@@ -1489,7 +1007,7 @@ otpca_err otpca_mstore_device_set_state(otpca_mstore *s, const char *serial, int
     uint32_t failures = 0;
     if (!id_ok(serial) || state < OTPCA_DEV_APPROVED || state > OTPCA_DEV_LOCKED || seq > INT64_MAX)
         return bad_arg("state arguments");
-    otpca_err ret = w_enter(s, &own);
+    otpca_err ret = otpca_sqlite_write_enter(&s->q, &own);
     if (ret)
         return ret;
     ret = device_brief(s, serial, &cur, &cur_seq, &failures);
@@ -1508,15 +1026,15 @@ otpca_err otpca_mstore_device_set_state(otpca_mstore *s, const char *serial, int
         ret = OTPCA_ERR_STATE;
     }
     if (!ret)
-        ret = st_get(s, ST_SET_STATE, &st);
+        ret = otpca_sqlite_stmt(&s->q, ST_SET_STATE, &st);
     if (!ret) {
-        b_text(st, 1, serial, &rc);
-        b_int(st, 2, (uint64_t)state, &rc);
-        b_int(st, 3, seq, &rc);
-        b_int(st, 4, unlock ? 1 : 0, &rc);
-        ret = step_done(s, st, rc, "set a device's state");
+        otpca_sqlite_bind_text(st, 1, serial, &rc);
+        otpca_sqlite_bind_int(st, 2, (uint64_t)state, &rc);
+        otpca_sqlite_bind_int(st, 3, seq, &rc);
+        otpca_sqlite_bind_int(st, 4, unlock ? 1 : 0, &rc);
+        ret = otpca_sqlite_step_done(&s->q, st, rc, "set a device's state");
     }
-    return w_leave(s, own, ret, 0);
+    return otpca_sqlite_write_leave(&s->q, own, ret, 0);
 }
 
 /* ---------------------------------------------------------------- nonces */
@@ -1527,25 +1045,25 @@ otpca_err otpca_mstore_nonce_add(otpca_mstore *s, const uint8_t nonce[OTPCA_NONC
     int rc = SQLITE_OK;
     if (!nonce || time > TIME_MAX)
         return bad_arg("nonce");
-    otpca_err ret = w_stmt(s, ST_NONCE_ADD, &st);
+    otpca_err ret = otpca_sqlite_write_stmt(&s->q, ST_NONCE_ADD, &st);
     if (ret)
         return ret;
-    b_blob(st, 1, nonce, OTPCA_NONCE_LEN, &rc);
-    b_int(st, 2, time, &rc);
-    if ((ret = step_done(s, st, rc, "remember a nonce")))
+    otpca_sqlite_bind_blob(st, 1, nonce, OTPCA_NONCE_LEN, &rc);
+    otpca_sqlite_bind_int(st, 2, time, &rc);
+    if ((ret = otpca_sqlite_step_done(&s->q, st, rc, "remember a nonce")))
         return ret;
-    return sqlite3_changes(s->db) ? OTPCA_ERR_OK : OTPCA_ERR_EXISTS;
+    return sqlite3_changes(s->q.db) ? OTPCA_ERR_OK : OTPCA_ERR_EXISTS;
 }
 
 otpca_err otpca_mstore_nonce_prune(otpca_mstore *s, uint64_t before)
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = w_stmt(s, ST_NONCE_PRUNE, &st);
+    otpca_err ret = otpca_sqlite_write_stmt(&s->q, ST_NONCE_PRUNE, &st);
     if (ret)
         return ret;
-    b_int(st, 1, before > INT64_MAX ? INT64_MAX : before, &rc);
-    return step_done(s, st, rc, "prune nonces");
+    otpca_sqlite_bind_int(st, 1, before > INT64_MAX ? INT64_MAX : before, &rc);
+    return otpca_sqlite_step_done(&s->q, st, rc, "prune nonces");
 }
 
 /* --------------------------------------------------------------- records */
@@ -1554,17 +1072,19 @@ static otpca_err record_from_row(sqlite3_stmt *st, otpca_mrecord *r)
 {
     int has_hash = 0;
     memset(r, 0, sizeof *r);
-    if (c_blob_exact(st, 1, r->id, sizeof r->id) || c_blob_exact(st, 2, r->window, sizeof r->window) ||
-        c_text(st, 4, r->serial, sizeof r->serial) || c_blob(st, 6, r->cert, sizeof r->cert, &r->cert_len) ||
-        c_blob_opt(st, 7, r->cert_hash, sizeof r->cert_hash, &has_hash) || has_hash != (r->cert_len != 0) ||
-        c_blob_opt(st, 10, r->audit, sizeof r->audit, &r->has_audit) ||
-        c_blob(st, 11, r->pubkey, sizeof r->pubkey, &r->pubkey_len))
+    if (otpca_sqlite_col_blob_exact(st, 1, r->id, sizeof r->id) ||
+        otpca_sqlite_col_blob_exact(st, 2, r->window, sizeof r->window) ||
+        otpca_sqlite_col_text(st, 4, r->serial, sizeof r->serial) ||
+        otpca_sqlite_col_blob(st, 6, r->cert, sizeof r->cert, &r->cert_len) ||
+        otpca_sqlite_col_blob_opt(st, 7, r->cert_hash, sizeof r->cert_hash, &has_hash) ||
+        has_hash != (r->cert_len != 0) || otpca_sqlite_col_blob_opt(st, 10, r->audit, sizeof r->audit, &r->has_audit) ||
+        otpca_sqlite_col_blob(st, 11, r->pubkey, sizeof r->pubkey, &r->pubkey_len))
         return unreadable("record");
-    r->seq = c_u64(st, 0);
+    r->seq = otpca_sqlite_col_u64(st, 0);
     r->kind = sqlite3_column_int(st, 3);
-    r->time = c_u64(st, 5);
+    r->time = otpca_sqlite_col_u64(st, 5);
     r->has_step = sqlite3_column_type(st, 8) != SQLITE_NULL;
-    r->step = c_u64(st, 8);
+    r->step = otpca_sqlite_col_u64(st, 8);
     r->has_reason = sqlite3_column_type(st, 9) != SQLITE_NULL;
     r->reason = (unsigned)sqlite3_column_int(st, 9);
     r->uploaded = sqlite3_column_int(st, 12) != 0;
@@ -1588,17 +1108,17 @@ static otpca_err record_one(otpca_mstore *s, const uint8_t id[OTPCA_ID16_LEN], o
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = st_get(s, ST_RECORD_GET, &st);
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_RECORD_GET, &st);
     if (ret)
         return ret;
-    b_blob(st, 1, id, OTPCA_ID16_LEN, &rc);
+    otpca_sqlite_bind_blob(st, 1, id, OTPCA_ID16_LEN, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         ret = record_from_row(st, r);
     else
-        ret = rc == SQLITE_DONE ? OTPCA_ERR_NOT_FOUND : sq_err(s, rc, "read a record");
-    st_done(st);
+        ret = rc == SQLITE_DONE ? OTPCA_ERR_NOT_FOUND : otpca_sqlite_err(&s->q, rc, "read a record");
+    otpca_sqlite_reset(st);
     return ret;
 }
 
@@ -1623,22 +1143,22 @@ otpca_err otpca_mstore_record_add(otpca_mstore *s, const otpca_mrecord *r, int *
     }
     if (r->cert_len)
         otpca_sha256(r->cert, r->cert_len, cert_hash);
-    if ((ret = w_stmt(s, ST_RECORD_ADD, &st)))
+    if ((ret = otpca_sqlite_write_stmt(&s->q, ST_RECORD_ADD, &st)))
         return ret;
-    b_blob(st, 1, r->id, sizeof r->id, &rc);
-    b_blob(st, 2, r->window, sizeof r->window, &rc);
-    b_int(st, 3, (uint64_t)r->kind, &rc);
-    b_text(st, 4, r->serial, &rc);
-    b_int(st, 5, r->time, &rc);
-    b_blob(st, 6, r->cert, r->cert_len, &rc);
-    b_blob(st, 7, cert_hash, r->cert_len ? sizeof cert_hash : 0, &rc);
-    b_int_opt(st, 8, r->has_step, r->step, &rc);
-    b_int_opt(st, 9, r->has_reason, r->reason, &rc);
-    b_blob(st, 10, r->audit, r->has_audit ? sizeof r->audit : 0, &rc);
-    b_blob(st, 11, pub, pub_len, &rc);
-    if ((ret = step_done(s, st, rc, "journal a record")))
+    otpca_sqlite_bind_blob(st, 1, r->id, sizeof r->id, &rc);
+    otpca_sqlite_bind_blob(st, 2, r->window, sizeof r->window, &rc);
+    otpca_sqlite_bind_int(st, 3, (uint64_t)r->kind, &rc);
+    otpca_sqlite_bind_text(st, 4, r->serial, &rc);
+    otpca_sqlite_bind_int(st, 5, r->time, &rc);
+    otpca_sqlite_bind_blob_opt(st, 6, r->cert, r->cert_len, &rc);
+    otpca_sqlite_bind_blob_opt(st, 7, cert_hash, r->cert_len ? sizeof cert_hash : 0, &rc);
+    otpca_sqlite_bind_int_opt(st, 8, r->has_step, r->step, &rc);
+    otpca_sqlite_bind_int_opt(st, 9, r->has_reason, r->reason, &rc);
+    otpca_sqlite_bind_blob_opt(st, 10, r->audit, r->has_audit ? sizeof r->audit : 0, &rc);
+    otpca_sqlite_bind_blob_opt(st, 11, pub, pub_len, &rc);
+    if ((ret = otpca_sqlite_step_done(&s->q, st, rc, "journal a record")))
         return ret;
-    if (sqlite3_changes(s->db))
+    if (sqlite3_changes(s->q.db))
         return OTPCA_ERR_OK;
 
     /* The id is journalled: a repeat, or an id reused. */
@@ -1674,14 +1194,14 @@ otpca_err otpca_mstore_records_pending(otpca_mstore *s, size_t limit, otpca_mrec
     int rc = SQLITE_OK;
     if (!fn)
         return bad_arg("record callback");
-    otpca_err ret = st_get(s, ST_RECORD_PENDING, &st);
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_RECORD_PENDING, &st);
     if (ret)
         return ret;
     if (!(r = malloc(sizeof *r))) {
-        st_done(st);
+        otpca_sqlite_reset(st);
         return OTPCA_ERR_NOMEM;
     }
-    rc = sqlite3_bind_int64(st, 1, limit > (size_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+    rc = sqlite3_bind_int64(st, 1, otpca_sqlite_limit(limit));
     while (rc == SQLITE_OK || rc == SQLITE_ROW) {
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW)
@@ -1694,8 +1214,8 @@ otpca_err otpca_mstore_records_pending(otpca_mstore *s, size_t limit, otpca_mrec
         }
     }
     if (!ret && rc != SQLITE_DONE)
-        ret = sq_err(s, rc, "read pending records");
-    st_done(st);
+        ret = otpca_sqlite_err(&s->q, rc, "read pending records");
+    otpca_sqlite_reset(st);
     free(r);
     return ret;
 }
@@ -1706,18 +1226,18 @@ otpca_err otpca_mstore_records_acked(otpca_mstore *s, const uint8_t (*ids)[OTPCA
     int own = 0, partial = 0;
     if (!ids && n)
         return bad_arg("record ids");
-    otpca_err ret = w_enter(s, &own);
+    otpca_err ret = otpca_sqlite_write_enter(&s->q, &own);
     if (ret)
         return ret;
     for (size_t i = 0; i < n && !ret; i++) {
         int rc = SQLITE_OK;
-        if ((ret = st_get(s, ST_RECORD_ACK, &st)))
+        if ((ret = otpca_sqlite_stmt(&s->q, ST_RECORD_ACK, &st)))
             break;
-        b_blob(st, 1, ids[i], OTPCA_ID16_LEN, &rc);
-        ret = step_done(s, st, rc, "mark a record acknowledged");
+        otpca_sqlite_bind_blob(st, 1, ids[i], OTPCA_ID16_LEN, &rc);
+        ret = otpca_sqlite_step_done(&s->q, st, rc, "mark a record acknowledged");
         partial = 1;
     }
-    return w_leave(s, own, ret, partial);
+    return otpca_sqlite_write_leave(&s->q, own, ret, partial);
 }
 
 /* ----------------------------------------------------------------- audit */
@@ -1750,52 +1270,27 @@ static otpca_err audit_hash(const struct audit_row *a, uint8_t hash[OTPCA_HASH_L
     return otpca_audit_entry_hash(&e, hash);
 }
 
-/* The chain's last entry: seq and hash (0 and zeros when empty). */
-static otpca_err audit_tail(otpca_mstore *s, uint64_t *seq, uint8_t hash[OTPCA_HASH_LEN])
-{
-    sqlite3_stmt *st = NULL;
-    otpca_err ret = st_get(s, ST_AUDIT_TAIL, &st);
-    if (ret)
-        return ret;
-    *seq = 0;
-    memset(hash, 0, OTPCA_HASH_LEN);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *seq = c_u64(st, 0);
-        if (c_blob_exact(st, 1, hash, OTPCA_HASH_LEN))
-            ret = unreadable("audit entry");
-    } else if (rc != SQLITE_DONE) {
-        ret = sq_err(s, rc, "read the audit chain");
-    }
-    st_done(st);
-    return ret;
-}
-
 /* The entry, then the head; *partial once the entry is written. */
 static otpca_err audit_insert(otpca_mstore *s, const struct audit_row *a, int *partial)
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
-    otpca_err ret = st_get(s, ST_AUDIT_ADD, &st);
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_AUDIT_ADD, &st);
     if (ret)
         return ret;
-    b_int(st, 1, a->seq, &rc);
-    b_blob(st, 2, a->prev, sizeof a->prev, &rc);
-    b_blob(st, 3, a->hash, sizeof a->hash, &rc);
-    b_int(st, 4, a->time, &rc);
-    b_text(st, 5, a->actor, &rc);
-    b_int(st, 6, a->event, &rc);
-    b_text(st, 7, a->subject, &rc);
-    b_text(st, 8, a->detail, &rc);
-    b_blob(st, 9, a->window, a->has_window ? sizeof a->window : 0, &rc);
-    if ((ret = step_done(s, st, rc, "append to the audit chain")))
+    otpca_sqlite_bind_int(st, 1, a->seq, &rc);
+    otpca_sqlite_bind_blob(st, 2, a->prev, sizeof a->prev, &rc);
+    otpca_sqlite_bind_blob(st, 3, a->hash, sizeof a->hash, &rc);
+    otpca_sqlite_bind_int(st, 4, a->time, &rc);
+    otpca_sqlite_bind_text(st, 5, a->actor, &rc);
+    otpca_sqlite_bind_int(st, 6, a->event, &rc);
+    otpca_sqlite_bind_text(st, 7, a->subject, &rc);
+    otpca_sqlite_bind_text(st, 8, a->detail, &rc);
+    otpca_sqlite_bind_blob_opt(st, 9, a->window, a->has_window ? sizeof a->window : 0, &rc);
+    if ((ret = otpca_sqlite_step_done(&s->q, st, rc, "append to the audit chain")))
         return ret;
     *partial = 1;
-    rc = SQLITE_OK;
-    if ((ret = st_get(s, ST_AUDIT_HEAD_SET, &st)))
-        return ret;
-    b_int(st, 1, a->seq, &rc);
-    return step_done(s, st, rc, "record the audit head");
+    return otpca_sqlite_chain_head_set(&s->q, a->seq);
 }
 
 otpca_err otpca_mstore_audit_append(otpca_mstore *s, uint64_t time, const char *actor, unsigned event,
@@ -1826,87 +1321,44 @@ otpca_err otpca_mstore_audit_append(otpca_mstore *s, uint64_t time, const char *
     if (audit_hash(&a, a.hash) != OTPCA_ERR_OK)
         return bad_arg("audit entry");
 
-    otpca_err ret = w_enter(s, &own);
+    otpca_err ret = otpca_sqlite_write_enter(&s->q, &own);
     if (ret)
         return ret;
-    ret = audit_tail(s, &a.seq, a.prev);
+    ret = otpca_sqlite_chain_tail(&s->q, &a.seq, a.prev);
     if (!ret) {
         a.seq++;
         ret = audit_hash(&a, a.hash);
     }
     if (!ret)
         ret = audit_insert(s, &a, &partial);
-    ret = w_leave(s, own, ret, partial);
+    ret = otpca_sqlite_write_leave(&s->q, own, ret, partial);
     if (!ret && hash)
         memcpy(hash, a.hash, sizeof a.hash);
     return ret;
 }
 
-static int audit_from_row(sqlite3_stmt *st, struct audit_row *a)
+/* A row of the chain (AUDIT_COLS) for otpca_sqlite_chain_verify. */
+static int audit_link(sqlite3_stmt *st, otpca_sqlite_link *l)
 {
-    memset(a, 0, sizeof *a);
-    if (c_blob_exact(st, 1, a->prev, sizeof a->prev) || c_blob_exact(st, 2, a->hash, sizeof a->hash) ||
-        c_text(st, 4, a->actor, sizeof a->actor) || c_text(st, 6, a->subject, sizeof a->subject) ||
-        c_text(st, 7, a->detail, sizeof a->detail) ||
-        c_blob_opt(st, 8, a->window, sizeof a->window, &a->has_window))
+    struct audit_row a;
+    memset(&a, 0, sizeof a);
+    if (otpca_sqlite_col_blob_exact(st, 1, a.prev, sizeof a.prev) ||
+        otpca_sqlite_col_blob_exact(st, 2, a.hash, sizeof a.hash) ||
+        otpca_sqlite_col_text(st, 4, a.actor, sizeof a.actor) ||
+        otpca_sqlite_col_text(st, 6, a.subject, sizeof a.subject) ||
+        otpca_sqlite_col_text(st, 7, a.detail, sizeof a.detail) ||
+        otpca_sqlite_col_blob_opt(st, 8, a.window, sizeof a.window, &a.has_window))
         return -1;
-    a->seq = c_u64(st, 0);
-    a->time = c_u64(st, 3);
-    a->event = (unsigned)sqlite3_column_int64(st, 5);
-    return 0;
+    a.seq = otpca_sqlite_col_u64(st, 0);
+    a.time = otpca_sqlite_col_u64(st, 3);
+    a.event = (unsigned)sqlite3_column_int64(st, 5);
+    l->seq = a.seq;
+    memcpy(l->prev, a.prev, sizeof l->prev);
+    memcpy(l->hash, a.hash, sizeof l->hash);
+    return audit_hash(&a, l->recomputed) != OTPCA_ERR_OK ? 1 : 0;
 }
 
-/* Walks the chain from entry 1: each seq the next one, each prev the
- * previous entry's recomputed hash, each hash the entry's own. The head
- * recorded with every append also catches a chain cut short at its end. */
 otpca_err otpca_mstore_audit_verify(otpca_mstore *s, uint64_t *entries, uint64_t *bad_seq)
 {
-    sqlite3_stmt *st = NULL;
-    struct audit_row a;
-    uint8_t prev[OTPCA_HASH_LEN] = {0}, h[OTPCA_HASH_LEN];
-    uint64_t expect = 1, head = 0, bad = 0;
-    int rc;
-    otpca_err ret = st_get(s, ST_AUDIT_HEAD_GET, &st);
-    if (ret)
-        return ret;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        head = c_u64(st, 0);
-    else if (rc != SQLITE_DONE)
-        ret = sq_err(s, rc, "read the audit head");
-    st_done(st);
-    if (ret)
-        return ret;
-
-    if ((ret = st_get(s, ST_AUDIT_SCAN, &st)))
-        return ret;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (audit_from_row(st, &a) || a.seq != expect) {
-            bad = expect;
-            break;
-        }
-        if (memcmp(a.prev, prev, sizeof prev) != 0 || audit_hash(&a, h) != OTPCA_ERR_OK ||
-            memcmp(h, a.hash, sizeof h) != 0) {
-            bad = a.seq;
-            break;
-        }
-        memcpy(prev, h, sizeof prev);
-        expect++;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = sq_err(s, rc, "read the audit chain");
-    st_done(st);
-    if (ret)
-        return ret;
-    if (!bad && expect - 1 < head)
-        bad = expect;
-    if (entries)
-        *entries = expect - 1;
-    if (bad_seq)
-        *bad_seq = bad;
-    if (bad) {
-        log_error("mstore: audit chain broken at entry %llu", (unsigned long long)bad);
-        return OTPCA_ERR_SIGNATURE;
-    }
-    return OTPCA_ERR_OK;
+    return otpca_sqlite_chain_verify(&s->q, ST_AUDIT_SCAN, audit_link, entries, bad_seq);
 }
