@@ -38,11 +38,13 @@ static otpca_err node_ecdh(void *ctx, const uint8_t peer[65], uint8_t z[32])
     return otpca_token_ecdh(node_tok, node_key, peer, 65, z);
 }
 
+static void write_config(void);
+
 /* Ceremony, registration at the cloud, and the manager's configuration. */
 static void manager_setup(void)
 {
     const char *rig = testrig_dir();
-    char path[512], z85[64], hex[131];
+    char path[512], z85[64];
     cr_assert_eq(ct_sh("'%s/otpca-manager' ca init-root --key 'pkcs11:token=otpca-root;object=root-key?pin-source=file:"
                        "%s/pins/otpca-root.pin' --cn 'test root' --out '%s/root'",
                        ct_bin(), rig, ct.dir),
@@ -58,7 +60,14 @@ static void manager_setup(void)
     snprintf(kv, sizeof kv, "%s.kv", path);
     cr_assert(ct_file_value(kv, "curve", z85, sizeof z85), "ca certify printed the CURVE key");
     cr_assert_eq(CT_CLOUD("manager add mgr-07 --ca-cert '%s/mgr-07.pem' --curve-key '%s'", ct.dir, z85), 0);
+    write_config();
+}
 
+/* The manager's configuration, pointing at the cloud as it runs now. */
+static void write_config(void)
+{
+    const char *rig = testrig_dir();
+    char path[512], hex[131];
     snprintf(path, sizeof path, "%s/netkey.hex", ct.dir);
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
@@ -81,15 +90,20 @@ static void manager_setup(void)
     fclose(f);
 }
 
-static void manager_start(void)
+static void manager_start_lease(const char *lease)
 {
     char line[600], out[256];
-    const char *args[] = {"window", "open", "--config", mgr_conf, NULL};
+    const char *args[] = {"window", "open", "--config", mgr_conf, lease ? "--lease" : NULL, lease, NULL};
     /* The rest of stdout (the summary) goes to a file read at the end. */
     snprintf(out, sizeof out, "%s/manager.out", ct.dir);
     mgr_pid = ct_spawn("otpca-manager", args, "manager.log", out, 30000, line, sizeof line);
     cr_assert(sscanf(line, "serving %255s", mgr_listen) == 1, "manager did not open a window: '%s' (see %s/manager.log)",
               line, ct.dir);
+}
+
+static void manager_start(void)
+{
+    manager_start_lease(NULL);
 }
 
 static int manager_wait(void)
@@ -225,4 +239,77 @@ Test(window, a_node_enrolls_in_a_window_and_the_cloud_hears_of_it)
     cr_expect_eq(ct_sh("'%s/otpca-manager' window status --config '%s' | grep -q '^window *closed'", ct_bin(), mgr_conf),
                  0);
     otpca_token_destroy(&node_tok);
+}
+
+/* Opens the node token and enrolls NODE (request and confirm) at the
+ * manager now serving; asserts every step. */
+static void enroll_node(void)
+{
+    static uint8_t req[2048], ans[4096], creq[512];
+    uint8_t nonce[16], hash[32], cnonce[16];
+    otpca_cose_sign1 c;
+    otpca_enroll_response r;
+    node_tok = testrig_open(ct.p11, NODE);
+    cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_PRIVATE_KEY, OTPCA_RIG_DEVICE_KEY, NULL, 0, &node_key), 0);
+    cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_SECRET_KEY, OTPCA_RIG_DEVICE_SEED, NULL, 0, &node_seed), 0);
+    cr_assert_eq(otpca_token_pubkey_sec1(node_tok, node_key, node_pub), 0);
+    void *zctx = zmq_ctx_new();
+    void *sock = zmq_socket(zctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    cr_assert_eq(zmq_connect(sock, mgr_listen), 0);
+    size_t len = enroll_request(time(NULL), req, sizeof req, nonce);
+    size_t n = node_call(sock, req, len, ans, sizeof ans);
+    cr_assert_eq(otpca_cose_sign1_decode(ans, n, &c), 0, "an EnrollResponse, not an Error (see manager.log)");
+    cr_assert_eq(otpca_cose_sign1_verify(&c, ct.mgr_pub, 65), 0);
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_enroll_response, c.payload.p, c.payload.len, &r), 0);
+    otpca_sha256(r.cert.p, r.cert.len, hash);
+    cr_assert_eq(otpca_random(cnonce, 16), 0);
+    otpca_enroll_confirm cm = {.nonce = {cnonce, 16}, .record = r.record, .time = (uint64_t)time(NULL),
+                               .cert_hash = {hash, 32}};
+    otpca_signer s = {node_sign, NULL, {0}};
+    otpca_p256_kid(node_pub, s.kid);
+    cr_assert_eq(otpca_msg_sign(&otpca_desc_enroll_confirm, &cm, &s, (otpca_buf){NULL, 0}, creq, sizeof creq, &len), 0);
+    n = node_call(sock, creq, len, ans, sizeof ans);
+    cr_assert_eq(otpca_cose_sign1_decode(ans, n, &c), 0, "a ConfirmAck");
+    zmq_close(sock);
+    zmq_ctx_term(zctx);
+    otpca_token_destroy(&node_tok);
+}
+
+/* The cloud down: the window opens on an offline lease and the trust list
+ * the journal synced before; the node enrolls; the records wait in the
+ * journal and reach the cloud with `records upload` once it is back. */
+Test(window, offline_window_on_a_lease_file_and_records_uploaded_later)
+{
+    manager_setup();
+    manager_start(); /* online: syncs the trust list into the journal */
+    cr_assert_eq(ct_sh("'%s/otpca-manager' window close --config '%s'", ct_bin(), mgr_conf), 0);
+    cr_assert_eq(manager_wait(), 0);
+    cr_assert_eq(CT_CLOUD("lease issue --manager mgr-07 --operator otpca-op-01 --duration 600 --out '%s/offline.lease'",
+                          ct.dir),
+                 0);
+    cr_assert_eq(ct_server_stop(SIGTERM), 0, "the cloud stops");
+
+    char lease[256];
+    snprintf(lease, sizeof lease, "%s/offline.lease", ct.dir);
+    manager_start_lease(lease);
+    enroll_node();
+    cr_assert_eq(ct_sh("'%s/otpca-manager' window close --config '%s'", ct_bin(), mgr_conf), 0);
+    cr_expect_eq(manager_wait(), 0);
+    cr_expect_eq(ct_sh("grep -q 'window closed (signal, offline): 1 issued, 1 confirmed' '%s/manager.out'", ct.dir), 0,
+                 "the offline summary");
+    cr_expect_eq(ct_sh("grep -q '0 records uploaded, 2 pending' '%s/manager.out'", ct.dir), 0, "records kept");
+    cr_expect_neq(ct_sh("'%s/otpca-manager' records upload --config '%s'", ct_bin(), mgr_conf), 0,
+                  "no upload while the cloud is down");
+
+    ct_server_start(); /* back, on new ports */
+    write_config();
+    cr_assert_eq(ct_sh("'%s/otpca-manager' records upload --config '%s' >'%s/upload.out'", ct_bin(), mgr_conf, ct.dir), 0);
+    cr_expect_eq(ct_sh("grep -q '2 records uploaded, 0 pending' '%s/upload.out'", ct.dir), 0);
+    cr_expect_eq(ct_sh("'%s/otpca-cloud' --config '%s' device show " NODE " | grep -q '^state *enrolled'", ct_bin(),
+                       ct.conf),
+                 0, "the cloud has the offline enrollment");
+    cr_assert_eq(ct_sh("'%s/otpca-manager' records upload --config '%s' >'%s/upload.out'", ct_bin(), mgr_conf, ct.dir), 0);
+    cr_expect_eq(ct_sh("grep -q '0 records uploaded, 0 pending' '%s/upload.out'", ct.dir), 0, "nothing twice");
 }

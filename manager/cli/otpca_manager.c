@@ -70,6 +70,8 @@ static const struct verb {
      "when the cloud does not answer."},
     {"window close", "--config FILE", "Close the open window (as SIGTERM would)."},
     {"window status", "--config FILE", "Show whether a window is open, its lease, and the journal's counts."},
+    {"records upload", "--config FILE [--pin-fd N]",
+     "Send the cloud the journaled records it has not acknowledged, outside a window (after an offline one)."},
 };
 
 static void usage(FILE *f)
@@ -430,6 +432,14 @@ static int cmd_window(const struct verb *v, const struct opts *o)
     otpca_log_configure(cfg.log_level, cfg.log_format);
     if (!strcmp(v->name, "window open"))
         return cmd_window_open(&cfg, o);
+    if (!strcmp(v->name, "records upload")) {
+        otpca_pin_src pin = {.kind = o->pin_fd >= 0 ? OTPCA_PIN_FD : OTPCA_PIN_PROMPT, .fd = (int)o->pin_fd,
+                             .prompt = "Manager token PIN: "};
+        uint64_t up = 0, pending = 0;
+        otpca_err ret = otpca_mgr_upload(&cfg, &pin, &up, &pending);
+        printf("%llu records uploaded, %llu pending\n", (unsigned long long)up, (unsigned long long)pending);
+        return ret ? fail(ret, "records upload") : EXIT_SUCCESS;
+    }
     long pid = window_pid(&cfg);
     if (!strcmp(v->name, "window close")) {
         if (!pid) {
@@ -542,7 +552,7 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error(v, "unexpected argument");
-    if (!strncmp(v->name, "window ", 7))
+    if (!strncmp(v->name, "window ", 7) || !strcmp(v->name, "records upload"))
         return cmd_window(v, &o);
     if (!strcmp(v->name, "ca init-root") && (!o.key || !o.cn || !o.out))
         return usage_error(v, "--key, --cn and --out are required");

@@ -708,7 +708,7 @@ static otpca_err load_offline_lease(struct mgr *m, const char *path)
     return ret;
 }
 
-static otpca_err open_lease(struct mgr *m, const otpca_mgr_open_opts *o)
+static otpca_err connect_cloud(struct mgr *m)
 {
     otpca_cloud_client_config cc;
     memset(&cc, 0, sizeof cc);
@@ -726,6 +726,12 @@ static otpca_err open_lease(struct mgr *m, const otpca_mgr_open_opts *o)
     cc.retries = 1;
     otpca_err ret = otpca_cloud_client_new(&cc, &m->cc);
     otpca_memzero(cc.secret_key, 32);
+    return ret;
+}
+
+static otpca_err open_lease(struct mgr *m, const otpca_mgr_open_opts *o)
+{
+    otpca_err ret = connect_cloud(m);
     if (ret)
         return ret;
     uint32_t totp = o->totp;
@@ -740,7 +746,9 @@ static otpca_err open_lease(struct mgr *m, const otpca_mgr_open_opts *o)
     }
     if ((ret == OTPCA_ERR_TIMEOUT || ret == OTPCA_ERR_IO) && o->lease_file) {
         log_warn("the cloud does not answer: opening on the offline lease %s and the cached trust list", o->lease_file);
-        return load_offline_lease(m, o->lease_file);
+        ret = load_offline_lease(m, o->lease_file);
+        /* Kept, so that `records upload` can send this window's records later. */
+        return ret ? ret : otpca_mstore_meta_put(m->st, "lease", m->lease.raw, m->lease.raw_len);
     }
     const char *detail = "";
     if (ret == OTPCA_ERR_REFUSED)
@@ -857,6 +865,87 @@ static void apply_notices(struct mgr *m)
 
 /* ------------------------------------------------------------------ run */
 
+/* What a window and an upload both need: numbers, keys, token, manager
+ * certificate, journal. */
+static otpca_err setup(struct mgr *m, const otpca_pin_src *pin)
+{
+    char err[256] = "";
+    otpca_mgr_open_opts o;
+    memset(&o, 0, sizeof o);
+    o.pin = pin;
+    otpca_err ret = otpca_mgr_config_numbers(m->cfg, &m->n, err, sizeof err);
+    if (ret)
+        log_error("config: %s", err);
+    if (!ret && (!m->cfg->id[0] || !m->cfg->token[0] || !m->cfg->ca_cert[0])) {
+        log_error("config: id, token and ca_cert are required");
+        ret = OTPCA_ERR_CONFIG;
+    }
+    if (!ret && (!(m->netkey = otpca_secmem_alloc(64)) || !(m->curve_sec = otpca_secmem_alloc(32))))
+        ret = OTPCA_ERR_NOMEM;
+    if (!ret)
+        ret = load_keys(m);
+    if (!ret)
+        ret = open_token(m, &o);
+    if (!ret)
+        ret = load_ca(m);
+    if (!ret)
+        ret = otpca_mstore_open(m->cfg->store, &m->st);
+    return ret;
+}
+
+static void teardown(struct mgr *m)
+{
+    otpca_cloud_client_destroy(&m->cc);
+    otpca_mstore_destroy(&m->st);
+    if (m->boxes)
+        otpca_secmem_free(m->boxes, m->boxes_cap * sizeof *m->boxes); /* wipes the box keys */
+    if (m->netkey)
+        otpca_secmem_free(m->netkey, 64);
+    if (m->curve_sec)
+        otpca_secmem_free(m->curve_sec, 32);
+    otpca_token_destroy(&m->tok);
+    otpca_p11_destroy(&m->p11);
+    pthread_rwlock_destroy(&m->boxes_lock);
+    pthread_mutex_destroy(&m->mu);
+    otpca_memzero(m, sizeof *m);
+    free(m);
+}
+
+otpca_err otpca_mgr_upload(const otpca_mgr_config *cfg, const otpca_pin_src *pin, uint64_t *uploaded,
+                           uint64_t *pending)
+{
+    struct mgr *m = calloc(1, sizeof *m);
+    otpca_mgr_summary sum;
+    size_t len = 0;
+    *uploaded = *pending = 0;
+    if (!m)
+        return OTPCA_ERR_NOMEM;
+    memset(&sum, 0, sizeof sum);
+    m->cfg = cfg;
+    m->sum = &sum;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_rwlock_init(&m->boxes_lock, NULL);
+    otpca_err ret = setup(m, pin);
+    /* The records go up under the last lease this journal had (the cloud
+     * accepts a manager's records under any lease of its own). */
+    uint8_t raw[sizeof m->lease.raw]; /* lease_check clears its output first: not in place */
+    if (!ret && (ret = otpca_mstore_meta_get(m->st, "lease", raw, sizeof raw, &len)))
+        log_error("the journal has no lease yet: open a window first");
+    if (!ret && (ret = otpca_cloud_lease_check(m->cloud_pub, cfg->id, NULL, raw, len, &m->lease)))
+        log_error("the journal's lease does not verify: %s", otpca_strerror(ret));
+    if (!ret)
+        ret = connect_cloud(m);
+    long k = 0;
+    for (int i = 0; !ret && i < 100000 && (k = upload_some(m)) > 0; i++)
+        *uploaded += (uint64_t)k;
+    if (!ret && k < 0)
+        ret = OTPCA_ERR_TIMEOUT;
+    if (m->st && otpca_mstore_records_pending(m->st, SIZE_MAX, count_pending, pending) != OTPCA_ERR_OK)
+        log_warn("journal: could not count the records still to upload");
+    teardown(m);
+    return ret;
+}
+
 static void *zsock(void *ctx, int type)
 {
     void *s = zmq_socket(ctx, type);
@@ -873,7 +962,7 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
     struct worker *w = NULL;
     otpca_broker b;
     void *frontend = NULL, *backend = NULL;
-    char err[256] = "", bound[OTPCA_MGR_CONFIG_VALUE_MAX];
+    char bound[OTPCA_MGR_CONFIG_VALUE_MAX];
     memset(sum, 0, sizeof *sum);
     memset(&b, 0, sizeof b);
     if (!m)
@@ -882,23 +971,11 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
     m->sum = sum;
     pthread_mutex_init(&m->mu, NULL);
     pthread_rwlock_init(&m->boxes_lock, NULL);
-    otpca_err ret = otpca_mgr_config_numbers(cfg, &m->n, err, sizeof err);
-    if (ret)
-        log_error("config: %s", err);
-    if (!ret && (!cfg->id[0] || !cfg->token[0] || !cfg->ca_cert[0] || !cfg->operator_[0])) {
-        log_error("config: id, token, ca_cert and operator are required");
+    otpca_err ret = setup(m, o->pin);
+    if (!ret && !cfg->operator_[0]) {
+        log_error("config: operator is required to open a window");
         ret = OTPCA_ERR_CONFIG;
     }
-    if (!ret && (!(m->netkey = otpca_secmem_alloc(64)) || !(m->curve_sec = otpca_secmem_alloc(32))))
-        ret = OTPCA_ERR_NOMEM;
-    if (!ret)
-        ret = load_keys(m);
-    if (!ret)
-        ret = open_token(m, o);
-    if (!ret)
-        ret = load_ca(m);
-    if (!ret)
-        ret = otpca_mstore_open(cfg->store, &m->st);
     if (!ret)
         ret = open_lease(m, o);
     if (!ret && m->online)
@@ -1047,19 +1124,6 @@ out:
     if (m->st)
         if (otpca_mstore_records_pending(m->st, SIZE_MAX, count_pending, &sum->pending) != OTPCA_ERR_OK)
             log_warn("journal: could not count the records still to upload");
-    otpca_cloud_client_destroy(&m->cc);
-    otpca_mstore_destroy(&m->st);
-    if (m->boxes)
-        otpca_secmem_free(m->boxes, m->boxes_cap * sizeof *m->boxes); /* wipes the box keys */
-    if (m->netkey)
-        otpca_secmem_free(m->netkey, 64);
-    if (m->curve_sec)
-        otpca_secmem_free(m->curve_sec, 32);
-    otpca_token_destroy(&m->tok);
-    otpca_p11_destroy(&m->p11);
-    pthread_rwlock_destroy(&m->boxes_lock);
-    pthread_mutex_destroy(&m->mu);
-    otpca_memzero(m, sizeof *m);
-    free(m);
+    teardown(m);
     return ret;
 }

@@ -53,4 +53,11 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
                                volatile sig_atomic_t *stop, FILE *ready, otpca_mgr_summary *sum)
     __attribute__((warn_unused_result));
 
+/* Uploads what the journal holds that the cloud has not acknowledged,
+ * outside a window (e.g. after an offline one), under the journal's last
+ * lease. *uploaded, *pending: records sent now and still waiting.
+ * TIMEOUT if the cloud does not answer (the records stay journaled). */
+otpca_err otpca_mgr_upload(const otpca_mgr_config *cfg, const otpca_pin_src *pin, uint64_t *uploaded,
+                           uint64_t *pending) __attribute__((warn_unused_result));
+
 #endif
