@@ -817,7 +817,10 @@ static int register_parties(struct run *r)
     if (w)
         return -1;
     char *op[] = {r->bin_cloud, "--config", r->conf, "operator", "add", OPERATOR_ID, "--seed-file", seed_file, NULL};
-    return run_cmd(r, "otpca-cloud operator add", op, NULL, NULL, LIMIT_SHORT, NULL);
+    if (run_cmd(r, "otpca-cloud operator add", op, NULL, NULL, LIMIT_SHORT, NULL))
+        return -1;
+    char *allow[] = {r->bin_cloud, "--config", r->conf, "operator", "allow", OPERATOR_ID, "--manager", MANAGER_ID, NULL};
+    return run_cmd(r, "otpca-cloud operator allow", allow, NULL, NULL, LIMIT_SHORT, NULL);
 }
 
 static int open_token(struct run *r, const char *label, otpca_token_t **tok)

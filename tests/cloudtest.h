@@ -263,6 +263,7 @@ static inline void ct_setup(void)
     /* The rig's operator. */
     cr_assert_eq(ct_sh("awk -F, 'NR == 2 { print $3 }' '%s/operators.csv' >'%s/op.seed'", rig, ct.dir), 0);
     cr_assert_eq(CT_CLOUD("operator add otpca-op-01 --seed-file '%s/op.seed'", ct.dir), 0);
+    cr_assert_eq(CT_CLOUD("operator allow otpca-op-01 --manager mgr-01"), 0);
 
     cr_assert_eq(otpca_p11_new(NULL, &ct.p11), OTPCA_ERR_OK);
     ct.mgr = testrig_open(ct.p11, "otpca-mgr-01");
@@ -368,6 +369,7 @@ static inline void ct_add_mgr2(void)
                        ct_bin(), OTPCA_RIG_ROOT_TOKEN, OTPCA_RIG_ROOT_KEY, rig, OTPCA_RIG_ROOT_TOKEN, ct.dir),
                  0, "mgr-02 certificate");
     cr_assert_eq(CT_CLOUD("manager add mgr-02 --ca-cert '%s/mgr-02.pem' --curve-key '%s'", ct.dir, z85pub), 0);
+    cr_assert_eq(CT_CLOUD("operator allow otpca-op-01 --manager mgr-02"), 0);
     ct.root = testrig_open(ct.p11, OTPCA_RIG_ROOT_TOKEN);
     cr_assert_eq(otpca_token_find(ct.root, OTPCA_OBJ_PRIVATE_KEY, OTPCA_RIG_ROOT_KEY, NULL, 0, &ct.root_key),
                  OTPCA_ERR_OK);

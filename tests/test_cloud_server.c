@@ -11,6 +11,8 @@
  */
 #include "cloudtest.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1043,5 +1045,30 @@ Test(cloud, sigterm_during_sync_stops_cleanly)
     c = ct_client();
     cr_expect_eq(otpca_cloud_sync(c, l.window, 0, 3, apply_batch, &v, &to), OTPCA_ERR_OK);
     cr_expect_eq(v.n, 8);
+    otpca_cloud_client_destroy(&c);
+}
+
+/* An operator opens windows only on the managers it was allowed (checked
+ * before its code): otpca-op-02 is registered but allowed none. */
+Test(cloud, an_operator_needs_a_grant_for_the_manager)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/op2.seed", ct.dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "3132333435363738393031323334353637383930\n");
+    fclose(f);
+    chmod(path, 0600);
+    cr_assert_eq(CT_CLOUD("operator add otpca-op-02 --seed-file '%s'", path), 0);
+    otpca_cloud_client *c = ct_client();
+    otpca_cloud_lease l;
+    const char *detail = "";
+    cr_expect_eq(otpca_cloud_window_open(c, "otpca-op-02", 123456, 600, 0, NULL, 0, &l), OTPCA_ERR_REFUSED);
+    cr_expect_eq(otpca_cloud_client_error(c, &detail), OTPCA_WIRE_OPERATOR_REJECTED);
+    cr_expect(strstr(detail, "may not open windows on mgr-01") != NULL, "detail: %s", detail);
+    cr_assert_eq(CT_CLOUD("operator allow otpca-op-02 --manager mgr-01"), 0);
+    cr_expect_eq(otpca_cloud_window_open(c, "otpca-op-02", 123456, 600, 0, NULL, 0, &l), OTPCA_ERR_REFUSED);
+    cr_expect_eq(otpca_cloud_client_error(c, &detail), OTPCA_WIRE_OPERATOR_REJECTED);
+    cr_expect(strstr(detail, "TOTP wrong") != NULL, "now its code is what fails: %s", detail);
     otpca_cloud_client_destroy(&c);
 }

@@ -60,6 +60,7 @@ static void manager_setup(void)
     snprintf(kv, sizeof kv, "%s.kv", path);
     cr_assert(ct_file_value(kv, "curve", z85, sizeof z85), "ca certify printed the CURVE key");
     cr_assert_eq(CT_CLOUD("manager add mgr-07 --ca-cert '%s/mgr-07.pem' --curve-key '%s'", ct.dir, z85), 0);
+    cr_assert_eq(CT_CLOUD("operator allow otpca-op-01 --manager mgr-07"), 0);
     write_config();
 }
 

@@ -43,7 +43,8 @@
 /* Audit events of PROTOCOL.md section 7.6. */
 enum {
     EV_IMPORTED = 9, EV_APPROVED = 10, EV_REVOKED = 11, EV_MANAGER_ADDED = 12, EV_MANAGER_REVOKED = 13,
-    EV_LEASE_ISSUED = 15, EV_UNLOCKED = 16, EV_OPERATOR_ADDED = 17, EV_BATCH_ADDED = 18, EV_INIT = 19
+    EV_LEASE_ISSUED = 15, EV_UNLOCKED = 16, EV_OPERATOR_ADDED = 17, EV_BATCH_ADDED = 18, EV_INIT = 19,
+    EV_OPERATOR_ALLOWED = 20
 };
 
 /* Operators' seeds are sealed under "op:" || id, so their AAD never equals
@@ -84,6 +85,8 @@ static const struct verb {
     {"manager list", "", "List managers: id, active or revoked, CA key id, CURVE key."},
     {"operator add", "ID --seed-file FILE [--digits N] [--period S] [--algorithm SHA1|SHA256]",
      "Register an operator; the TOTP seed (hex, 16-64 bytes) is sealed in the token."},
+    {"operator allow", "ID --manager MGR",
+     "Let an operator open windows on a manager (an operator may open none until allowed)."},
     {"lease issue", "--manager ID --operator ID --duration S --out FILE [--max-enroll N] [--scope B1,B2]",
      "Write a signed offline lease: the manager may open a window on its cached trust list without the cloud."},
 };
@@ -1511,6 +1514,32 @@ int main(int argc, char **argv)
         if (!o.seed_file)
             return usage_error(v, "--seed-file is required");
         return cmd_operator_add(&cfg, arg, &o);
+    }
+    if (!strcmp(v->name, "operator allow")) {
+        if (!arg || !o.manager)
+            return usage_error(v, "which operator (ID) and --manager?");
+        if (!valid_id(arg) || !valid_id(o.manager))
+            return usage_error(v, "an id is 1-64 characters [A-Za-z0-9._:-]");
+        otpca_store *st = NULL;
+        if ((ret = otpca_store_open(cfg.store, &st)))
+            return fail(ret, cfg.store);
+        char detail[128];
+        snprintf(detail, sizeof detail, "may open windows on %s", o.manager);
+        if (!(ret = otpca_store_begin(st)))
+            ret = commit_with_audit(st, otpca_store_operator_grant(st, arg, o.manager), EV_OPERATOR_ALLOWED, arg, detail);
+        otpca_store_destroy(&st);
+        if (ret == OTPCA_ERR_EXISTS) {
+            fprintf(stderr, "otpca-cloud: operator %s may already open windows on %s\n", arg, o.manager);
+            return EXIT_FAILURE;
+        }
+        if (ret == OTPCA_ERR_NOT_FOUND) {
+            fprintf(stderr, "otpca-cloud: operator %s or manager %s is not registered\n", arg, o.manager);
+            return EXIT_FAILURE;
+        }
+        if (ret)
+            return fail(ret, arg);
+        printf("operator %s may open windows on %s\n", arg, o.manager);
+        return EXIT_SUCCESS;
     }
     if (!strcmp(v->name, "batch add") || !strcmp(v->name, "manager add") || !strcmp(v->name, "manager revoke") ||
         !strcmp(v->name, "manager list")) {

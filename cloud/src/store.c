@@ -296,6 +296,20 @@ otpca_err otpca_store_operator_accept_step(otpca_store *s, const char *id, uint6
     return s->be->operator_accept_step(s->impl, id, step);
 }
 
+otpca_err otpca_store_operator_grant(otpca_store *s, const char *op, const char *manager)
+{
+    if (!op || !manager || !id_ok(op) || !id_ok(manager))
+        return bad_arg("operator grant");
+    return s->be->operator_grant(s->impl, op, manager);
+}
+
+otpca_err otpca_store_operator_may(otpca_store *s, const char *op, const char *manager)
+{
+    if (!op || !manager || !id_ok(op) || !id_ok(manager))
+        return bad_arg("operator grant");
+    return s->be->operator_may(s->impl, op, manager);
+}
+
 /* ---- leases ---- */
 
 otpca_err otpca_store_lease_add(otpca_store *s, const otpca_lease *l)

@@ -49,6 +49,8 @@ typedef struct otpca_store_backend {
     otpca_err (*operator_add)(otpca_store_impl *impl, const otpca_operator *o);
     otpca_err (*operator_get)(otpca_store_impl *impl, const char *id, otpca_operator *o);
     otpca_err (*operator_accept_step)(otpca_store_impl *impl, const char *id, uint64_t step);
+    otpca_err (*operator_grant)(otpca_store_impl *impl, const char *op, const char *manager);
+    otpca_err (*operator_may)(otpca_store_impl *impl, const char *op, const char *manager);
 
     otpca_err (*lease_add)(otpca_store_impl *impl, const otpca_lease *l);
     otpca_err (*lease_get)(otpca_store_impl *impl, const uint8_t window[16], otpca_lease *l);

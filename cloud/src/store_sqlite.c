@@ -120,7 +120,15 @@ static const char SCHEMA_V2[] =
     "ALTER TABLE records ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0 CHECK (flagged IN (0, 1));";
 
 /* Migration i takes the schema from version i to i + 1. Append only. */
-static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2};
+/* Version 3: which operator may open windows on which manager. */
+static const char SCHEMA_V3[] =
+    "CREATE TABLE operator_grants ("
+    "  operator_id TEXT NOT NULL REFERENCES operators(id),"
+    "  manager TEXT NOT NULL REFERENCES managers(id),"
+    "  PRIMARY KEY (operator_id, manager)"
+    ") WITHOUT ROWID;";
+
+static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2, SCHEMA_V3};
 #define SCHEMA_VERSION ((unsigned)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
 /* ------------------------------------------------------------ statements */
@@ -155,6 +163,8 @@ enum st_id {
     ST_OPERATOR_ADD,
     ST_OPERATOR_GET,
     ST_OPERATOR_STEP,
+    ST_GRANT_ADD,
+    ST_GRANT_GET,
     ST_LEASE_ADD,
     ST_LEASE_GET,
     ST_LEASE_BY_NONCE,
@@ -193,6 +203,8 @@ static const char *const SQL[ST_COUNT] = {
     [ST_OPERATOR_ADD] = "INSERT INTO operators(" OP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_OPERATOR_GET] = "SELECT " OP_COLS " FROM operators WHERE id = ?1",
     [ST_OPERATOR_STEP] = "UPDATE operators SET last_step = ?2 WHERE id = ?1 AND last_step < ?2",
+    [ST_GRANT_ADD] = "INSERT INTO operator_grants(operator_id, manager) VALUES (?1, ?2)",
+    [ST_GRANT_GET] = "SELECT 1 FROM operator_grants WHERE operator_id = ?1 AND manager = ?2",
     [ST_LEASE_ADD] = "INSERT INTO leases(" LEASE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_LEASE_GET] = "SELECT " LEASE_COLS " FROM leases WHERE window_id = ?1",
     [ST_LEASE_BY_NONCE] = "SELECT " LEASE_COLS " FROM leases WHERE open_nonce = ?1",
@@ -721,6 +733,36 @@ static otpca_err sq_operator_accept_step(otpca_store_impl *s, const char *id, ui
     return ret ? ret : OTPCA_ERR_STATE;
 }
 
+static otpca_err sq_operator_grant(otpca_store_impl *s, const char *op, const char *manager)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_OK;
+    otpca_err ret = otpca_sqlite_write_stmt(&s->q, ST_GRANT_ADD, &st);
+    if (ret)
+        return ret;
+    otpca_sqlite_bind_text(st, 1, op, &rc);
+    otpca_sqlite_bind_text(st, 2, manager, &rc);
+    return otpca_sqlite_step_done(&s->q, st, rc, "grant an operator a manager");
+}
+
+static otpca_err sq_operator_may(otpca_store_impl *s, const char *op, const char *manager)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_OK;
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_GRANT_GET, &st);
+    if (ret)
+        return ret;
+    otpca_sqlite_bind_text(st, 1, op, &rc);
+    otpca_sqlite_bind_text(st, 2, manager, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    ret = rc == SQLITE_ROW    ? OTPCA_ERR_OK
+          : rc == SQLITE_DONE ? OTPCA_ERR_NOT_FOUND
+                              : otpca_sqlite_err(&s->q, rc, "read an operator's grants");
+    otpca_sqlite_reset(st);
+    return ret;
+}
+
 /* ---------------------------------------------------------------- leases */
 
 static otpca_err sq_lease_add(otpca_store_impl *s, const otpca_lease *l)
@@ -1019,6 +1061,8 @@ const otpca_store_backend otpca_store_sqlite_backend = {
     .operator_add = sq_operator_add,
     .operator_get = sq_operator_get,
     .operator_accept_step = sq_operator_accept_step,
+    .operator_grant = sq_operator_grant,
+    .operator_may = sq_operator_may,
     .lease_add = sq_lease_add,
     .lease_get = sq_lease_get,
     .lease_by_nonce = sq_lease_by_nonce,

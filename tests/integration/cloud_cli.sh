@@ -150,6 +150,11 @@ expect_eq "audit events for batch, manager and operator" "$events" "18 12 13 17"
 expect_fail "lease for a revoked manager" 1 "manager mgr-01 is revoked" -- cc lease issue --manager mgr-01 --operator "$op" --duration 3600 --out "$WORK/lease0.cbor"
 curve3='Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID'
 cc manager add mgr-03 --ca-cert "$WORK/mgr-ca.pem" --curve-key "$curve3" >/dev/null 2>&1 || bad "manager add mgr-03"
+out=$(cc operator allow "$op" --manager mgr-03 2>&1)
+expect_eq "operator allow" "$out" "operator $op may open windows on mgr-03"
+expect_fail "operator allowed twice" 1 "may already open windows on mgr-03" -- cc operator allow "$op" --manager mgr-03
+expect_fail "operator allowed an unknown manager" 1 "is not registered" -- cc operator allow "$op" --manager mgr-99
+expect_fail "operator allow without --manager" 2 "and --manager" -- cc operator allow "$op"
 if cc lease issue --manager mgr-03 --operator "$op" --duration 7200 --max-enroll 50 --scope batch-01 --out "$WORK/lease.cbor" >"$WORK/out" 2>"$WORK/err" &&
     grep -q "offline lease for mgr-03 written to" "$WORK/out"; then
     ok "lease issue"

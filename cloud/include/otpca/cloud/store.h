@@ -166,6 +166,14 @@ otpca_err otpca_store_operator_get(otpca_store *s, const char *id, otpca_operato
 otpca_err otpca_store_operator_accept_step(otpca_store *s, const char *id, uint64_t step)
     __attribute__((warn_unused_result));
 
+/* Which managers an operator may open windows on (none until granted):
+ * grant gives EXISTS if already granted, NOT_FOUND for an unknown operator
+ * or manager; may answers OTPCA_ERR_OK or NOT_FOUND. */
+otpca_err otpca_store_operator_grant(otpca_store *s, const char *op, const char *manager)
+    __attribute__((warn_unused_result));
+otpca_err otpca_store_operator_may(otpca_store *s, const char *op, const char *manager)
+    __attribute__((warn_unused_result));
+
 /* ---- leases ---- */
 typedef struct otpca_lease {
     uint8_t window[16];
