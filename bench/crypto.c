@@ -49,23 +49,13 @@
 #include "otpca/token/token.h"
 #include "otpca/token/wolf.h"
 
+#include "benchca.h"
 #include "benchutil.h"
-
-/* What CMake found (CMakeLists.txt); the headers must agree. */
-#ifndef OTPCA_WOLFSSL_BUILD
-#error "OTPCA_WOLFSSL_BUILD, OTPCA_WOLFSSL_SP and OTPCA_WOLFSSL_VERSION come from bench/CMakeLists.txt"
-#endif
-#if defined(WOLFSSL_HAVE_SP_ECC) != OTPCA_WOLFSSL_SP
-#error "OTPCA_WOLFSSL_SP disagrees with WOLFSSL_HAVE_SP_ECC in the wolfssl/options.h compiled against"
-#endif
-#ifndef OTPCA_WOLFSSL_PREFIX
-#define OTPCA_WOLFSSL_PREFIX "?"
-#endif
 
 #define DEFAULT_SECONDS 1.0
 #define DEFAULT_ROUNDS 5u
 #define POOL 256        /* peer / device keys, digests, signatures */
-#define MGR_LABEL "otpca-mgr-01"
+#define MGR_LABEL BENCH_CA_MGR_LABEL
 
 /* ---- state -------------------------------------------------------------- */
 
@@ -87,14 +77,10 @@ struct bench {
     struct peer *peer; /* POOL */
 
     /* token side */
-    otpca_p11_t *p11;
-    otpca_token_t *root_tok, *mgr_tok;
-    otpca_obj_t root_key, mgr_key;
-    uint8_t mgr_pub[OTPCA_EC_P256_SEC1_LEN];
+    struct bench_ca ca;
     otpca_wolf_signer signer; /* the manager's CA key for wolfCrypt */
     int signer_ok;
-    unsigned char root_der[OTPCA_CERT_DER_MAX], mgr_der[OTPCA_CERT_DER_MAX];
-    size_t root_der_len, mgr_der_len, node_der_len;
+    size_t node_der_len;
 
     /* failures */
     char what[160]; /* room for a failure message that names something */
@@ -196,7 +182,7 @@ static int op_token_sign(struct bench *b, uint64_t i)
 {
     unsigned char sig[OTPCA_SIG_RAW_LEN];
     size_t sig_len = sizeof sig;
-    otpca_err err = otpca_token_sign_digest(b->mgr_tok, b->mgr_key, peer_at(b, i)->digest, 32,
+    otpca_err err = otpca_token_sign_digest(b->ca.mgr_tok, b->ca.mgr_key, peer_at(b, i)->digest, 32,
                                             OTPCA_SIG_RAW, sig, &sig_len);
     if (err)
         return lib_fail(b, err, "otpca_token_sign_digest");
@@ -211,8 +197,8 @@ static int issue_node(struct bench *b, uint64_t i, unsigned char *der, size_t *d
     otpca_cert_req req = {.common_name = cn,
                           .organization = "otpca",
                           .subject_sec1 = peer_at(b, i)->pub,
-                          .issuer_der = b->mgr_der,
-                          .issuer_der_len = b->mgr_der_len,
+                          .issuer_der = b->ca.mgr_der,
+                          .issuer_der_len = b->ca.mgr_der_len,
                           .is_ca = 0,
                           .path_len = -1,
                           .days = 365};
@@ -349,66 +335,14 @@ static int setup_wolf(struct bench *b)
     return 0;
 }
 
-static int open_token(struct bench *b, const char *rig, const char *label, otpca_token_t **tok)
-{
-    char uri_s[128], pin_path[PATH_MAX];
-    otpca_p11_uri uri;
-    memset(&uri, 0, sizeof uri);
-    snprintf(uri_s, sizeof uri_s, "pkcs11:token=%s", label);
-    if (snprintf(pin_path, sizeof pin_path, "%s/pins/%s.pin", rig, label) >= (int)sizeof pin_path)
-        return lib_fail(b, OTPCA_ERR_INVALID_ARG, "PIN file path");
-    otpca_err err = otpca_p11_uri_parse(uri_s, &uri);
-    if (!err) {
-        otpca_pin_src pin = {.kind = OTPCA_PIN_FILE, .path = pin_path};
-        err = otpca_token_open_uri(b->p11, &uri, &pin, tok);
-    }
-    otpca_p11_uri_clear(&uri);
-    if (err) {
-        snprintf(b->what, sizeof b->what, "token %s of rig %s", label, rig);
-        return lib_fail(b, err, b->what);
-    }
-    return 0;
-}
-
-/* The root and manager tokens, the manager's CA key bound to wolfCrypt, and
- * the chain root -> manager the node certificates hang from. */
+/* The root and manager tokens, the chain root -> manager the node
+ * certificates hang from, and the manager's CA key bound to wolfCrypt. */
 static int setup_tokens(struct bench *b, const char *module, const char *rig)
 {
     otpca_err err;
-    otpca_wolf_signer root_signer;
-    err = otpca_p11_new(module, &b->p11);
-    if (err) {
-        snprintf(b->what, sizeof b->what, "PKCS#11 module %s", module);
-        return lib_fail(b, err, b->what);
-    }
-    if (open_token(b, rig, OTPCA_RIG_ROOT_TOKEN, &b->root_tok) != 0 ||
-        open_token(b, rig, MGR_LABEL, &b->mgr_tok) != 0)
+    if (bench_ca_open(&b->ca, module, rig, &b->fail, b->what, sizeof b->what) != 0)
         return -1;
-    if ((err = otpca_token_find(b->root_tok, OTPCA_OBJ_PRIVATE_KEY, OTPCA_RIG_ROOT_KEY, NULL, 0,
-                                &b->root_key)) ||
-        (err = otpca_token_find(b->mgr_tok, OTPCA_OBJ_PRIVATE_KEY, OTPCA_RIG_MANAGER_KEY, NULL, 0,
-                                &b->mgr_key)) ||
-        (err = otpca_token_pubkey_sec1(b->mgr_tok, b->mgr_key, b->mgr_pub)))
-        return lib_fail(b, err, "token keys " OTPCA_RIG_ROOT_KEY "/" OTPCA_RIG_MANAGER_KEY);
-
-    if ((err = otpca_wolf_signer_init(&root_signer, b->root_tok, b->root_key)))
-        return lib_fail(b, err, "otpca_wolf_signer_init(root)");
-    otpca_cert_req root = {.common_name = "otpca bench root", .organization = "otpca", .is_ca = 1,
-                           .path_len = 1, .days = 30};
-    otpca_cert_req mgr = {.common_name = "otpca bench manager 01", .organization = "otpca",
-                          .subject_sec1 = b->mgr_pub, .is_ca = 1, .path_len = 0, .days = 30};
-    b->root_der_len = sizeof b->root_der;
-    err = otpca_cert_issue(&root_signer, &root, b->root_der, &b->root_der_len);
-    if (!err) {
-        mgr.issuer_der = b->root_der;
-        mgr.issuer_der_len = b->root_der_len;
-        b->mgr_der_len = sizeof b->mgr_der;
-        err = otpca_cert_issue(&root_signer, &mgr, b->mgr_der, &b->mgr_der_len);
-    }
-    otpca_wolf_signer_free(&root_signer);
-    if (err)
-        return lib_fail(b, err, "otpca_cert_issue(root, manager)");
-    if ((err = otpca_wolf_signer_init(&b->signer, b->mgr_tok, b->mgr_key)))
+    if ((err = otpca_wolf_signer_init(&b->signer, b->ca.mgr_tok, b->ca.mgr_key)))
         return lib_fail(b, err, "otpca_wolf_signer_init(manager)");
     b->signer_ok = 1;
     return 0;
@@ -419,9 +353,7 @@ static void teardown(struct bench *b)
     if (b->signer_ok)
         otpca_wolf_signer_free(&b->signer);
     b->signer_ok = 0;
-    otpca_token_destroy(&b->mgr_tok);
-    otpca_token_destroy(&b->root_tok);
-    otpca_p11_destroy(&b->p11);
+    bench_ca_close(&b->ca);
     if (b->peer0_ok)
         wc_ecc_free(&b->peer0);
     if (b->own_ok)
@@ -501,13 +433,13 @@ static int sanity(struct bench *b)
     /* Token: its signature verifies under the manager's public key. */
     unsigned char raw[OTPCA_SIG_RAW_LEN];
     size_t raw_len = sizeof raw;
-    otpca_err err = otpca_token_sign_digest(b->mgr_tok, b->mgr_key, b->peer[2].digest, 32,
+    otpca_err err = otpca_token_sign_digest(b->ca.mgr_tok, b->ca.mgr_key, b->peer[2].digest, 32,
                                             OTPCA_SIG_RAW, raw, &raw_len);
     if (err)
         return lib_fail(b, err, "otpca_token_sign_digest");
     der_len = sizeof der;
     if (wc_ecc_rs_raw_to_sig(raw, 32, raw + 32, 32, der, &der_len) != 0 ||
-        !verify_der(b->mgr_pub, der, der_len, b->peer[2].digest))
+        !verify_der(b->ca.mgr_pub, der, der_len, b->peer[2].digest))
         return sanity_fail("the token's signature does not verify under the manager key");
 
     /* Certificates: the token signs them (the signer counts), and root ->
@@ -518,19 +450,11 @@ static int sanity(struct bench *b)
         return -1;
     if (b->signer.signatures != before + 1)
         return sanity_fail("the node certificate was not signed by the token");
-    WOLFSSL_CERT_MANAGER *cm = wolfSSL_CertManagerNew();
-    if (!cm)
+    int ok = bench_ca_verify(&b->ca, node, b->node_der_len);
+    if (ok < 0)
         return sanity_fail("wolfSSL_CertManagerNew");
-    int ok = wolfSSL_CertManagerLoadCABuffer(cm, b->root_der, (long)b->root_der_len,
-                                             WOLFSSL_FILETYPE_ASN1) == WOLFSSL_SUCCESS &&
-             wolfSSL_CertManagerLoadCABuffer(cm, b->mgr_der, (long)b->mgr_der_len,
-                                             WOLFSSL_FILETYPE_ASN1) == WOLFSSL_SUCCESS &&
-             wolfSSL_CertManagerVerifyBuffer(cm, node, (long)b->node_der_len,
-                                             WOLFSSL_FILETYPE_ASN1) == WOLFSSL_SUCCESS;
     node[b->node_der_len - 5] ^= 0x01; /* inside the signature */
-    int tampered = wolfSSL_CertManagerVerifyBuffer(cm, node, (long)b->node_der_len,
-                                                   WOLFSSL_FILETYPE_ASN1) == WOLFSSL_SUCCESS;
-    wolfSSL_CertManagerFree(cm);
+    int tampered = bench_ca_verify(&b->ca, node, b->node_der_len) == 1;
     if (!ok)
         return sanity_fail("root -> manager -> node does not verify");
     if (tampered)
@@ -541,28 +465,22 @@ static int sanity(struct bench *b)
 /* ---- output ------------------------------------------------------------------- */
 
 struct env {
-    struct bench_args args; /* extra: --rig */
-    const char *module;
-    struct bench_rig rig;
-    struct bench_host host;
-    char ecc[256];
+    struct bench_ca_env c;
     size_t node_cert_len;
     double cpu_share;
 };
-
-static const char *sp_word(void) { return OTPCA_WOLFSSL_SP ? "on" : "off"; }
 
 static void print_header(const struct env *e)
 {
     printf("otpca-bench-crypto: P-256 with wolfCrypt and with a SoftHSM token, single-threaded\n");
     printf("  wolfSSL  %s, %s (%s), SP ECC %s; linked library %s; %s\n", OTPCA_WOLFSSL_VERSION,
-           OTPCA_WOLFSSL_BUILD, OTPCA_WOLFSSL_PREFIX, sp_word(), wolfSSL_lib_version(), e->ecc);
-    bench_print_host(stdout, &e->host, 1);
+           OTPCA_WOLFSSL_BUILD, OTPCA_WOLFSSL_PREFIX, bench_ca_sp_word(), wolfSSL_lib_version(), e->c.ecc);
+    bench_print_host(stdout, &e->c.host, 1);
     printf("  token    %s key %s (root %s), module %s, rig %s%s\n", MGR_LABEL, OTPCA_RIG_MANAGER_KEY,
-           OTPCA_RIG_ROOT_TOKEN, e->module, e->rig.dir, e->rig.throwaway ? " (throw-away)" : "");
+           OTPCA_RIG_ROOT_TOKEN, e->c.module, e->c.rig.dir, e->c.rig.throwaway ? " (throw-away)" : "");
     printf("  timing   %.2f s CPU time per operation in %u rounds, the order rotating every round, "
            "warm-up first; rates per CPU-second; %u keys in the pool; node certificate %zu B\n\n",
-           e->args.seconds, e->args.rounds, POOL, e->node_cert_len);
+           e->c.args.seconds, e->c.args.rounds, POOL, e->node_cert_len);
     printf("%-14s %11s %10s %21s  %s\n", "operation", "ops/s", "us/op", "rounds min..max/s", "what");
     fflush(stdout);
 }
@@ -577,25 +495,11 @@ static void print_row(const struct op *o, const struct result *r)
 
 static void print_json(const struct env *e, const struct result *res)
 {
-    printf("{\"benchmark\":\"crypto\",\"wolfssl\":{\"version\":");
-    bench_json_str(stdout, OTPCA_WOLFSSL_VERSION);
-    printf(",\"build\":");
-    bench_json_str(stdout, OTPCA_WOLFSSL_BUILD);
-    printf(",\"sp_ecc\":%s,\"prefix\":", OTPCA_WOLFSSL_SP ? "true" : "false");
-    bench_json_str(stdout, OTPCA_WOLFSSL_PREFIX);
-    printf(",\"library_version\":");
-    bench_json_str(stdout, wolfSSL_lib_version());
-    printf(",\"ecc\":");
-    bench_json_str(stdout, e->ecc);
-    printf("},");
-    bench_json_host(stdout, &e->host, 1);
-    printf(",\"module\":");
-    bench_json_str(stdout, e->module);
-    printf(",\"rig\":");
-    bench_json_str(stdout, e->rig.dir);
-    printf(",\"throwaway_rig\":%s,\"threads\":1,\"seconds\":%.3f,\"rounds\":%u,\"pool\":%u,"
+    printf("{\"benchmark\":\"crypto\",");
+    bench_ca_json_env(&e->c);
+    printf(",\"threads\":1,\"seconds\":%.3f,\"rounds\":%u,\"pool\":%u,"
            "\"node_cert_bytes\":%zu,\"results\":[",
-           e->rig.throwaway ? "true" : "false", e->args.seconds, e->args.rounds, POOL,
+           e->c.args.seconds, e->c.args.rounds, POOL,
            e->node_cert_len);
     for (size_t k = 0; k < NOPS; k++) {
         const struct result *r = &res[k];
@@ -626,27 +530,26 @@ static void usage(FILE *f)
             "               throw-away rig in a temporary directory, removed at the end)\n"
             "  The module is OTPCA_PKCS11_MODULE or %s.\n"
             "  bench/crypto.sh runs the SP and the packaged build side by side.\n",
-            OTPCA_WOLFSSL_VERSION, OTPCA_WOLFSSL_BUILD, sp_word(), DEFAULT_SECONDS, DEFAULT_ROUNDS,
+            OTPCA_WOLFSSL_VERSION, OTPCA_WOLFSSL_BUILD, bench_ca_sp_word(), DEFAULT_SECONDS, DEFAULT_ROUNDS,
             OTPCA_RIG_ROOT_TOKEN, MGR_LABEL, otpca_p11_default_module());
 }
 
 int main(int argc, char **argv)
 {
     static struct bench b;
-    struct env e = {.args = {DEFAULT_SECONDS, DEFAULT_ROUNDS, 0, NULL}};
+    struct env e = {.c.args = {DEFAULT_SECONDS, DEFAULT_ROUNDS, 0, NULL}};
     struct result res[NOPS];
     int ret = EXIT_FAILURE, wolf_ok = 0;
-    otpca_err err;
 
     memset(res, 0, sizeof res);
     otpca_log_init("otpca-bench-crypto", OTPCA_LOG_WARN, OTPCA_LOG_TEXT);
 
-    int rc = bench_start(argc, argv, "otpca-bench-crypto", "rig", usage, &e.args, &e.host);
+    int rc = bench_start(argc, argv, "otpca-bench-crypto", "rig", usage, &e.c.args, &e.c.host);
     if (rc >= 0)
         return rc;
-    const int json = e.args.json;
-    e.module = bench_pkcs11_module(otpca_p11_default_module());
-    bench_ecc_config(e.ecc, sizeof e.ecc, 1);
+    const int json = e.c.args.json;
+    e.c.module = bench_pkcs11_module(otpca_p11_default_module());
+    bench_ecc_config(e.c.ecc, sizeof e.c.ecc, 1);
 
     if (wolfSSL_Init() != WOLFSSL_SUCCESS) {
         fprintf(stderr, "otpca-bench-crypto: wolfSSL_Init failed\n");
@@ -656,29 +559,21 @@ int main(int argc, char **argv)
 
     /* The rig: a throw-away one (otpca_rig_create sets SOFTHSM2_CONF and
      * loads/unloads the module), or an existing one. */
-    if (bench_rig_open(&e.rig, "otpca-bench-crypto", e.args.extra, " (root, cloud, one manager)",
-                       json) != 0)
+    if (bench_ca_rig_open(&e.c.rig, "otpca-bench-crypto", e.c.args.extra, e.c.module, json) != 0)
         goto out;
-    if (e.rig.throwaway) {
-        err = otpca_rig_create(e.rig.dir, e.module, 0, 1, NULL, NULL);
-        if (err) {
-            fprintf(stderr, "otpca-bench-crypto: rig: %s\n", otpca_strerror(err));
-            goto out;
-        }
-        if (bench_stop)
-            goto fail;
-    }
+    if (bench_stop)
+        goto fail;
 
     if (!json)
         fprintf(stderr, "preparing %u keys, the root -> manager chain and the sanity checks ...\n",
                 POOL);
-    if (setup_wolf(&b) != 0 || setup_tokens(&b, e.module, e.rig.dir) != 0 || sanity(&b) != 0)
+    if (setup_wolf(&b) != 0 || setup_tokens(&b, e.c.module, e.c.rig.dir) != 0 || sanity(&b) != 0)
         goto fail;
     e.node_cert_len = b.node_der_len;
 
     if (!json)
         print_header(&e);
-    if (measure(&b, e.args.seconds, e.args.rounds, res) != 0)
+    if (measure(&b, e.c.args.seconds, e.c.args.rounds, res) != 0)
         goto fail;
     struct bench_tally all = {0, 0, 0};
     for (size_t k = 0; k < NOPS; k++)
@@ -698,12 +593,8 @@ fail:
     ret = bench_fail_wc("otpca-bench-crypto", &b.fail, otpca_strerror(b.fail.err));
 out:
     teardown(&b);
-    if (wolf_ok) {
-#ifdef FP_ECC
-        wc_ecc_fp_free();
-#endif
-        wolfSSL_Cleanup();
-    }
-    bench_rig_close(&e.rig);
+    if (wolf_ok)
+        bench_ca_wolf_cleanup();
+    bench_rig_close(&e.c.rig);
     return ret;
 }
