@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include "otpca/cloud/seeds.h"
 #include "otpca/cloud/server.h"
 #include "otpca/cloud/store.h"
+#include "otpca/common/config.h"
 #include "otpca/common/hex.h"
 #include "otpca/common/log.h"
 #include "otpca/common/secmem.h"
@@ -1388,13 +1390,10 @@ int main(int argc, char **argv)
         case 's':
             o.state = optarg;
             break;
-        case 'l': {
-            char *end;
-            o.limit = strtol(optarg, &end, 10);
-            if (*end || o.limit < 1)
+        case 'l':
+            if (otpca_option_long(optarg, 1, LONG_MAX, &o.limit))
                 return usage_error(v, "--limit wants a positive number");
             break;
-        }
         case 'r':
             o.reason = optarg;
             break;
@@ -1432,27 +1431,21 @@ int main(int argc, char **argv)
             o.out = optarg;
             break;
         case 'D':
-        case 'E': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (c == 'D' && (*end || n < 1 || n > 2592000))
+            if (otpca_option_long(optarg, 1, 2592000, &o.duration))
                 return usage_error(v, "--duration must be 1 to 2592000 seconds");
-            if (c == 'E' && (*end || n < 1 || n > 100000000))
+            break;
+        case 'E':
+            if (otpca_option_long(optarg, 1, 100000000, &o.max_enroll))
                 return usage_error(v, "--max-enroll must be 1 to 100000000");
-            *(c == 'D' ? &o.duration : &o.max_enroll) = n;
             break;
-        }
         case 'd':
-        case 'p': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (c == 'd' && (*end || n < 6 || n > 8))
+            if (otpca_option_long(optarg, 6, 8, &o.digits))
                 return usage_error(v, "--digits must be 6 to 8");
-            if (c == 'p' && (*end || n < 1 || n > 3600))
-                return usage_error(v, "--period must be 1 to 3600 seconds");
-            *(c == 'd' ? &o.digits : &o.period) = n;
             break;
-        }
+        case 'p':
+            if (otpca_option_long(optarg, 1, 3600, &o.period))
+                return usage_error(v, "--period must be 1 to 3600 seconds");
+            break;
         case 'h':
             printf("usage: otpca-cloud %s %s\n  %s\n", v->name, v->args, v->help);
             return EXIT_SUCCESS;

@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,4 +141,13 @@ otpca_err otpca_config_uint(const char *value, unsigned long min, unsigned long 
         return OTPCA_ERR_CONFIG;
     *out = v;
     return OTPCA_ERR_OK;
+}
+
+int otpca_option_long(const char *text, unsigned long min, unsigned long max, long *out)
+{
+    unsigned long v;
+    if (max > (unsigned long)LONG_MAX || otpca_config_uint(text, min, max, &v))
+        return -1;
+    *out = (long)v;
+    return 0;
 }

@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #include "otpca/cloud/curvekey.h"
+#include "otpca/common/config.h"
 #include "otpca/common/hex.h"
 #include "otpca/common/log.h"
 #include "otpca/common/secmem.h"
@@ -511,7 +512,6 @@ int main(int argc, char **argv)
     int c;
     optind = 3;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        char *end;
         switch (c) {
         case 'k': o.key = optarg; break;
         case 'r': o.root = optarg; break;
@@ -529,18 +529,15 @@ int main(int argc, char **argv)
         case 'L': o.lease = optarg; break;
         case 'T': o.totp_stdin = 1; break;
         case 'F':
-            o.pin_fd = strtol(optarg, &end, 10);
-            if (*end || o.pin_fd < 0 || o.pin_fd > 65535)
+            if (otpca_option_long(optarg, 0, 65535, &o.pin_fd))
                 return usage_error(v, "--pin-fd wants a file descriptor number");
             break;
         case 'd':
-            o.days = strtol(optarg, &end, 10);
-            if (*end || o.days < 1 || o.days > 36500)
+            if (otpca_option_long(optarg, 1, 36500, &o.days))
                 return usage_error(v, "--days must be 1 to 36500");
             break;
         case 'P':
-            o.pen = strtol(optarg, &end, 10);
-            if (*end || o.pen < 1 || o.pen > 4294967295L)
+            if (otpca_option_long(optarg, 1, 4294967295UL, &o.pen))
                 return usage_error(v, "--pen must be a Private Enterprise Number (1 to 4294967295)");
             break;
         case 'h':

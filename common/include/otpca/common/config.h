@@ -32,4 +32,9 @@ otpca_err otpca_config_load(const char *path, const char *env_prefix, const otpc
 otpca_err otpca_config_uint(const char *value, unsigned long min, unsigned long max, unsigned long *out)
     __attribute__((warn_unused_result));
 
+/* The same rule for a command-line option value, into a long (max at
+ * most LONG_MAX): 0, or -1 if it is not a number in [min, max]. */
+int otpca_option_long(const char *text, unsigned long min, unsigned long max, long *out)
+    __attribute__((warn_unused_result));
+
 #endif
