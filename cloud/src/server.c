@@ -399,12 +399,13 @@ static size_t on_window_open(struct worker *w, const char *who, const uint8_t *i
                            (int64_t)(req.time - t));
     buf_to_str(req.operator_, op_id, sizeof op_id);
     uint64_t step = 0;
-    if (!otpca_store_operator_get(w->st, op_id, &op) && otpca_store_operator_may(w->st, op_id, who)) {
+    ret = otpca_store_operator_get(w->st, op_id, &op);
+    if (!ret && otpca_store_operator_may(w->st, op_id, who)) {
         log_warn("worker %u: WindowOpen from %s: operator %s may not open its windows", w->idx, who, op_id);
         audit(w->st, EV_REJECTED, ACTOR, who, "window open refused: operator %s not granted this manager", op_id);
         return error_reply(w, OTPCA_WIRE_OPERATOR_REJECTED, nonce, "operator %s may not open windows on %s", op_id, who);
     }
-    if ((ret = otpca_store_operator_get(w->st, op_id, &op)) || check_operator_totp(w, &op, req.totp, t, &step)) {
+    if (ret || check_operator_totp(w, &op, req.totp, t, &step)) {
         log_warn("worker %u: WindowOpen from %s: operator %s %s", w->idx, who, op_id,
                  ret ? "unknown" : "TOTP wrong");
         audit(w->st, EV_REJECTED, ACTOR, who, "window open refused: operator %s %s", op_id,

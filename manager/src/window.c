@@ -85,6 +85,7 @@ struct worker {
     otpca_mgr_issuer is;
     void *sock;
     uint8_t *seed; /* locked, OTPCA_SEEDBOX_SEED_MAX */
+    otpca_mdevice dev; /* the device the last check looked up (issue needs its MAC) */
     uint8_t out[OUT_MAX];
 };
 
@@ -192,26 +193,26 @@ static int open_seed(struct mgr *m, const otpca_mdevice *d, uint8_t *seed, size_
 static otpca_err hook_device(void *arg, const char *serial, otpca_mgr_device *out)
 {
     struct worker *w = arg;
-    otpca_mdevice d;
-    otpca_err ret = otpca_mstore_device_get(w->st, serial, &d);
+    const otpca_mdevice *d = &w->dev; /* kept for otpca_mgr_issue */
+    otpca_err ret = otpca_mstore_device_get(w->st, serial, &w->dev);
     if (ret)
         return ret;
     memset(out, 0, sizeof *out);
-    out->state = d.state;
+    out->state = d->state;
     out->in_scope = w->m->nscope == 0;
     for (size_t i = 0; i < w->m->nscope && !out->in_scope; i++)
-        out->in_scope = !strcmp(w->m->scope[i], d.batch);
-    memcpy(out->pubkey, d.pubkey, d.pubkey_len);
-    out->pubkey_len = d.pubkey_len;
+        out->in_scope = !strcmp(w->m->scope[i], d->batch);
+    memcpy(out->pubkey, d->pubkey, d->pubkey_len);
+    out->pubkey_len = d->pubkey_len;
     size_t len = 0;
-    if (d.seed_len && open_seed(w->m, &d, w->seed, &len) == 0) {
+    if (d->seed_len && open_seed(w->m, d, w->seed, &len) == 0) {
         out->seed = w->seed;
         out->seed_len = len;
     }
-    out->digits = d.digits;
-    out->period = d.period;
-    out->algorithm = d.algorithm;
-    out->last_step = d.last_step;
+    out->digits = d->digits;
+    out->period = d->period;
+    out->algorithm = d->algorithm;
+    out->last_step = d->last_step;
     return OTPCA_ERR_OK;
 }
 
@@ -328,13 +329,13 @@ static size_t on_enroll(struct worker *w, const uint8_t *in, size_t len)
     if (v.reason != OTPCA_MGR_OK)
         return reject(w, &v);
 
-    otpca_mdevice d;
+    /* w->dev: the device the accepted check looked up (no second read). */
     otpca_mrecord *r = calloc(1, sizeof *r);
     size_t out_len = 0;
-    otpca_err ret = r ? otpca_mstore_device_get(w->st, v.serial, &d) : OTPCA_ERR_NOMEM;
+    otpca_err ret = r ? OTPCA_ERR_OK : OTPCA_ERR_NOMEM;
     if (!ret) {
         r->cert_len = sizeof r->cert;
-        ret = otpca_mgr_issue(&w->is, &v, d.mac, d.mac_len, now_s(), r->id, r->cert, &r->cert_len, w->out,
+        ret = otpca_mgr_issue(&w->is, &v, w->dev.mac, w->dev.mac_len, now_s(), r->id, r->cert, &r->cert_len, w->out,
                               sizeof w->out, &out_len);
     }
     /* Journaled (fsync) before the response leaves; the step accepted in
