@@ -857,6 +857,45 @@ Test(mstore, nonces_refuse_replay_and_survive_a_restart)
     otpca_mstore_destroy(&s);
 }
 
+struct seen {
+    uint8_t nonce[4][16];
+    uint64_t time[4];
+    int n;
+};
+
+static int collect_nonce(const uint8_t nonce[16], uint64_t t, void *arg)
+{
+    struct seen *v = arg;
+    if (v->n == 4)
+        return 1;
+    memcpy(v->nonce[v->n], nonce, 16);
+    v->time[v->n++] = t;
+    return 0;
+}
+
+/* A window starting again reads back the nonces still worth refusing. */
+Test(mstore, nonces_are_read_back_from_a_time_on)
+{
+    otpca_mstore *s = open_mstore();
+    uint8_t n[3][16];
+    for (int i = 0; i < 3; i++) {
+        memset(n[i], 0x30 + i, 16);
+        cr_assert_eq(otpca_mstore_nonce_add(s, n[i], 1000 + 1000 * (uint64_t)i), OTPCA_ERR_OK);
+    }
+    struct seen v = {0};
+    cr_assert_eq(otpca_mstore_nonces(s, 2000, collect_nonce, &v), OTPCA_ERR_OK);
+    cr_assert_eq(v.n, 2, "the nonces from time 2000 on");
+    for (int i = 0; i < v.n; i++) {
+        cr_expect_geq(v.time[i], 2000);
+        cr_expect(!memcmp(v.nonce[i], n[v.time[i] / 1000 - 1], 16), "each with its own time");
+    }
+    memset(&v, 0, sizeof v);
+    cr_assert_eq(otpca_mstore_nonces(s, 0, collect_nonce, &v), OTPCA_ERR_OK);
+    cr_expect_eq(v.n, 3);
+    cr_expect_eq(otpca_mstore_nonces(s, 0, NULL, NULL), OTPCA_ERR_INVALID_ARG);
+    otpca_mstore_destroy(&s);
+}
+
 /* --------------------------------------------------------------- records */
 
 static void issued(otpca_mrecord *r, uint8_t id, const char *serial)

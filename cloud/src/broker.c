@@ -1,6 +1,7 @@
 /* The load-balancing broker between a ROUTER and worker threads (broker.h). */
 #include "otpca/cloud/broker.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "otpca/common/log.h"
@@ -108,13 +109,47 @@ void otpca_broker_worker(void *sock, otpca_broker_handler handle, void *arg)
         memcpy(user, zmq_msg_data(&f[1]), ul);
         user[ul] = '\0';
         const uint8_t *out = NULL;
-        size_t len = handle(arg, user, zmq_msg_data(&f[2]), zmq_msg_size(&f[2]), &out);
+        size_t len = handle(arg, user, &f[0], zmq_msg_data(&f[2]), zmq_msg_size(&f[2]), &out);
         zmq_msg_close(&f[1]);
         zmq_msg_close(&f[2]);
+        if (len == OTPCA_BROKER_DEFERRED) { /* the handler kept the client id */
+            zmq_msg_close(&f[0]);
+            if (zmq_send(sock, READY, 1, 0) < 0)
+                return;
+            continue;
+        }
         /* [client id, reply] back to the broker */
         if (zmq_msg_send(&f[0], sock, ZMQ_SNDMORE) < 0 || zmq_send(sock, out, len, 0) < 0) {
             zmq_msg_close(&f[0]);
             return;
         }
     }
+}
+
+int otpca_broker_forward(void *from, void *frontend, int flags)
+{
+    zmq_msg_t f[2];
+    zmq_msg_init(&f[0]);
+    if (zmq_msg_recv(&f[0], from, flags) < 0) {
+        zmq_msg_close(&f[0]);
+        return zmq_errno() == EAGAIN || zmq_errno() == EINTR ? 0 : -1;
+    }
+    if (!zmq_msg_more(&f[0])) {
+        zmq_msg_close(&f[0]);
+        return 0;
+    }
+    int n = otpca_zmq_recv_parts(from, &f[1], 1);
+    if (n == -2) {
+        zmq_msg_close(&f[0]);
+        return -1;
+    }
+    if (n != 1) {
+        zmq_msg_close(&f[0]);
+        return 0;
+    }
+    zmq_msg_send(&f[0], frontend, ZMQ_SNDMORE);
+    zmq_msg_send(&f[1], frontend, 0);
+    zmq_msg_close(&f[0]);
+    zmq_msg_close(&f[1]);
+    return 1;
 }

@@ -921,9 +921,11 @@ static size_t handle(struct worker *w, const char *who, const uint8_t *in, size_
 }
 
 /* A worker thread: the broker's worker loop with this file's handler. */
-static size_t worker_handle(void *arg, const char *who, const uint8_t *in, size_t len, const uint8_t **out)
+static size_t worker_handle(void *arg, const char *who, zmq_msg_t *client, const uint8_t *in, size_t len,
+                            const uint8_t **out)
 {
     struct worker *w = arg;
+    (void)client;
     *out = w->out;
     return handle(w, who, in, len);
 }

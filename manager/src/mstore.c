@@ -180,6 +180,7 @@ enum st_id {
     ST_LOCK_PENDING,
     ST_NONCE_ADD,
     ST_NONCE_PRUNE,
+    ST_NONCE_SCAN,
     ST_RECORD_ADD,
     ST_RECORD_GET,
     ST_RECORD_PENDING,
@@ -228,6 +229,7 @@ static const char *const SQL[ST_COUNT] = {
     [ST_LOCK_PENDING] = "SELECT 1 FROM records WHERE uploaded = 0 AND serial = ?1 AND kind = 6 LIMIT 1",
     [ST_NONCE_ADD] = "INSERT INTO nonces(nonce, time) VALUES (?1, ?2) ON CONFLICT(nonce) DO NOTHING",
     [ST_NONCE_PRUNE] = "DELETE FROM nonces WHERE time < ?1",
+    [ST_NONCE_SCAN] = "SELECT nonce, time FROM nonces WHERE time >= ?1",
     [ST_RECORD_ADD] = "INSERT INTO records(id, window_id, kind, serial, time, cert, cert_hash, step, reason, "
                       "audit, pubkey, uploaded) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0) "
                       "ON CONFLICT(id) DO NOTHING",
@@ -1064,6 +1066,34 @@ otpca_err otpca_mstore_nonce_prune(otpca_mstore *s, uint64_t before)
         return ret;
     otpca_sqlite_bind_int(st, 1, before > INT64_MAX ? INT64_MAX : before, &rc);
     return otpca_sqlite_step_done(&s->q, st, rc, "prune nonces");
+}
+
+otpca_err otpca_mstore_nonces(otpca_mstore *s, uint64_t since, otpca_mstore_nonce_fn fn, void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    uint8_t nonce[OTPCA_NONCE_LEN];
+    int rc = SQLITE_OK;
+    if (!fn)
+        return bad_arg("nonce callback");
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_NONCE_SCAN, &st);
+    if (ret)
+        return ret;
+    otpca_sqlite_bind_int(st, 1, since > INT64_MAX ? INT64_MAX : since, &rc);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (otpca_sqlite_col_blob_exact(st, 0, nonce, sizeof nonce)) {
+            ret = unreadable("nonce");
+            break;
+        }
+        if (fn(nonce, otpca_sqlite_col_u64(st, 1), arg)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+        rc = SQLITE_OK;
+    }
+    if (!ret && rc != SQLITE_DONE)
+        ret = otpca_sqlite_err(&s->q, rc, "read nonces");
+    otpca_sqlite_reset(st);
+    return ret;
 }
 
 /* --------------------------------------------------------------- records */

@@ -23,7 +23,11 @@
 
 #include <wolfssl/wolfcrypt/asn.h>
 
+#include "journal.h"
+#include "nonces.h"
+
 #define BACKEND "inproc://otpca-manager-workers"
+#define ANSWERS "inproc://otpca-manager-answers"
 #define POLL_MS 100
 #define CHECK_MS 500   /* token present, deadline */
 #define UPLOAD_MS 1000 /* background record upload */
@@ -32,9 +36,9 @@
 #define OUT_MAX 4096
 #define ACTOR_MAX 65
 
-/* Audit events (PROTOCOL.md section 7.6). */
-enum { EV_OPENED = 1, EV_CLOSED = 2, EV_ISSUED = 3, EV_CONFIRMED = 4, EV_REJECTED = 5, EV_LOCKED = 6,
-       EV_TRUST_LIST = 7, EV_ACKED = 8 };
+/* Audit events of the window itself (the writer's are in journal.c). */
+enum { EV_OPENED = MGR_EV_OPENED, EV_CLOSED = MGR_EV_CLOSED, EV_TRUST_LIST = MGR_EV_TRUST_LIST,
+       EV_ACKED = MGR_EV_ACKED };
 
 struct box {
     uint64_t id;
@@ -69,6 +73,8 @@ struct mgr {
     otpca_mgr_summary *sum;
     otpca_mgr_profile profile;
     void *zctx;
+    mgr_nonces *nonces;
+    mgr_journal *journal;
 };
 
 struct worker {
@@ -86,6 +92,10 @@ struct worker {
     void *sock;
     uint8_t *seed; /* locked, OTPCA_SEEDBOX_SEED_MAX */
     otpca_mdevice dev; /* the device the last check looked up (issue needs its MAC) */
+    zmq_msg_t *client; /* the request being handled: a deferred answer takes it */
+    uint8_t nonce[16]; /* the nonce the last check remembered */
+    uint64_t nonce_time;
+    int have_nonce;
     uint8_t out[OUT_MAX];
 };
 
@@ -216,10 +226,17 @@ static otpca_err hook_device(void *arg, const char *serial, otpca_mgr_device *ou
     return OTPCA_ERR_OK;
 }
 
+/* In memory at once (atomic across workers); durably with the job's
+ * group commit. */
 static int hook_nonce(void *arg, const uint8_t nonce[16], uint64_t t)
 {
     struct worker *w = arg;
-    return otpca_mstore_nonce_add(w->st, nonce, t) != OTPCA_ERR_OK;
+    if (mgr_nonces_add(w->m->nonces, nonce, t))
+        return 1;
+    memcpy(w->nonce, nonce, 16);
+    w->nonce_time = t;
+    w->have_nonce = 1;
+    return 0;
 }
 
 static otpca_err hook_record(void *arg, const uint8_t id[16], otpca_mgr_issued *out)
@@ -262,57 +279,64 @@ static void count_reject(struct mgr *m, int reason)
     pthread_mutex_unlock(&m->mu);
 }
 
+/* Hands a job to the journal writer: its answer leaves after the group
+ * commit. The job takes the request's client id and the nonce the check
+ * remembered. */
+static size_t defer(struct worker *w, mgr_job *job, const uint8_t *nonce)
+{
+    zmq_msg_move(&job->client, w->client);
+    if (w->have_nonce) {
+        job->has_nonce = 1;
+        memcpy(job->nonce, w->nonce, 16);
+        job->nonce_time = w->nonce_time;
+    }
+    if (nonce) {
+        job->has_req_nonce = 1;
+        memcpy(job->req_nonce, nonce, 16);
+    }
+    if (!job->fail_code)
+        job->fail_code = OTPCA_WIRE_INTERNAL;
+    mgr_journal_submit(w->m->journal, job);
+    return OTPCA_BROKER_DEFERRED;
+}
+
+static mgr_job *job_with_answer(struct worker *w, int kind, size_t len)
+{
+    mgr_job *job = mgr_journal_job_new(kind);
+    if (job && len && (job->answer = malloc(len))) {
+        memcpy(job->answer, w->out, len);
+        job->answer_len = len;
+    } else if (job && len) {
+        mgr_journal_job_free(job);
+        job = NULL;
+    }
+    return job;
+}
+
 /* A rejection: the precise reason in the log, the audit chain and a
  * journaled record; a lockout if it counts; the node hears only the
  * generic code. */
 static size_t reject(struct worker *w, const otpca_mgr_verdict *v)
 {
-    struct mgr *m = w->m;
     const uint8_t *nonce = v->req.nonce.p;
-    count_reject(m, v->reason);
+    count_reject(w->m, v->reason);
     if (v->reason == OTPCA_MGR_MALFORMED) {
         log_warn("node request rejected: %s", otpca_mgr_reason_name(v->reason));
         return node_error(w, OTPCA_WIRE_BAD_REQUEST, NULL);
     }
     log_warn("enrollment of %s rejected: %s", v->serial, otpca_mgr_reason_name(v->reason));
-    otpca_mrecord *r = calloc(1, sizeof *r);
-    int locked = 0;
-    uint32_t failures = 0;
-    if (r && otpca_mstore_begin(w->st) == OTPCA_ERR_OK) {
-        otpca_err ret = wc_RNG_GenerateBlock(&w->rng, r->id, 16) == 0 ? OTPCA_ERR_OK : OTPCA_ERR_CRYPTO;
-        memcpy(r->window, m->lease.window, 16);
-        r->kind = OTPCA_REC_REJECTED;
-        snprintf(r->serial, sizeof r->serial, "%s", v->serial);
-        r->time = now_s();
-        r->has_reason = 1;
-        r->reason = (unsigned)v->reason;
-        audit(w->st, m, EV_REJECTED, v->serial, otpca_mgr_reason_name(v->reason), r->audit);
-        r->has_audit = 1;
-        if (!ret)
-            ret = otpca_mstore_record_add(w->st, r, NULL);
-        if (!ret && v->count_failure) {
-            ret = otpca_mstore_device_fail(w->st, v->serial, (uint32_t)m->n.lockout, &failures, &locked);
-            if (!ret && locked) {
-                otpca_mrecord *lr = r; /* reuse: a LOCKED record of its own */
-                if (wc_RNG_GenerateBlock(&w->rng, lr->id, 16) != 0)
-                    ret = OTPCA_ERR_CRYPTO;
-                lr->kind = OTPCA_REC_LOCKED;
-                lr->has_reason = 0;
-                audit(w->st, m, EV_LOCKED, v->serial, "too many failures", lr->audit);
-                if (!ret)
-                    ret = otpca_mstore_record_add(w->st, lr, NULL);
-                log_warn("%s locked after %u failures", v->serial, (unsigned)failures);
-            }
-        }
-        if (!ret)
-            ret = otpca_mstore_commit(w->st);
-        else
-            otpca_mstore_rollback(w->st);
-        if (ret)
-            log_error("journal: rejection of %s not recorded: %s", v->serial, otpca_strerror(ret));
+    unsigned code = v->reason == OTPCA_MGR_WINDOW ? OTPCA_WIRE_WINDOW_CLOSED : OTPCA_WIRE_AUTH_FAILED;
+    size_t len = node_error(w, code, nonce);
+    mgr_job *job = job_with_answer(w, MGR_JOB_REJECTED, len);
+    if (!job) {
+        log_error("journal: rejection of %s not recorded: out of memory", v->serial);
+        return len;
     }
-    free(r);
-    return node_error(w, v->reason == OTPCA_MGR_WINDOW ? OTPCA_WIRE_WINDOW_CLOSED : OTPCA_WIRE_AUTH_FAILED, nonce);
+    snprintf(job->serial, sizeof job->serial, "%s", v->serial);
+    job->reason = v->reason;
+    job->count_failure = v->count_failure;
+    job->fail_code = code; /* the same answer if the journal fails */
+    return defer(w, job, nonce);
 }
 
 static size_t on_enroll(struct worker *w, const uint8_t *in, size_t len)
@@ -330,51 +354,51 @@ static size_t on_enroll(struct worker *w, const uint8_t *in, size_t len)
         return reject(w, &v);
 
     /* w->dev: the device the accepted check looked up (no second read). */
-    otpca_mrecord *r = calloc(1, sizeof *r);
+    mgr_job *job = mgr_journal_job_new(MGR_JOB_ISSUED);
+    otpca_mrecord *r = job ? (job->rec = calloc(1, sizeof *job->rec)) : NULL;
     size_t out_len = 0;
     otpca_err ret = r ? OTPCA_ERR_OK : OTPCA_ERR_NOMEM;
+    if (!ret) { /* a place under the window's limit, given back if the journal refuses */
+        pthread_mutex_lock(&m->mu);
+        if (m->win.issued >= m->win.max_enroll)
+            ret = OTPCA_ERR_STATE;
+        else
+            m->win.issued++;
+        pthread_mutex_unlock(&m->mu);
+        if (ret) {
+            mgr_journal_job_free(job);
+            v.reason = OTPCA_MGR_WINDOW;
+            return reject(w, &v);
+        }
+    }
     if (!ret) {
         r->cert_len = sizeof r->cert;
         ret = otpca_mgr_issue(&w->is, &v, w->dev.mac, w->dev.mac_len, now_s(), r->id, r->cert, &r->cert_len, w->out,
                               sizeof w->out, &out_len);
-    }
-    /* Journaled (fsync) before the response leaves; the step accepted in
-     * the same transaction, so a code is good once even across workers. */
-    if (!ret && !(ret = otpca_mstore_begin(w->st))) {
-        uint8_t hash[32];
-        otpca_sha256(r->cert, r->cert_len, hash);
-        ret = otpca_mstore_device_accept(w->st, v.serial, v.step, hash);
-        memcpy(r->window, m->lease.window, 16);
-        r->kind = OTPCA_REC_ISSUED;
-        snprintf(r->serial, sizeof r->serial, "%s", v.serial);
-        r->time = now_s();
-        r->has_step = 1;
-        r->step = v.step;
-        if (!ret) {
-            audit(w->st, m, EV_ISSUED, v.serial, "certificate issued", r->audit);
-            r->has_audit = 1;
-            ret = otpca_mstore_record_add(w->st, r, NULL);
+        if (ret) {
+            pthread_mutex_lock(&m->mu);
+            m->win.issued--;
+            pthread_mutex_unlock(&m->mu);
         }
-        if (!ret)
-            ret = otpca_mstore_commit(w->st);
-        else
-            otpca_mstore_rollback(w->st);
     }
-    free(r);
-    if (ret == OTPCA_ERR_STATE) { /* another worker took this step first */
-        v.reason = OTPCA_MGR_STEP;
-        return reject(w, &v);
-    }
+    if (!ret && !(job->answer = malloc(out_len)))
+        ret = OTPCA_ERR_NOMEM;
     if (ret) {
-        log_error("issuance for %s not journaled, nothing sent: %s", v.serial, otpca_strerror(ret));
+        mgr_journal_job_free(job);
+        log_error("issuance for %s failed, nothing sent: %s", v.serial, otpca_strerror(ret));
         return node_error(w, OTPCA_WIRE_INTERNAL, v.req.nonce.p);
     }
-    pthread_mutex_lock(&m->mu);
-    m->win.issued++;
-    m->sum->issued++;
-    pthread_mutex_unlock(&m->mu);
-    log_info("certificate issued to %s", v.serial);
-    return out_len;
+    memcpy(job->answer, w->out, out_len);
+    job->answer_len = out_len;
+    /* Journaled (fsync) before the response leaves, with the step accepted
+     * in the same transaction, so a code is good once even across workers. */
+    otpca_sha256(r->cert, r->cert_len, job->cert_hash);
+    snprintf(job->serial, sizeof job->serial, "%s", v.serial);
+    snprintf(r->serial, sizeof r->serial, "%s", v.serial);
+    r->time = now_s();
+    r->has_step = 1;
+    r->step = v.step;
+    return defer(w, job, v.req.nonce.p);
 }
 
 static size_t on_confirm(struct worker *w, const uint8_t *in, size_t len)
@@ -391,50 +415,29 @@ static size_t on_confirm(struct worker *w, const uint8_t *in, size_t len)
         return node_error(w, reason == OTPCA_MGR_MALFORMED ? OTPCA_WIRE_BAD_REQUEST : OTPCA_WIRE_AUTH_FAILED,
                           reason == OTPCA_MGR_MALFORMED ? NULL : req.nonce.p);
     }
+    if (otpca_mgr_confirm_ack(&w->is, &req, w->out, sizeof w->out, &out_len))
+        return node_error(w, OTPCA_WIRE_INTERNAL, NULL);
+    mgr_job *job = job_with_answer(w, MGR_JOB_CONFIRMED, out_len);
+    if (!job)
+        return node_error(w, OTPCA_WIRE_INTERNAL, req.nonce.p);
     /* The CONFIRMED record's id follows from the issuance's, so a repeated
      * confirmation is journaled once. */
-    otpca_mrecord *r = calloc(1, sizeof *r);
     uint8_t h32[32], seed_in[32 + 16];
-    int dup = 0;
     memcpy(seed_in, "otpca-confirmed-record-id-v1....", 32);
     memcpy(seed_in + 32, req.record.p, 16);
     otpca_sha256(seed_in, sizeof seed_in, h32);
-    otpca_err ret = r ? otpca_mstore_begin(w->st) : OTPCA_ERR_NOMEM;
-    if (!ret) {
-        memcpy(r->id, h32, 16);
-        memcpy(r->window, m->lease.window, 16);
-        r->kind = OTPCA_REC_CONFIRMED;
-        snprintf(r->serial, sizeof r->serial, "%s", rec.serial);
-        r->time = 0; /* no time: a repeat must be the same record */
-        ret = otpca_mstore_record_add(w->st, r, &dup);
-        if (!ret && !dup) {
-            ret = otpca_mstore_device_enrolled(w->st, rec.serial, rec.cert_hash);
-            if (!ret)
-                audit(w->st, m, EV_CONFIRMED, rec.serial, "enrollment confirmed", NULL);
-        }
-        if (!ret)
-            ret = otpca_mstore_commit(w->st);
-        else
-            otpca_mstore_rollback(w->st);
-    }
-    free(r);
-    if (ret) {
-        log_warn("confirmation of %s not recorded: %s", rec.serial, otpca_strerror(ret));
-        return node_error(w, ret == OTPCA_ERR_STATE ? OTPCA_WIRE_AUTH_FAILED : OTPCA_WIRE_INTERNAL, req.nonce.p);
-    }
-    if (!dup) {
-        pthread_mutex_lock(&m->mu);
-        m->sum->confirmed++;
-        pthread_mutex_unlock(&m->mu);
-        log_info("%s enrolled", rec.serial);
-    }
-    return otpca_mgr_confirm_ack(&w->is, &req, w->out, sizeof w->out, &out_len) ? node_error(w, OTPCA_WIRE_INTERNAL, NULL)
-                                                                              : out_len;
+    memcpy(job->confirm_id, h32, 16);
+    memcpy(job->cert_hash, rec.cert_hash, 32);
+    snprintf(job->serial, sizeof job->serial, "%s", rec.serial);
+    return defer(w, job, req.nonce.p);
 }
 
-static size_t handle(void *arg, const char *user, const uint8_t *in, size_t len, const uint8_t **out)
+static size_t handle(void *arg, const char *user, zmq_msg_t *client, const uint8_t *in, size_t len,
+                     const uint8_t **out)
 {
     struct worker *w = arg;
+    w->client = client;
+    w->have_nonce = 0;
     otpca_cose_sign1 c;
     const uint8_t *p = in;
     size_t n = len, out_len = 0;
@@ -465,6 +468,34 @@ static size_t handle(void *arg, const char *user, const uint8_t *in, size_t len,
     default:
         return node_error(w, OTPCA_WIRE_BAD_REQUEST, NULL);
     }
+}
+
+/* The journal writer's report on each job, after its group. */
+static void job_done(void *arg, const mgr_job *job)
+{
+    struct mgr *m = arg;
+    pthread_mutex_lock(&m->mu);
+    if (job->kind == MGR_JOB_ISSUED && job->outcome != 0)
+        m->win.issued--; /* the place reserved under the limit */
+    if (job->kind == MGR_JOB_ISSUED && job->outcome == 0)
+        m->sum->issued++;
+    if (job->kind == MGR_JOB_ISSUED && job->outcome == 1) {
+        m->sum->rejected++;
+        if (job->reason >= 0 && job->reason < 13)
+            m->sum->rejected_by[job->reason]++;
+    }
+    if (job->kind == MGR_JOB_CONFIRMED && job->outcome == 0)
+        m->sum->confirmed++;
+    pthread_mutex_unlock(&m->mu);
+    if (job->kind == MGR_JOB_ISSUED && job->outcome == 0)
+        log_info("certificate issued to %s", job->serial);
+    if (job->kind == MGR_JOB_CONFIRMED && job->outcome == 0)
+        log_info("%s enrolled", job->serial);
+}
+
+static int load_nonce(const uint8_t nonce[16], uint64_t t, void *arg)
+{
+    return mgr_nonces_add(arg, nonce, t) < 0;
 }
 
 static void *worker_main(void *arg)
@@ -962,7 +993,7 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
     struct mgr *m = calloc(1, sizeof *m);
     struct worker *w = NULL;
     otpca_broker b;
-    void *frontend = NULL, *backend = NULL;
+    void *frontend = NULL, *backend = NULL, *answers = NULL;
     char bound[OTPCA_MGR_CONFIG_VALUE_MAX];
     memset(sum, 0, sizeof *sum);
     memset(&b, 0, sizeof b);
@@ -999,6 +1030,15 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
     m->win.not_after = m->lease.not_after;
     m->win.max_enroll = m->lease.max_enroll;
     sum->offline = !m->online;
+    /* Replays stay refused across a restart: the nonces a request could
+     * still be replayed with (2 x skew) come back from the journal. */
+    uint64_t keep_s = 2 * m->n.max_skew + 2;
+    if (!(m->nonces = mgr_nonces_new()))
+        ret = OTPCA_ERR_NOMEM;
+    if (!ret && (ret = otpca_mstore_nonce_prune(m->st, now_s() - keep_s)) == OTPCA_ERR_OK)
+        ret = otpca_mstore_nonces(m->st, now_s() - keep_s, load_nonce, m->nonces);
+    if (ret)
+        goto out;
     {
         char detail[128];
         snprintf(detail, sizeof detail, "%s window until %" PRIu64 ", up to %" PRIu64 " enrollments",
@@ -1009,12 +1049,18 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
     m->zctx = zmq_ctx_new();
     backend = zsock(m->zctx, ZMQ_ROUTER);
     frontend = zsock(m->zctx, ZMQ_ROUTER);
+    answers = zsock(m->zctx, ZMQ_PAIR);
     int64_t max = OTPCA_MSG_NODE_MAX;
-    if (!backend || !frontend || zmq_bind(backend, BACKEND) != 0 ||
+    if (!backend || !frontend || !answers || zmq_bind(backend, BACKEND) != 0 || zmq_bind(answers, ANSWERS) != 0 ||
         zmq_setsockopt(frontend, ZMQ_MAXMSGSIZE, &max, sizeof max) != 0) {
         ret = OTPCA_ERR_IO;
         goto out;
     }
+    mgr_journal_config jc = {.store = cfg->store, .actor = cfg->id, .window = m->lease.window,
+                             .lockout = (uint32_t)m->n.lockout, .zctx = m->zctx, .answers = ANSWERS,
+                             .queue_max = 256, .done = job_done, .arg = m};
+    if ((ret = mgr_journal_new(&jc, &m->journal)))
+        goto out;
     if (!(w = calloc(m->n.workers, sizeof *w))) {
         ret = OTPCA_ERR_NOMEM;
         goto out;
@@ -1068,7 +1114,7 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
                 drain_until = t + DRAIN_MS;
             }
         }
-        if (drain_until && (b.nidle == m->n.workers || t > drain_until))
+        if (drain_until && ((b.nidle == m->n.workers && mgr_journal_idle(m->journal)) || t > drain_until))
             break;
         if (m->online && !drain_until && t >= next_upload) {
             next_upload = t + UPLOAD_MS;
@@ -1076,18 +1122,29 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
             if (k > 0)
                 sum->uploaded += (uint64_t)k;
             apply_notices(m);
+            mgr_nonces_prune(m->nonces, now_s() - keep_s);
         }
-        zmq_pollitem_t items[] = {{backend, 0, ZMQ_POLLIN, 0}, {frontend, 0, ZMQ_POLLIN, 0}};
-        int nitems = b.nidle && !drain_until ? 2 : 1;
+        zmq_pollitem_t items[] = {{backend, 0, ZMQ_POLLIN, 0}, {answers, 0, ZMQ_POLLIN, 0},
+                                  {frontend, 0, ZMQ_POLLIN, 0}};
+        int nitems = b.nidle && !drain_until ? 3 : 2;
         int rc = zmq_poll(items, nitems, POLL_MS);
         if (rc < 0 && zmq_errno() != EINTR)
             break;
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN) && otpca_broker_backend_in(&b, backend, frontend) < 0)
             break;
-        if (rc > 0 && nitems == 2 && (items[1].revents & ZMQ_POLLIN) &&
+        /* Answers the journal writer has committed: a batch at a time. */
+        for (int i = 0; rc > 0 && (items[1].revents & ZMQ_POLLIN) && i < 256; i++) {
+            int k = otpca_broker_forward(answers, frontend, ZMQ_DONTWAIT);
+            if (k <= 0)
+                break;
+        }
+        if (rc > 0 && nitems == 3 && (items[2].revents & ZMQ_POLLIN) &&
             otpca_broker_frontend_in(&b, frontend, backend) < 0)
             break;
     }
+    /* The last answers the writer sent before it went idle. */
+    for (int i = 0; i < 100000 && otpca_broker_forward(answers, frontend, ZMQ_DONTWAIT) > 0; i++)
+        ;
     /* Flush: upload what is journaled (bounded), then tell the cloud. */
     if (m->online) {
         uint64_t until = mono_ms() + FLUSH_MS;
@@ -1120,6 +1177,10 @@ out:
         worker_free(&w[i]);
     }
     free(w);
+    mgr_journal_destroy(&m->journal); /* after the workers: what they handed over is written */
+    if (answers)
+        zmq_close(answers);
+    mgr_nonces_destroy(&m->nonces);
     if (m->zctx)
         zmq_ctx_term(m->zctx);
     if (m->st)

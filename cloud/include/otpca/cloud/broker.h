@@ -40,11 +40,25 @@ int otpca_broker_frontend_in(otpca_broker *b, void *frontend, void *backend);
 /* Drops the idle queue (at shutdown). */
 void otpca_broker_clear(otpca_broker *b);
 
-/* A worker: answers each request with handle(arg, user, request) (the
- * reply is out[0..returned)); returns when the context shuts down. sock
- * is a DEALER connected to the backend. */
-typedef size_t (*otpca_broker_handler)(void *arg, const char *user, const uint8_t *in, size_t len,
+/* A worker: answers each request with handle(arg, user, client, request)
+ * (the reply is out[0..returned)); returns when the context shuts down.
+ * sock is a DEALER connected to the backend.
+ *
+ * Deferred replies: a handler that cannot answer yet (the manager sends an
+ * issuance only after its journal's group commit) moves *client into its
+ * own zmq_msg_t (zmq_msg_move) and returns OTPCA_BROKER_DEFERRED; the
+ * worker is then ready for the next request at once, and the reply goes
+ * out later as [client, reply] on a socket of the owner's, which its main
+ * loop passes on with otpca_broker_forward. */
+#define OTPCA_BROKER_DEFERRED SIZE_MAX
+typedef size_t (*otpca_broker_handler)(void *arg, const char *user, zmq_msg_t *client, const uint8_t *in, size_t len,
                                        const uint8_t **out);
 void otpca_broker_worker(void *sock, otpca_broker_handler handle, void *arg);
+
+/* Reads one deferred reply [client, reply] from `from` and sends it to the
+ * frontend; anything else is dropped. flags: 0 or ZMQ_DONTWAIT. 1: one
+ * passed on, 0: nothing to read (ZMQ_DONTWAIT) or dropped, -1: context
+ * gone. */
+int otpca_broker_forward(void *from, void *frontend, int flags);
 
 #endif

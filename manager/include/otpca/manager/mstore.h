@@ -180,6 +180,11 @@ otpca_err otpca_mstore_device_set_state(otpca_mstore *st, const char *serial, in
  * if seen before. */
 otpca_err otpca_mstore_nonce_add(otpca_mstore *st, const uint8_t nonce[OTPCA_NONCE_LEN], uint64_t time)
     __attribute__((warn_unused_result));
+/* Calls fn for every nonce remembered with a time from `since` on (a
+ * window starting again loads them); fn returning non-zero stops. */
+typedef int (*otpca_mstore_nonce_fn)(const uint8_t nonce[OTPCA_NONCE_LEN], uint64_t time, void *arg);
+otpca_err otpca_mstore_nonces(otpca_mstore *st, uint64_t since, otpca_mstore_nonce_fn fn, void *arg)
+    __attribute__((warn_unused_result));
 /* Forgets nonces remembered with a time before `before`. */
 otpca_err otpca_mstore_nonce_prune(otpca_mstore *st, uint64_t before) __attribute__((warn_unused_result));
 
