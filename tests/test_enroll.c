@@ -386,7 +386,8 @@ Test(enroll, each_check_has_its_reason)
     cr_expect_eq(reason_of(&wrong, &w, now, &count), OTPCA_MGR_TOTP);
     cr_expect_eq(count, 1, "a wrong code signed by the device counts");
     wrong.forge = 1;
-    cr_expect_eq(reason_of(&wrong, &w, now, &count), OTPCA_MGR_TOTP);
+    cr_expect_eq(reason_of(&wrong, &w, now, &count), OTPCA_MGR_SIGNATURE,
+                 "reasons 8 and 9 only for what the device signed (PROTOCOL.md 8.2)");
     cr_expect_eq(count, 0, "a wrong code signed by someone else does not count");
 
     reg.last_step = now / 30 + 1; /* every step of the window used */
@@ -530,4 +531,212 @@ Test(enroll, confirm_needs_the_issued_certificate_and_the_device_key)
     cr_expect_eq(otpca_mgr_check_confirm(&hooks, in, len, &req, &rec), OTPCA_MGR_SIGNATURE, "not the device key");
     cr_expect_eq(otpca_mgr_check_confirm(&hooks, in, 10, &req, &rec), OTPCA_MGR_MALFORMED);
     have_issued = 0;
+}
+
+/* ------------------------------------------------------ Rejoin, KeyUpdate */
+
+static const uint8_t current_hash[32] = {0xc0, 0xff, 0xee, 1, 2, 3};
+
+/* The node holds a certificate whose hash the registry records. */
+static void enrolled_with_current_cert(void)
+{
+    reg.state = OTPCA_DEV_ENROLLED;
+    reg.has_cert = 1;
+    memcpy(reg.cert_hash, current_hash, 32);
+}
+
+static size_t make_rejoin(uint64_t now, const uint8_t hash[32], int forge, uint8_t *out, size_t cap)
+{
+    uint8_t nonce[16];
+    uint32_t totp = 0;
+    size_t len = 0;
+    cr_assert_eq(otpca_random(nonce, sizeof nonce), 0);
+    cr_assert_eq(otpca_token_totp(node_tok, dev_seed, OTPCA_OTP_SHA1, (time_t)now, 30, 6, &totp), 0);
+    otpca_rejoin m;
+    memset(&m, 0, sizeof m);
+    m.nonce = (otpca_buf){nonce, 16};
+    m.time = now;
+    m.serial = (otpca_buf){(const uint8_t *)NODE, strlen(NODE)};
+    m.cert_hash = (otpca_buf){hash, 32};
+    m.totp = totp;
+    otpca_signer s = {node_sign, NULL, {0}};
+    otpca_p256_soft soft;
+    if (forge) {
+        cr_assert_eq(otpca_p256_soft_generate(&soft), 0);
+        s.sign = otpca_p256_soft_sign;
+        s.ctx = &soft;
+    }
+    otpca_p256_kid(dev_pub, s.kid);
+    cr_assert_eq(otpca_msg_sign(&otpca_desc_rejoin, &m, &s, (otpca_buf){NULL, 0}, out, cap, &len), 0);
+    if (forge)
+        otpca_p256_soft_wipe(&soft);
+    return len;
+}
+
+struct ku_opts {
+    const uint8_t *hash;
+    const uint8_t *new_pub;       /* the key the message carries (65) */
+    otpca_p256_soft *inner;       /* signs the inner layer (under new_pub's kid) */
+    int forge_outer;              /* the outer layer by a software key under the device's kid */
+};
+
+/* A double-signed KeyUpdate (PROTOCOL.md 4.3): inner by the new key,
+ * outer by the node token's current device key. */
+static size_t make_key_update(uint64_t now, const struct ku_opts *o, uint8_t *out, size_t cap)
+{
+    uint8_t nonce[16], inner[1024], pubc[33];
+    uint32_t totp = 0;
+    size_t inner_len = 0, len = 0;
+    cr_assert_eq(otpca_random(nonce, sizeof nonce), 0);
+    cr_assert_eq(otpca_token_totp(node_tok, dev_seed, OTPCA_OTP_SHA1, (time_t)now, 30, 6, &totp), 0);
+    cr_assert_eq(otpca_p256_pub_compress(o->new_pub, pubc), 0);
+    otpca_key_update m;
+    memset(&m, 0, sizeof m);
+    m.nonce = (otpca_buf){nonce, 16};
+    m.time = now;
+    m.serial = (otpca_buf){(const uint8_t *)NODE, strlen(NODE)};
+    m.cert_hash = (otpca_buf){o->hash, 32};
+    m.pubkey = (otpca_buf){pubc, 33};
+    m.totp = totp;
+    otpca_signer in_s = {otpca_p256_soft_sign, o->inner, {0}};
+    otpca_p256_kid(o->new_pub, in_s.kid);
+    cr_assert_eq(otpca_msg_sign(&otpca_desc_key_update, &m, &in_s, (otpca_buf){NULL, 0}, inner, sizeof inner,
+                                &inner_len),
+                 0);
+    otpca_signer out_s = {node_sign, NULL, {0}};
+    otpca_p256_soft forged;
+    if (o->forge_outer) {
+        cr_assert_eq(otpca_p256_soft_generate(&forged), 0);
+        out_s.sign = otpca_p256_soft_sign;
+        out_s.ctx = &forged;
+    }
+    otpca_p256_kid(dev_pub, out_s.kid);
+    cr_assert_eq(otpca_cose_sign1_encode(&out_s, (otpca_buf){NULL, 0}, inner, inner_len, out, cap, &len), 0);
+    if (o->forge_outer)
+        otpca_p256_soft_wipe(&forged);
+    return len;
+}
+
+Test(enroll, a_rejoin_naming_the_current_certificate_gets_the_network_key_and_no_certificate)
+{
+    uint64_t now = (uint64_t)time(NULL);
+    otpca_mgr_window w = open_window(now);
+    uint8_t in[1024], out[4096], cert[OTPCA_CERT_DER_MAX], record[16];
+    size_t cert_len = sizeof cert, out_len = 0;
+    enrolled_with_current_cert();
+    size_t len = make_rejoin(now, current_hash, 0, in, sizeof in);
+    otpca_mgr_verdict v;
+    otpca_mgr_check_rejoin(&w, now, 90, &hooks, in, len, &v);
+    cr_assert_eq(v.reason, OTPCA_MGR_OK, "%s", otpca_mgr_reason_name(v.reason));
+    cr_expect_eq(v.type, OTPCA_MSG_REJOIN);
+    cr_expect_str_eq(v.serial, NODE);
+    cr_expect_arr_eq(v.pub, dev_pub, 65, "the network key goes to the registered key");
+    cr_assert_eq(otpca_mgr_issue(&issuer, &v, mac, 6, now, record, cert, &cert_len, out, sizeof out, &out_len), 0);
+    cr_expect_eq(cert_len, 0, "a rejoin issues no certificate");
+    otpca_cose_sign1 c;
+    otpca_enroll_response r;
+    cr_assert_eq(otpca_cose_sign1_decode(out, out_len, &c), 0);
+    cr_expect_eq(otpca_cose_sign1_verify(&c, ca_pub, 65), 0);
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_enroll_response, c.payload.p, c.payload.len, &r), 0);
+    cr_expect_null(r.cert.p, "EnrollResponse without key 4");
+    uint8_t aad[64 + 16], pt[64];
+    size_t pt_len = 0, sl = strlen(NODE);
+    memcpy(aad, NODE, sl);
+    memcpy(aad + sl, v.req.nonce.p, 16);
+    cr_assert_eq(otpca_ecies_open(node_ecdh, NULL, dev_pub, OTPCA_ECIES_LABEL_NETKEY, aad, sl + 16, r.netkey.p,
+                                  r.netkey.len, pt, sizeof pt, &pt_len),
+                 0);
+    cr_expect_arr_eq(pt, netkey, sizeof netkey);
+
+    /* Another certificate (superseded, or never issued), none recorded, a forgery. */
+    uint8_t other[32] = {0xc0, 0xff, 0xef};
+    len = make_rejoin(now, other, 0, in, sizeof in);
+    otpca_mgr_check_rejoin(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_CERT, "%s", otpca_mgr_reason_name(v.reason));
+    reg.has_cert = 0;
+    len = make_rejoin(now, current_hash, 0, in, sizeof in);
+    otpca_mgr_check_rejoin(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_CERT, "no certificate recorded: nothing to rejoin with");
+    reg.has_cert = 1;
+    len = make_rejoin(now, current_hash, 1, in, sizeof in);
+    otpca_mgr_check_rejoin(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_SIGNATURE, "%s", otpca_mgr_reason_name(v.reason));
+    reg.state = OTPCA_DEV_REVOKED;
+    len = make_rejoin(now, current_hash, 0, in, sizeof in);
+    otpca_mgr_check_rejoin(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_REVOKED);
+    /* An EnrollRequest is not a Rejoin. */
+    struct req_opts o = {0};
+    reg.state = OTPCA_DEV_ENROLLED;
+    len = make_request(now, &o, in, sizeof in);
+    otpca_mgr_check_rejoin(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_MALFORMED);
+}
+
+Test(enroll, a_key_update_signed_by_old_and_new_key_certifies_the_new_key)
+{
+    uint64_t now = (uint64_t)time(NULL);
+    otpca_mgr_window w = open_window(now);
+    uint8_t in[2048], out[4096], cert[OTPCA_CERT_DER_MAX], record[16];
+    size_t cert_len = sizeof cert, out_len = 0;
+    enrolled_with_current_cert();
+    otpca_p256_soft nk, other;
+    cr_assert_eq(otpca_p256_soft_generate(&nk), 0);
+    cr_assert_eq(otpca_p256_soft_generate(&other), 0);
+    struct ku_opts o = {.hash = current_hash, .new_pub = nk.pub, .inner = &nk};
+    size_t len = make_key_update(now, &o, in, sizeof in);
+    otpca_mgr_verdict v;
+    otpca_mgr_check_key_update(&w, now, 90, &hooks, in, len, &v);
+    cr_assert_eq(v.reason, OTPCA_MGR_OK, "%s", otpca_mgr_reason_name(v.reason));
+    cr_expect_eq(v.type, OTPCA_MSG_KEY_UPDATE);
+    cr_expect_arr_eq(v.pub, nk.pub, 65, "the new key, uncompressed");
+    cr_assert_eq(otpca_mgr_issue(&issuer, &v, mac, 6, now, record, cert, &cert_len, out, sizeof out, &out_len), 0);
+    DecodedCert dc;
+    uint8_t spki[128];
+    word32 spki_len = sizeof spki;
+    wc_InitDecodedCert(&dc, cert, (word32)cert_len, NULL);
+    cr_assert_eq(wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL), 0);
+    cr_assert_eq(wc_GetPubKeyDerFromCert(&dc, spki, &spki_len), 0);
+    wc_FreeDecodedCert(&dc);
+    cr_expect(spki_len >= 65 && !memcmp(spki + spki_len - 65, nk.pub, 65), "the certificate holds the new key");
+    otpca_cose_sign1 c;
+    otpca_enroll_response r;
+    cr_assert_eq(otpca_cose_sign1_decode(out, out_len, &c), 0);
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_enroll_response, c.payload.p, c.payload.len, &r), 0);
+    uint8_t aad[64 + 16], pt[64];
+    size_t pt_len = 0, sl = strlen(NODE);
+    memcpy(aad, NODE, sl);
+    memcpy(aad + sl, v.req.nonce.p, 16);
+    cr_expect_eq(otpca_ecies_open(otpca_p256_soft_ecdh, &nk, nk.pub, OTPCA_ECIES_LABEL_NETKEY, aad, sl + 16,
+                                  r.netkey.p, r.netkey.len, pt, sizeof pt, &pt_len),
+                 0, "the network key is sealed to the new key");
+
+    /* Inner layer by a key other than the one carried; outer by a forger;
+     * the old key again; another certificate; a plain single signature. */
+    o.inner = &other;
+    len = make_key_update(now, &o, in, sizeof in);
+    otpca_mgr_check_key_update(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_SIGNATURE, "inner: %s", otpca_mgr_reason_name(v.reason));
+    o.inner = &nk;
+    o.forge_outer = 1;
+    len = make_key_update(now, &o, in, sizeof in);
+    otpca_mgr_check_key_update(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_SIGNATURE, "outer: %s", otpca_mgr_reason_name(v.reason));
+    cr_expect_eq(v.count_failure, 0);
+    o.forge_outer = 0;
+    o.new_pub = dev_pub; /* (the inner signature is not reached) */
+    len = make_key_update(now, &o, in, sizeof in);
+    otpca_mgr_check_key_update(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_KEY, "the same key again: %s", otpca_mgr_reason_name(v.reason));
+    o.new_pub = nk.pub;
+    uint8_t other_hash[32] = {1};
+    o.hash = other_hash;
+    len = make_key_update(now, &o, in, sizeof in);
+    otpca_mgr_check_key_update(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_CERT, "%s", otpca_mgr_reason_name(v.reason));
+    len = make_rejoin(now, current_hash, 0, in, sizeof in);
+    otpca_mgr_check_key_update(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_MALFORMED, "a Rejoin is not a KeyUpdate");
+    otpca_p256_soft_wipe(&nk);
+    otpca_p256_soft_wipe(&other);
 }

@@ -14,12 +14,25 @@
 #include "otpca/proto/cose.h"
 #include "otpca/proto/ecies.h"
 
-TestSuite(window, .init = ct_setup, .fini = ct_teardown, .timeout = 180);
+static void window_teardown(void);
+TestSuite(window, .init = ct_setup, .fini = window_teardown, .timeout = 180);
 
 #define NODE "node-000004"
 
 static char mgr_conf[256];
 static pid_t mgr_pid = -1;
+
+/* A test that failed half-way leaves its manager running: stop it, or it
+ * outlives the test (and holds ctest's output pipe). */
+static void window_teardown(void)
+{
+    if (mgr_pid > 0) {
+        kill(mgr_pid, SIGKILL);
+        ct_wait_exit(mgr_pid, 5000);
+        mgr_pid = -1;
+    }
+    ct_teardown();
+}
 static char mgr_listen[256];
 static otpca_token_t *node_tok;
 static otpca_obj_t node_key, node_seed;
@@ -313,4 +326,184 @@ Test(window, offline_window_on_a_lease_file_and_records_uploaded_later)
                  0, "the cloud has the offline enrollment");
     cr_assert_eq(ct_sh("'%s/otpca-manager' records upload --config '%s' >'%s/upload.out'", ct_bin(), mgr_conf, ct.dir), 0);
     cr_expect_eq(ct_sh("grep -q '0 records uploaded, 0 pending' '%s/upload.out'", ct.dir), 0, "nothing twice");
+}
+
+/* One signed request of the node, answered by an EnrollResponse: decoded
+ * into *r (spans into ans), the envelope opened with ecdh/pub. */
+static void expect_response(void *sock, const uint8_t *req, size_t len, uint8_t *ans, size_t cap, otpca_enroll_response *r,
+                            const uint8_t nonce[16], otpca_ecdh_fn ecdh, void *ctx, const uint8_t pub[65])
+{
+    otpca_cose_sign1 c;
+    size_t n = node_call(sock, req, len, ans, cap);
+    otpca_error_msg e;
+    cr_assert_eq(otpca_cose_sign1_decode(ans, n, &c), 0, "an EnrollResponse, not an Error %d (see manager.log)",
+                 otpca_msg_decode(&otpca_desc_error, ans, n, &e) ? -1 : (int)e.code);
+    cr_assert_eq(otpca_cose_sign1_verify(&c, ct.mgr_pub, 65), 0);
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_enroll_response, c.payload.p, c.payload.len, r), 0);
+    cr_expect_arr_eq(r->nonce.p, nonce, 16);
+    uint8_t aad[64 + 16], pt[64];
+    size_t pt_len = 0, sl = strlen(NODE);
+    memcpy(aad, NODE, sl);
+    memcpy(aad + sl, nonce, 16);
+    cr_expect_eq(otpca_ecies_open(ecdh, ctx, pub, OTPCA_ECIES_LABEL_NETKEY, aad, sl + 16, r->netkey.p, r->netkey.len,
+                                  pt, sizeof pt, &pt_len),
+                 0, "the network key opens with the key it was sealed to");
+}
+
+static void expect_auth_failed(void *sock, const uint8_t *req, size_t len, const char *why)
+{
+    uint8_t ans[512];
+    otpca_error_msg e;
+    size_t n = node_call(sock, req, len, ans, sizeof ans);
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_error, ans, n, &e), 0, "%s: an Error", why);
+    cr_expect_eq(e.code, OTPCA_WIRE_AUTH_FAILED, "%s", why);
+}
+
+static size_t confirm_request(const otpca_enroll_response *r, const otpca_signer *s, uint8_t *out, size_t cap)
+{
+    uint8_t hash[32], cnonce[16];
+    size_t len = 0;
+    otpca_sha256(r->cert.p, r->cert.len, hash);
+    cr_assert_eq(otpca_random(cnonce, 16), 0);
+    otpca_enroll_confirm cm = {.nonce = {cnonce, 16}, .record = r->record, .time = (uint64_t)time(NULL),
+                               .cert_hash = {hash, 32}};
+    cr_assert_eq(otpca_msg_sign(&otpca_desc_enroll_confirm, &cm, s, (otpca_buf){NULL, 0}, out, cap, &len), 0);
+    return len;
+}
+
+static size_t rejoin_request(time_t totp_at, const uint8_t hash[32], const otpca_signer *s, uint8_t *out, size_t cap,
+                             uint8_t nonce[16])
+{
+    uint32_t totp = 0;
+    size_t len = 0;
+    cr_assert_eq(otpca_random(nonce, 16), 0);
+    cr_assert_eq(otpca_token_totp(node_tok, node_seed, OTPCA_OTP_SHA1, totp_at, 30, 6, &totp), 0);
+    otpca_rejoin m = {.nonce = {nonce, 16}, .time = (uint64_t)time(NULL),
+                      .serial = {(const uint8_t *)NODE, strlen(NODE)}, .cert_hash = {hash, 32}, .totp = totp};
+    cr_assert_eq(otpca_msg_sign(&otpca_desc_rejoin, &m, s, (otpca_buf){NULL, 0}, out, cap, &len), 0);
+    return len;
+}
+
+/* Rejoin and KeyUpdate against the real window (PROTOCOL.md 6.5, 6.6):
+ * enrolled, the node rejoins (network key, no certificate), then moves to
+ * a new key (double signature; the certificate for the new key chains to
+ * the root with openssl), confirms with the new key; from then on the old
+ * certificate and the old key are refused. A TOTP step is accepted once
+ * per device, so the three requests use the steps now-1, now and now+1
+ * (all within the ±1 tolerance), started early enough in a step. */
+Test(window, rejoin_and_key_update_then_the_old_certificate_is_refused)
+{
+    manager_setup();
+    manager_start();
+    node_tok = testrig_open(ct.p11, NODE);
+    cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_PRIVATE_KEY, OTPCA_RIG_DEVICE_KEY, NULL, 0, &node_key), 0);
+    cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_SECRET_KEY, OTPCA_RIG_DEVICE_SEED, NULL, 0, &node_seed), 0);
+    cr_assert_eq(otpca_token_pubkey_sec1(node_tok, node_key, node_pub), 0);
+    void *zctx = zmq_ctx_new();
+    void *sock = zmq_socket(zctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    cr_assert_eq(zmq_connect(sock, mgr_listen), 0);
+    /* Waiting for the wall clock, not for another process: the three
+     * steps must stay inside the tolerance for the few seconds below. */
+    for (int i = 0; i < 200 && time(NULL) % 30 > 20; i++)
+        usleep(100000);
+    time_t t0 = time(NULL);
+
+    static uint8_t req[2048], ans[4096], ans2[4096], creq[512];
+    uint8_t nonce[16], old_hash[32], new_hash[32];
+    otpca_enroll_response r, rj, ku;
+    otpca_signer old_s = {node_sign, NULL, {0}};
+    otpca_p256_kid(node_pub, old_s.kid);
+    size_t len = enroll_request(t0 - 30, req, sizeof req, nonce);
+    expect_response(sock, req, len, ans, sizeof ans, &r, nonce, node_ecdh, NULL, node_pub);
+    cr_assert_not_null(r.cert.p);
+    otpca_sha256(r.cert.p, r.cert.len, old_hash);
+    len = confirm_request(&r, &old_s, creq, sizeof creq);
+    cr_assert_gt(node_call(sock, creq, len, ans2, sizeof ans2), 20, "a ConfirmAck");
+
+    /* Rejoin: the network key again, no certificate. */
+    len = rejoin_request(t0, old_hash, &old_s, req, sizeof req, nonce);
+    expect_response(sock, req, len, ans2, sizeof ans2, &rj, nonce, node_ecdh, NULL, node_pub);
+    cr_expect_null(rj.cert.p, "no certificate in answer to a Rejoin");
+
+    /* KeyUpdate: a new key (software here: the rig's token stays as it is
+     * for the other tests), inner signature by it, outer by the old key. */
+    otpca_p256_soft nk;
+    cr_assert_eq(otpca_p256_soft_generate(&nk), 0);
+    uint32_t totp = 0;
+    cr_assert_eq(otpca_token_totp(node_tok, node_seed, OTPCA_OTP_SHA1, t0 + 30, 30, 6, &totp), 0);
+    cr_assert_eq(otpca_random(nonce, 16), 0);
+    otpca_key_update k = {.nonce = {nonce, 16}, .time = (uint64_t)time(NULL),
+                          .serial = {(const uint8_t *)NODE, strlen(NODE)}, .cert_hash = {old_hash, 32},
+                          .pubkey = {nk.pub, 65}, .totp = totp};
+    otpca_signer new_s = {otpca_p256_soft_sign, &nk, {0}};
+    otpca_p256_kid(nk.pub, new_s.kid);
+    uint8_t inner[1024];
+    size_t inner_len = 0;
+    cr_assert_eq(otpca_msg_sign(&otpca_desc_key_update, &k, &new_s, (otpca_buf){NULL, 0}, inner, sizeof inner,
+                                &inner_len),
+                 0);
+    cr_assert_eq(otpca_cose_sign1_encode(&old_s, (otpca_buf){NULL, 0}, inner, inner_len, req, sizeof req, &len), 0);
+    static uint8_t ans3[4096];
+    expect_response(sock, req, len, ans3, sizeof ans3, &ku, nonce, otpca_p256_soft_ecdh, &nk, nk.pub);
+    cr_assert_not_null(ku.cert.p, "a certificate for the new key");
+    otpca_sha256(ku.cert.p, ku.cert.len, new_hash);
+    char path[256];
+    snprintf(path, sizeof path, "%s/rekeyed.der", ct.dir);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(ku.cert.p, 1, ku.cert.len, f), ku.cert.len);
+    fclose(f);
+    cr_expect_eq(ct_sh("openssl x509 -inform DER -in '%s/rekeyed.der' -out '%s/rekeyed.pem' && openssl verify -CAfile "
+                       "'%s/root.pem' -untrusted '%s/mgr-07.pem' '%s/rekeyed.pem'",
+                       ct.dir, ct.dir, ct.dir, ct.dir, ct.dir),
+                 0, "openssl verify: root -> manager -> the new key's certificate");
+
+    /* Before the confirm the old certificate still rejoins... (its step
+     * is used up, so the refusal names the step, not the certificate; the
+     * certificate check comes first and passes.) */
+    len = rejoin_request(t0, old_hash, &old_s, req, sizeof req, nonce);
+    expect_auth_failed(sock, req, len, "a used TOTP step");
+    cr_expect_eq(ct_sh("grep -q 'rejoin of " NODE " rejected: TOTP time step already used' '%s/manager.log'", ct.dir), 0,
+                 "the old certificate is still current before the confirm");
+
+    /* The confirm, signed by the new key. */
+    len = confirm_request(&ku, &new_s, creq, sizeof creq);
+    otpca_cose_sign1 c;
+    size_t n = node_call(sock, creq, len, ans2, sizeof ans2);
+    cr_assert_eq(otpca_cose_sign1_decode(ans2, n, &c), 0, "a ConfirmAck for the new key's certificate");
+
+    /* After it: the old key and certificate are refused, for the
+     * certificate or the key. */
+    len = rejoin_request(t0, old_hash, &old_s, req, sizeof req, nonce);
+    expect_auth_failed(sock, req, len, "the old certificate after the key update");
+    cr_expect_eq(ct_sh("grep -q 'rejoin of " NODE " rejected: public key or kid does not match' '%s/manager.log'",
+                       ct.dir),
+                 0, "refused: the registered key is now the new one");
+    len = rejoin_request(t0, old_hash, &new_s, req, sizeof req, nonce);
+    expect_auth_failed(sock, req, len, "the old certificate, signed by the new key");
+    cr_expect_eq(ct_sh("grep -q 'rejoin of " NODE " rejected: certificate hash unknown or superseded' '%s/manager.log'",
+                       ct.dir),
+                 0, "refused: the old certificate is superseded");
+    zmq_close(sock);
+    zmq_ctx_term(zctx);
+
+    cr_assert_eq(ct_sh("'%s/otpca-manager' window close --config '%s'", ct_bin(), mgr_conf), 0);
+    cr_expect_eq(manager_wait(), 0);
+    cr_expect_eq(ct_sh("grep -q '0 pending' '%s/manager.out'", ct.dir), 0, "every record uploaded");
+    /* The cloud binds the new key and its certificate to the serial. */
+    char hex[131], hhex[65];
+    for (size_t i = 0; i < 65; i++)
+        snprintf(hex + 2 * i, 3, "%02x", nk.pub[i]);
+    for (size_t i = 0; i < 32; i++)
+        snprintf(hhex + 2 * i, 3, "%02x", new_hash[i]);
+    cr_expect_eq(ct_sh("'%s/otpca-cloud' --config '%s' device show " NODE " | grep -q '^public key *%s'", ct_bin(),
+                       ct.conf, hex),
+                 0, "the cloud has the new key");
+    cr_expect_eq(ct_sh("'%s/otpca-cloud' --config '%s' device show " NODE " | grep -q '^certificate *%s'", ct_bin(),
+                       ct.conf, hhex),
+                 0, "and the new certificate");
+    otpca_p256_soft_wipe(&nk);
+    otpca_token_destroy(&node_tok);
 }

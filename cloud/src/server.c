@@ -742,8 +742,12 @@ static otpca_err apply_record(struct worker *w, const char *who, const otpca_rec
         }
         break;
     case OTPCA_REC_REJECTED:
-        d->failures++;
-        changed = 1;
+        /* Only what the device signed counts (PROTOCOL.md 8.2): a wrong or
+         * reused TOTP; not replays, forgeries or unknown keys. */
+        if ((r->present & OTPCA_MSG_BIT(6)) && (r->reason == 8 || r->reason == 9)) {
+            d->failures++;
+            changed = 1;
+        }
         break;
     case OTPCA_REC_LOCKED:
         if (d->state != OTPCA_STORE_REVOKED && d->state != OTPCA_STORE_DELETED) {

@@ -65,15 +65,82 @@ static int same_key(const uint8_t reg[65], otpca_buf req)
     return 0;
 }
 
-void otpca_mgr_check_enroll(const otpca_mgr_window *w, uint64_t now, uint64_t skew, const otpca_mgr_hooks *h,
-                            const uint8_t *in, size_t len, otpca_mgr_verdict *v)
+static int kid_is(otpca_buf kid, const uint8_t pub[65])
 {
-    otpca_cose_sign1 c;
+    uint8_t k[OTPCA_KID_LEN];
+    otpca_p256_kid(pub, k);
+    return kid.len == OTPCA_KID_LEN && memcmp(kid.p, k, OTPCA_KID_LEN) == 0;
+}
+
+/* Decodes a request of the given type into the verdict's common view
+ * (v->req: nonce, time, serial, totp; pubkey for an EnrollRequest and a
+ * KeyUpdate's new key) and the COSE layers: *outer is signed by the
+ * current device key, *inner (KeyUpdate only) by the new one. */
+static int decode_request(int type, const uint8_t *in, size_t len, otpca_mgr_verdict *v, otpca_cose_sign1 *outer,
+                          otpca_cose_sign1 *inner)
+{
+    if (otpca_cose_sign1_decode(in, len, outer) != OTPCA_ERR_OK)
+        return -1;
+    if (type == OTPCA_MSG_ENROLL_REQUEST)
+        return otpca_msg_decode(&otpca_desc_enroll_request, outer->payload.p, outer->payload.len, &v->req) ? -1 : 0;
+    if (type == OTPCA_MSG_REJOIN) {
+        otpca_rejoin r;
+        if (otpca_msg_decode(&otpca_desc_rejoin, outer->payload.p, outer->payload.len, &r))
+            return -1;
+        v->req.nonce = r.nonce;
+        v->req.time = r.time;
+        v->req.serial = r.serial;
+        v->req.totp = r.totp;
+        v->cert_hash = r.cert_hash;
+        return 0;
+    }
+    if (type == OTPCA_MSG_KEY_UPDATE) {
+        otpca_key_update k;
+        if (otpca_cose_sign1_decode(outer->payload.p, outer->payload.len, inner) != OTPCA_ERR_OK ||
+            otpca_msg_decode(&otpca_desc_key_update, inner->payload.p, inner->payload.len, &k))
+            return -1;
+        v->req.nonce = k.nonce;
+        v->req.time = k.time;
+        v->req.serial = k.serial;
+        v->req.totp = k.totp;
+        v->req.pubkey = k.pubkey;
+        v->cert_hash = k.cert_hash;
+        return 0;
+    }
+    return -1;
+}
+
+/* Step 7 of the checks (PROTOCOL.md 6.2, 6.5, 6.6): the request is about
+ * the key and certificate the trust list holds. */
+static int key_check(int type, const otpca_mgr_device *d, const otpca_cose_sign1 *outer,
+                     const otpca_cose_sign1 *inner, otpca_mgr_verdict *v)
+{
+    if (d->pubkey_len != 65 || !kid_is(outer->kid, d->pubkey))
+        return OTPCA_MGR_KEY;
+    if (type == OTPCA_MSG_ENROLL_REQUEST)
+        return same_key(d->pubkey, v->req.pubkey) ? OTPCA_MGR_OK : OTPCA_MGR_KEY;
+    /* Rejoin and KeyUpdate: the certificate named must be the current one
+     * (not revoked, not superseded by a confirmed KeyUpdate). */
+    if (!d->has_cert || v->cert_hash.len != 32 || !otpca_ct_equal(v->cert_hash.p, d->cert_hash, 32))
+        return OTPCA_MGR_CERT;
+    if (type == OTPCA_MSG_KEY_UPDATE) {
+        if (otpca_p256_pub_normalize(v->req.pubkey.p, v->req.pubkey.len, v->pub) != OTPCA_ERR_OK ||
+            otpca_ct_equal(v->pub, d->pubkey, 65) || !kid_is(inner->kid, v->pub))
+            return OTPCA_MGR_KEY; /* not a point, the same key again, or not the inner signer */
+    }
+    return OTPCA_MGR_OK;
+}
+
+static void check_request(int type, const otpca_mgr_window *w, uint64_t now, uint64_t skew,
+                          const otpca_mgr_hooks *h, const uint8_t *in, size_t len, otpca_mgr_verdict *v)
+{
+    otpca_cose_sign1 c, inner;
     otpca_mgr_device d;
     memset(v, 0, sizeof *v);
     memset(&d, 0, sizeof d);
-    if (otpca_cose_sign1_decode(in, len, &c) != OTPCA_ERR_OK ||
-        otpca_msg_decode(&otpca_desc_enroll_request, c.payload.p, c.payload.len, &v->req) != OTPCA_ERR_OK) {
+    memset(&inner, 0, sizeof inner);
+    v->type = type;
+    if (decode_request(type, in, len, v, &c, &inner)) {
         v->reason = OTPCA_MGR_MALFORMED;
         return;
     }
@@ -110,14 +177,8 @@ void otpca_mgr_check_enroll(const otpca_mgr_window *w, uint64_t now, uint64_t sk
         v->reason = OTPCA_MGR_UNKNOWN;
         return;
     }
-    uint8_t kid[OTPCA_KID_LEN];
-    if (d.pubkey_len == 65)
-        otpca_p256_kid(d.pubkey, kid);
-    if (d.pubkey_len != 65 || !same_key(d.pubkey, v->req.pubkey) || c.kid.len != OTPCA_KID_LEN ||
-        memcmp(c.kid.p, kid, OTPCA_KID_LEN) != 0) {
-        v->reason = OTPCA_MGR_KEY;
+    if ((v->reason = key_check(type, &d, &c, &inner, v)) != OTPCA_MGR_OK)
         return;
-    }
     /* ±1 step around now; every candidate computed, compared in constant
      * time, so the time taken does not say which one matched. */
     uint64_t period = d.period ? d.period : 30, at = now / period, matched = 0;
@@ -138,17 +199,38 @@ void otpca_mgr_check_enroll(const otpca_mgr_window *w, uint64_t now, uint64_t sk
     otpca_memzero(got, sizeof got);
     int sig_ok = otpca_cose_sign1_verify(&c, d.pubkey, 65) == OTPCA_ERR_OK;
     if (!found || matched <= d.last_step) {
-        v->reason = found ? OTPCA_MGR_STEP : OTPCA_MGR_TOTP;
+        /* Reasons 8 and 9 only for what the device signed: they are the
+         * ones that count towards the lockout, here and at the cloud. */
+        v->reason = !sig_ok ? OTPCA_MGR_SIGNATURE : found ? OTPCA_MGR_STEP : OTPCA_MGR_TOTP;
         v->count_failure = sig_ok;
         return;
     }
-    if (!sig_ok) {
+    if (!sig_ok || (type == OTPCA_MSG_KEY_UPDATE && otpca_cose_sign1_verify(&inner, v->pub, 65) != OTPCA_ERR_OK)) {
         v->reason = OTPCA_MGR_SIGNATURE;
         return;
     }
     v->reason = OTPCA_MGR_OK;
     v->step = matched;
-    memcpy(v->pub, d.pubkey, 65);
+    if (type != OTPCA_MSG_KEY_UPDATE)
+        memcpy(v->pub, d.pubkey, 65);
+}
+
+void otpca_mgr_check_enroll(const otpca_mgr_window *w, uint64_t now, uint64_t skew, const otpca_mgr_hooks *h,
+                            const uint8_t *in, size_t len, otpca_mgr_verdict *v)
+{
+    check_request(OTPCA_MSG_ENROLL_REQUEST, w, now, skew, h, in, len, v);
+}
+
+void otpca_mgr_check_rejoin(const otpca_mgr_window *w, uint64_t now, uint64_t skew, const otpca_mgr_hooks *h,
+                            const uint8_t *in, size_t len, otpca_mgr_verdict *v)
+{
+    check_request(OTPCA_MSG_REJOIN, w, now, skew, h, in, len, v);
+}
+
+void otpca_mgr_check_key_update(const otpca_mgr_window *w, uint64_t now, uint64_t skew, const otpca_mgr_hooks *h,
+                                const uint8_t *in, size_t len, otpca_mgr_verdict *v)
+{
+    check_request(OTPCA_MSG_KEY_UPDATE, w, now, skew, h, in, len, v);
 }
 
 /* ------------------------------------------------------------- answers */
@@ -169,8 +251,12 @@ otpca_err otpca_mgr_issue(const otpca_mgr_issuer *is, const otpca_mgr_verdict *v
     size_t env_len = 0, sl = strlen(v->serial);
     if (v->reason != OTPCA_MGR_OK || !is->netkey || is->netkey_len < 16 || is->netkey_len > 64 || sl == 0 || sl > 64)
         return OTPCA_ERR_INVALID_ARG;
-    otpca_err ret = otpca_mgr_node_cert(is->ca, is->rng, is->ca_der, is->ca_len, is->profile, v->serial, mac, mac_len,
-                                        v->pub, cert, cert_len);
+    otpca_err ret = OTPCA_ERR_OK;
+    if (v->type == OTPCA_MSG_REJOIN) /* the network key only */
+        *cert_len = 0;
+    else
+        ret = otpca_mgr_node_cert(is->ca, is->rng, is->ca_der, is->ca_len, is->profile, v->serial, mac, mac_len,
+                                  v->pub, cert, cert_len);
     if (ret)
         return ret;
     memcpy(aad, v->serial, sl);
@@ -185,7 +271,8 @@ otpca_err otpca_mgr_issue(const otpca_mgr_issuer *is, const otpca_mgr_verdict *v
     r.nonce = v->req.nonce;
     r.record = (otpca_buf){record, 16};
     r.time = now;
-    r.cert = (otpca_buf){cert, *cert_len};
+    if (*cert_len)
+        r.cert = (otpca_buf){cert, *cert_len};
     r.netkey = (otpca_buf){env, env_len};
     r.netkey_epoch = is->netkey_epoch;
     return otpca_msg_sign(&otpca_desc_enroll_response, &r, &is->cose, chain_for(is, v->req.ca), out, cap, out_len);

@@ -132,7 +132,10 @@ static void answer_error(mgr_job *job, unsigned code)
 static otpca_err write_issued(mgr_journal *j, mgr_job *job)
 {
     otpca_mrecord *r = job->rec;
-    otpca_err ret = otpca_mstore_device_accept(j->st, job->serial, r->step, job->cert_hash);
+    /* A KeyUpdate's certificate becomes the device's at its confirmation;
+     * a Rejoin issues none. */
+    otpca_err ret =
+        otpca_mstore_device_accept(j->st, job->serial, r->step, r->kind == OTPCA_REC_ISSUED ? job->cert_hash : NULL);
     if (ret == OTPCA_ERR_STATE || ret == OTPCA_ERR_NOT_FOUND) {
         /* Another request took this step first (or the device went):
          * nothing is issued; a rejection instead. */
@@ -144,10 +147,13 @@ static otpca_err write_issued(mgr_journal *j, mgr_job *job)
         return reject(j, job->serial, reason, 0);
     }
     memcpy(r->window, j->window, 16);
-    r->kind = OTPCA_REC_ISSUED;
     r->has_audit = 1;
     if (!ret)
-        ret = audit(j, MGR_EV_ISSUED, job->serial, "certificate issued", r->audit);
+        ret = audit(j, MGR_EV_ISSUED, job->serial,
+                    r->kind == OTPCA_REC_REJOINED       ? "network key sent (rejoin)"
+                    : r->kind == OTPCA_REC_KEY_UPDATED ? "certificate issued for a new key"
+                                                       : "certificate issued",
+                    r->audit);
     if (!ret)
         ret = otpca_mstore_record_add(j->st, r, NULL);
     return ret;
@@ -163,7 +169,8 @@ static otpca_err write_confirmed(mgr_journal *j, mgr_job *job)
         return OTPCA_ERR_OK;
     }
     if (ret == OTPCA_ERR_NOT_FOUND)
-        ret = otpca_mstore_device_enrolled(j->st, job->serial, job->cert_hash);
+        ret = job->key_update ? otpca_mstore_device_key_updated(j->st, job->serial, job->cert_hash, job->pubkey)
+                              : otpca_mstore_device_enrolled(j->st, job->serial, job->cert_hash);
     if (ret == OTPCA_ERR_STATE || ret == OTPCA_ERR_NOT_FOUND) {
         log_warn("confirmation of %s refused: the device is no longer approved", job->serial);
         job->outcome = 2;

@@ -35,15 +35,19 @@ typedef struct mgr_job {
     uint8_t nonce[16];          /* remembered durably with nonce_time */
     uint64_t nonce_time;
     char serial[OTPCA_MSTORE_ID_MAX + 1];
-    /* ISSUED: the record (cert, step, id; window and audit filled in here) */
+    /* ISSUED: the record (kind ISSUED, REJOINED or KEY_UPDATED; cert, step,
+     * id, pubkey; window and audit filled in here) */
     otpca_mrecord *rec;
-    uint8_t cert_hash[32];
+    uint8_t cert_hash[32];      /* ISSUED: the device's certificate from now on */
     /* REJECTED */
     int reason;
     int count_failure;
     const char *reason_name;
-    /* CONFIRMED: the CONFIRMED record's id, the certificate's hash */
+    /* CONFIRMED: the CONFIRMED record's id, the certificate's hash; for a
+     * KeyUpdate's certificate, the new device key */
     uint8_t confirm_id[16];
+    int key_update;
+    uint8_t pubkey[65];
     /* The answer sent after the commit, and the error code sent instead if
      * the commit fails (with the request's nonce, if it had one). */
     uint8_t *answer;

@@ -222,7 +222,7 @@ static const char *const SQL[ST_COUNT] = {
     [ST_ACCEPT] = "UPDATE devices SET last_step = ?2, cert_hash = coalesce(?3, cert_hash) "
                   "WHERE serial = ?1 AND last_step < ?2 AND state IN (1, 2)",
     [ST_FAIL_SET] = "UPDATE devices SET failures = ?2, state = ?3 WHERE serial = ?1",
-    [ST_ENROLLED] = "UPDATE devices SET state = 2, cert_hash = ?2, enrolled_here = 1 "
+    [ST_ENROLLED] = "UPDATE devices SET state = 2, cert_hash = ?2, enrolled_here = 1, pubkey = coalesce(?3, pubkey) "
                     "WHERE serial = ?1 AND state IN (1, 2)",
     [ST_SET_STATE] = "UPDATE devices SET state = ?2, seq = max(seq, ?3), "
                      "failures = CASE WHEN ?4 THEN 0 ELSE failures END WHERE serial = ?1",
@@ -965,7 +965,8 @@ otpca_err otpca_mstore_device_fail(otpca_mstore *s, const char *serial, uint32_t
     return ret;
 }
 
-otpca_err otpca_mstore_device_enrolled(otpca_mstore *s, const char *serial, const uint8_t cert_hash[OTPCA_HASH_LEN])
+static otpca_err enrolled(otpca_mstore *s, const char *serial, const uint8_t cert_hash[OTPCA_HASH_LEN],
+                          const uint8_t *pubkey)
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
@@ -976,9 +977,23 @@ otpca_err otpca_mstore_device_enrolled(otpca_mstore *s, const char *serial, cons
         return ret;
     otpca_sqlite_bind_text(st, 1, serial, &rc);
     otpca_sqlite_bind_blob(st, 2, cert_hash, OTPCA_HASH_LEN, &rc);
+    otpca_sqlite_bind_blob_opt(st, 3, pubkey, pubkey ? OTPCA_P256_PUB_LEN : 0, &rc);
     if ((ret = otpca_sqlite_step_done(&s->q, st, rc, "mark a device enrolled")))
         return ret;
     return sqlite3_changes(s->q.db) ? OTPCA_ERR_OK : why_unchanged(s, serial);
+}
+
+otpca_err otpca_mstore_device_enrolled(otpca_mstore *s, const char *serial, const uint8_t cert_hash[OTPCA_HASH_LEN])
+{
+    return enrolled(s, serial, cert_hash, NULL);
+}
+
+otpca_err otpca_mstore_device_key_updated(otpca_mstore *s, const char *serial, const uint8_t cert_hash[OTPCA_HASH_LEN],
+                                          const uint8_t pubkey[OTPCA_P256_PUB_LEN])
+{
+    if (!pubkey || pubkey[0] != 0x04)
+        return bad_arg("new device key");
+    return enrolled(s, serial, cert_hash, pubkey);
 }
 
 /* 1 if the journal holds a LOCKED record for serial the cloud has not

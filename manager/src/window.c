@@ -223,6 +223,8 @@ static otpca_err hook_device(void *arg, const char *serial, otpca_mgr_device *ou
     out->period = d->period;
     out->algorithm = d->algorithm;
     out->last_step = d->last_step;
+    out->has_cert = d->has_cert;
+    memcpy(out->cert_hash, d->cert_hash, 32);
     return OTPCA_ERR_OK;
 }
 
@@ -247,16 +249,19 @@ static otpca_err hook_record(void *arg, const uint8_t id[16], otpca_mgr_issued *
     if (!r)
         return OTPCA_ERR_NOMEM;
     otpca_err ret = otpca_mstore_record_get(w->st, id, r);
-    if (!ret && (r->kind != OTPCA_REC_ISSUED || !r->cert_len))
+    if (!ret && ((r->kind != OTPCA_REC_ISSUED && r->kind != OTPCA_REC_KEY_UPDATED) || !r->cert_len))
         ret = OTPCA_ERR_NOT_FOUND;
-    if (!ret)
+    out->key_update = !ret && r->kind == OTPCA_REC_KEY_UPDATED;
+    if (!ret && out->key_update && r->pubkey_len != 65)
+        ret = OTPCA_ERR_NOT_FOUND;
+    if (!ret && !out->key_update)
         ret = otpca_mstore_device_get(w->st, r->serial, &d);
-    if (!ret && d.pubkey_len != 65)
+    if (!ret && !out->key_update && d.pubkey_len != 65)
         ret = OTPCA_ERR_NOT_FOUND;
-    if (!ret) {
+    if (!ret) { /* the key the certificate certifies signs the confirmation */
         snprintf(out->serial, sizeof out->serial, "%s", r->serial);
         memcpy(out->cert_hash, r->cert_hash, 32);
-        memcpy(out->pub, d.pubkey, 65);
+        memcpy(out->pub, out->key_update ? r->pubkey : d.pubkey, 65);
     }
     free(r);
     return ret;
@@ -324,7 +329,9 @@ static size_t reject(struct worker *w, const otpca_mgr_verdict *v)
         log_warn("node request rejected: %s", otpca_mgr_reason_name(v->reason));
         return node_error(w, OTPCA_WIRE_BAD_REQUEST, NULL);
     }
-    log_warn("enrollment of %s rejected: %s", v->serial, otpca_mgr_reason_name(v->reason));
+    log_warn("%s of %s rejected: %s",
+             v->type == OTPCA_MSG_REJOIN ? "rejoin" : v->type == OTPCA_MSG_KEY_UPDATE ? "key update" : "enrollment",
+             v->serial, otpca_mgr_reason_name(v->reason));
     unsigned code = v->reason == OTPCA_MGR_WINDOW ? OTPCA_WIRE_WINDOW_CLOSED : OTPCA_WIRE_AUTH_FAILED;
     size_t len = node_error(w, code, nonce);
     mgr_job *job = job_with_answer(w, MGR_JOB_REJECTED, len);
@@ -339,7 +346,10 @@ static size_t reject(struct worker *w, const otpca_mgr_verdict *v)
     return defer(w, job, nonce);
 }
 
-static size_t on_enroll(struct worker *w, const uint8_t *in, size_t len)
+/* EnrollRequest, Rejoin and KeyUpdate: the same checks but for the key
+ * (enroll.h), the same issuance but for the certificate (none for a
+ * Rejoin) and the record's kind. */
+static size_t on_request(struct worker *w, unsigned type, const uint8_t *in, size_t len)
 {
     struct mgr *m = w->m;
     otpca_mgr_verdict v;
@@ -348,7 +358,12 @@ static size_t on_enroll(struct worker *w, const uint8_t *in, size_t len)
     pthread_mutex_lock(&m->mu);
     win = m->win;
     pthread_mutex_unlock(&m->mu);
-    otpca_mgr_check_enroll(&win, now_s(), m->n.max_skew, &h, in, len, &v);
+    if (type == OTPCA_MSG_REJOIN)
+        otpca_mgr_check_rejoin(&win, now_s(), m->n.max_skew, &h, in, len, &v);
+    else if (type == OTPCA_MSG_KEY_UPDATE)
+        otpca_mgr_check_key_update(&win, now_s(), m->n.max_skew, &h, in, len, &v);
+    else
+        otpca_mgr_check_enroll(&win, now_s(), m->n.max_skew, &h, in, len, &v);
     otpca_memzero(w->seed, OTPCA_SEEDBOX_SEED_MAX);
     if (v.reason != OTPCA_MGR_OK)
         return reject(w, &v);
@@ -392,7 +407,15 @@ static size_t on_enroll(struct worker *w, const uint8_t *in, size_t len)
     job->answer_len = out_len;
     /* Journaled (fsync) before the response leaves, with the step accepted
      * in the same transaction, so a code is good once even across workers. */
-    otpca_sha256(r->cert, r->cert_len, job->cert_hash);
+    if (r->cert_len)
+        otpca_sha256(r->cert, r->cert_len, job->cert_hash);
+    r->kind = type == OTPCA_MSG_REJOIN       ? OTPCA_REC_REJOINED
+              : type == OTPCA_MSG_KEY_UPDATE ? OTPCA_REC_KEY_UPDATED
+                                             : OTPCA_REC_ISSUED;
+    if (r->kind == OTPCA_REC_KEY_UPDATED) {
+        memcpy(r->pubkey, v.pub, 65);
+        r->pubkey_len = 65;
+    }
     snprintf(job->serial, sizeof job->serial, "%s", v.serial);
     snprintf(r->serial, sizeof r->serial, "%s", v.serial);
     r->time = now_s();
@@ -428,6 +451,8 @@ static size_t on_confirm(struct worker *w, const uint8_t *in, size_t len)
     otpca_sha256(seed_in, sizeof seed_in, h32);
     memcpy(job->confirm_id, h32, 16);
     memcpy(job->cert_hash, rec.cert_hash, 32);
+    job->key_update = rec.key_update;
+    memcpy(job->pubkey, rec.pub, 65);
     snprintf(job->serial, sizeof job->serial, "%s", rec.serial);
     return defer(w, job, req.nonce.p);
 }
@@ -446,7 +471,9 @@ static size_t handle(void *arg, const char *user, zmq_msg_t *client, const uint8
     *out = w->out;
     if (len > OTPCA_MSG_NODE_MAX)
         return node_error(w, OTPCA_WIRE_BAD_REQUEST, NULL);
-    if (len && in[0] == 0xd2 && otpca_cose_sign1_decode(in, len, &c) == OTPCA_ERR_OK) {
+    /* Signed messages: the type is in the payload; a double-signed one
+     * (KeyUpdate, Claim) has a COSE_Sign1 there, and the type in its. */
+    for (int depth = 0; depth < 2 && n && p[0] == 0xd2 && otpca_cose_sign1_decode(p, n, &c) == OTPCA_ERR_OK; depth++) {
         p = c.payload.p;
         n = c.payload.len;
     }
@@ -458,13 +485,13 @@ static size_t handle(void *arg, const char *user, zmq_msg_t *client, const uint8
                    ? node_error(w, OTPCA_WIRE_BAD_REQUEST, NULL)
                    : out_len;
     case OTPCA_MSG_ENROLL_REQUEST:
-        return on_enroll(w, in, len);
-    case OTPCA_MSG_ENROLL_CONFIRM:
-        return on_confirm(w, in, len);
     case OTPCA_MSG_REJOIN:
     case OTPCA_MSG_KEY_UPDATE:
+        return on_request(w, type, in, len);
+    case OTPCA_MSG_ENROLL_CONFIRM:
+        return on_confirm(w, in, len);
     case OTPCA_MSG_CLAIM:
-        return node_error(w, OTPCA_WIRE_UNSUPPORTED, NULL); /* not built yet (issue #5, #10) */
+        return node_error(w, OTPCA_WIRE_UNSUPPORTED, NULL); /* batch claim: issue #10 */
     default:
         return node_error(w, OTPCA_WIRE_BAD_REQUEST, NULL);
     }

@@ -65,6 +65,8 @@ typedef struct otpca_mgr_device {
     size_t seed_len;
     unsigned digits, period, algorithm; /* algorithm 1 SHA-1, 2 SHA-256 */
     uint64_t last_step;
+    int has_cert;
+    uint8_t cert_hash[32]; /* the current certificate (Rejoin and KeyUpdate must name it) */
 } otpca_mgr_device;
 
 /* What the journal knows about an issued certificate. */
@@ -72,6 +74,7 @@ typedef struct otpca_mgr_issued {
     char serial[65];
     uint8_t cert_hash[32]; /* SHA-256 of the DER certificate */
     uint8_t pub[65];       /* the key it certifies */
+    int key_update;        /* issued for a KeyUpdate: pub is the new key */
 } otpca_mgr_issued;
 
 typedef struct otpca_mgr_hooks {
@@ -87,17 +90,34 @@ typedef struct otpca_mgr_hooks {
 } otpca_mgr_hooks;
 
 typedef struct otpca_mgr_verdict {
+    int type;               /* OTPCA_MSG_ENROLL_REQUEST, _REJOIN or _KEY_UPDATE */
     int reason;             /* OTPCA_MGR_* */
     int count_failure;      /* 1: count towards the device's lockout */
     char serial[65];        /* the request's serial ("" if it did not decode) */
     uint64_t step;          /* the TOTP step to record as accepted (reason 0) */
-    otpca_enroll_request req; /* decoded; spans point into the input */
-    uint8_t pub[65];        /* the registered device key (reason 0) */
+    /* Decoded; spans point into the input. A Rejoin or KeyUpdate fills in
+     * the fields it shares with an EnrollRequest (nonce, time, serial,
+     * totp; pubkey: a KeyUpdate's new key). */
+    otpca_enroll_request req;
+    otpca_buf cert_hash;    /* Rejoin, KeyUpdate: the certificate named */
+    /* reason 0: the key the answer certifies and seals the network key to:
+     * the registered device key, or a KeyUpdate's new key. */
+    uint8_t pub[65];
 } otpca_mgr_verdict;
 
 /* Runs the checks on a signed EnrollRequest `in`. */
 void otpca_mgr_check_enroll(const otpca_mgr_window *w, uint64_t now, uint64_t skew, const otpca_mgr_hooks *h,
                             const uint8_t *in, size_t len, otpca_mgr_verdict *v);
+/* Rejoin (PROTOCOL.md 6.5): the same checks, with the key check replaced
+ * by: signed by the registered device key, and the certificate hash is the
+ * device's current certificate (reason 12 if not). */
+void otpca_mgr_check_rejoin(const otpca_mgr_window *w, uint64_t now, uint64_t skew, const otpca_mgr_hooks *h,
+                            const uint8_t *in, size_t len, otpca_mgr_verdict *v);
+/* KeyUpdate (PROTOCOL.md 6.6, double signature 4.3): outer signature by
+ * the registered device key, the current certificate named, the new key a
+ * point other than the old one, inner signature (and kid) by the new key. */
+void otpca_mgr_check_key_update(const otpca_mgr_window *w, uint64_t now, uint64_t skew, const otpca_mgr_hooks *h,
+                                const uint8_t *in, size_t len, otpca_mgr_verdict *v);
 
 /* TOTP of seed at step (liboath), as a number. For the tests and the
  * simulator; the checks use it too. */
@@ -120,7 +140,8 @@ typedef struct otpca_mgr_issuer {
 } otpca_mgr_issuer;
 
 /* The signed EnrollResponse for an accepted verdict: a new certificate
- * for the device key (into cert, OTPCA_CERT_DER_MAX bytes), the network
+ * for v->pub (into cert, OTPCA_CERT_DER_MAX bytes; none for a Rejoin:
+ * *cert_len = 0), the network
  * key sealed to it (ECIES, label "netkey", aad serial || nonce), a fresh
  * record id, x5chain unless the request named this manager's kid. mac
  * is the registered MAC. */

@@ -165,6 +165,11 @@ otpca_err otpca_mstore_device_fail(otpca_mstore *st, const char *serial, uint32_
  * enrolled; NOT_FOUND if unknown. */
 otpca_err otpca_mstore_device_enrolled(otpca_mstore *st, const char *serial, const uint8_t cert_hash[OTPCA_HASH_LEN])
     __attribute__((warn_unused_result));
+/* A verified EnrollConfirm of a KeyUpdate: as enrolled, and the device key
+ * becomes pubkey (65 bytes, uncompressed); the old key and certificate are
+ * no longer accepted. */
+otpca_err otpca_mstore_device_key_updated(otpca_mstore *st, const char *serial, const uint8_t cert_hash[OTPCA_HASH_LEN],
+                                          const uint8_t pubkey[OTPCA_P256_PUB_LEN]) __attribute__((warn_unused_result));
 /* A verified Notice: state (OTPCA_DEV_APPROVED .. OTPCA_DEV_LOCKED) as of
  * change-log sequence seq (the Notice's key 1). Leaving locked for
  * approved or enrolled is an unlock: failures restart from 0. Refused with
