@@ -17,6 +17,14 @@
  * makes the fsync a small part of each job's cost, and a bigger one only
  * holds the first answers back longer. */
 #define GROUP_MAX 128
+/* A group of fewer than GROUP_FILL jobs waits up to GATHER_US for more:
+ * a transaction costs about the same for 1 job as for 16 (the same
+ * B-tree pages go to the WAL, one fdatasync), and without the wait two
+ * workers hand over jobs one or two at a time (measured with
+ * bench/window.sh: 1.5 jobs per group, the writer a fifth of the
+ * manager's CPU). The wait adds at most GATHER_US to an answer. */
+#define GROUP_FILL 16
+#define GATHER_US 2000
 
 struct mgr_journal {
     mgr_journal_config cfg;
@@ -252,6 +260,16 @@ static void *writer(void *arg)
         if (!j->n) { /* stopping, and nothing left */
             pthread_mutex_unlock(&j->mu);
             break;
+        }
+        if (j->n < GROUP_FILL && !j->stopping) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += GATHER_US * 1000L;
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            while (j->n < GROUP_FILL && !j->stopping &&
+                   pthread_cond_timedwait(&j->nonempty, &j->mu, &until) == 0)
+                ;
         }
         size_t n = 0;
         while (j->n && n < GROUP_MAX) {

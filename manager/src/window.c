@@ -75,6 +75,9 @@ struct mgr {
     void *zctx;
     mgr_nonces *nonces;
     mgr_journal *journal;
+    pthread_t uplink;
+    int uplink_started, uplink_stop; /* uplink_stop under mu */
+    pthread_cond_t uplink_cv;
 };
 
 struct worker {
@@ -922,6 +925,52 @@ static void apply_notices(struct mgr *m)
     }
 }
 
+/* The uplink of an online window, a thread of its own: records up as
+ * fast as they are journaled (a backlog in batches of 256), notices in.
+ * While it runs it alone uses m->st and m->cc, so a slow cloud never holds
+ * up the main loop that passes the nodes' requests and answers on. */
+static void *uplink_main(void *arg)
+{
+    struct mgr *m = arg;
+    for (;;) {
+        uint64_t total = 0;
+        long k = 0;
+        for (int i = 0; i < 64 && (k = upload_some(m)) > 0; i++) {
+            total += (uint64_t)k;
+            if (k < 256)
+                break;
+        }
+        apply_notices(m);
+        pthread_mutex_lock(&m->mu);
+        m->sum->uploaded += total;
+        if (!m->uplink_stop && k != 256) { /* caught up (or the cloud is away): wait a while */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += (long)UPLOAD_MS * 1000000L;
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&m->uplink_cv, &m->mu, &until);
+        }
+        int stop = m->uplink_stop;
+        pthread_mutex_unlock(&m->mu);
+        if (stop)
+            return NULL;
+    }
+}
+
+static void uplink_join(struct mgr *m)
+{
+    if (!m->uplink_started)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->uplink_stop = 1;
+    pthread_cond_signal(&m->uplink_cv);
+    pthread_mutex_unlock(&m->mu);
+    pthread_join(m->uplink, NULL);
+    pthread_cond_destroy(&m->uplink_cv);
+    m->uplink_started = 0;
+}
+
 /* ------------------------------------------------------------------ run */
 
 /* What a window and an upload both need: numbers, keys, token, manager
@@ -1117,11 +1166,21 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
         fflush(ready);
     }
 
-    uint64_t next_check = 0, next_upload = 0, drain_until = 0;
+    if (m->online) {
+        pthread_cond_init(&m->uplink_cv, NULL);
+        if (pthread_create(&m->uplink, NULL, uplink_main, m)) {
+            pthread_cond_destroy(&m->uplink_cv);
+            ret = OTPCA_ERR_NOMEM;
+            goto out;
+        }
+        m->uplink_started = 1;
+    }
+    uint64_t next_check = 0, drain_until = 0;
     for (;;) {
         uint64_t t = mono_ms();
         if (!drain_until && t >= next_check) {
             next_check = t + CHECK_MS;
+            mgr_nonces_prune(m->nonces, now_s() - keep_s);
             const char *why = NULL;
             pthread_mutex_lock(&m->mu);
             if (*stop)
@@ -1143,14 +1202,6 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
         }
         if (drain_until && ((b.nidle == m->n.workers && mgr_journal_idle(m->journal)) || t > drain_until))
             break;
-        if (m->online && !drain_until && t >= next_upload) {
-            next_upload = t + UPLOAD_MS;
-            long k = upload_some(m);
-            if (k > 0)
-                sum->uploaded += (uint64_t)k;
-            apply_notices(m);
-            mgr_nonces_prune(m->nonces, now_s() - keep_s);
-        }
         zmq_pollitem_t items[] = {{backend, 0, ZMQ_POLLIN, 0}, {answers, 0, ZMQ_POLLIN, 0},
                                   {frontend, 0, ZMQ_POLLIN, 0}};
         int nitems = b.nidle && !drain_until ? 3 : 2;
@@ -1173,6 +1224,7 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
     for (int i = 0; i < 100000 && otpca_broker_forward(answers, frontend, ZMQ_DONTWAIT) > 0; i++)
         ;
     /* Flush: upload what is journaled (bounded), then tell the cloud. */
+    uplink_join(m);
     if (m->online) {
         uint64_t until = mono_ms() + FLUSH_MS;
         long k;
@@ -1189,6 +1241,7 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
     }
     ret = OTPCA_ERR_OK;
 out:
+    uplink_join(m);
     otpca_broker_clear(&b);
     if (frontend)
         zmq_close(frontend);
