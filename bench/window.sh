@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Full enrollments through a real window, against the crypto bound of the
+# same run; window open and close times with many devices in scope.
+#
+#   bench/window.sh [--devices N] [--enroll K] [--concurrency C] [--build DIR] [--json] [--help]
+#
+# In a throw-away directory: a SoftHSM rig (root, cloud, one manager and
+# its operator; no node tokens), N devices with software keys
+# (otpca-bench-window gen; default 100,000) imported into a real
+# `otpca-cloud serve` on loopback and approved, the root ceremony, then:
+#   1. `otpca-manager window open`, timed until it serves (lease, snapshot
+#      sync of N devices into an empty journal, seed-box keys);
+#   2. K full enrollments (default 10,000) with C in flight (default 32):
+#      request -> checks -> token-signed certificate -> ECIES -> journal
+#      (group commit, fsync) -> EnrollResponse -> EnrollConfirm ->
+#      ConfirmAck, by otpca-bench-window load (software node keys,
+#      requests signed before the clock starts);
+#   3. `window close` (SIGTERM), timed until the process exits (draining,
+#      uploading the 2K records, WindowClose);
+#   4. a second open (the journal already synced: a delta) and close, timed;
+#   5. otpca-bench-enroll --json on the same rig: the crypto bound of one
+#      enrollment with 2 threads (2 ECDSA verifies, 2 token signatures, 1
+#      ECDH, 3 TOTPs), plus the ConfirmAck's token signature, which the
+#      window does and the engine benchmark leaves out.
+# Prints a table (or --json: one object) with enrollments/s, the bound, the
+# ratio (target >= 0.80), latency percentiles, bytes per enrollment, the
+# client's CPU share, and the open/close times (target <= 1 s each).
+# The binaries come from --build DIR (default build/, made by
+# deploy/test.sh; a Release build measures best). Takes about 1-2 minutes
+# at the defaults. Exit status: 0 done, 1 a step failed, 2 bad usage.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+devices=100000
+enroll=10000
+conc=32
+build=$root/build
+json=0
+prog=window.sh
+say() { echo "$prog: $*" >&2; }
+usage() { sed -n '5p' "${BASH_SOURCE[0]}" | sed 's/^# *//'; }
+while [ $# -gt 0 ]; do
+    case $1 in
+    --devices) devices=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
+    --enroll) enroll=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
+    --concurrency) conc=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
+    --build) build=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
+    --json) json=1; shift ;;
+    -h | --help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) say "unknown argument: $1"; usage >&2; exit 2 ;;
+    esac
+done
+for v in devices enroll conc; do
+    if ! [[ ${!v} =~ ^[1-9][0-9]{0,6}$ ]]; then
+        say "--$v wants a number from 1 to 9999999"
+        exit 2
+    fi
+done
+[ "$enroll" -le "$devices" ] || { say "--enroll must not exceed --devices"; exit 2; }
+[ "$conc" -le 256 ] || { say "--concurrency wants 1..256"; exit 2; }
+bin=$build/bin
+for b in otpca-token otpca-cloud otpca-manager otpca-bench-window otpca-bench-enroll; do
+    [ -x "$bin/$b" ] || { say "$bin/$b is missing: build first (deploy/test.sh, or cmake --build $build)"; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/otpca-window-bench.XXXXXX")
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    [ -n "${KEEP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'say interrupted; exit 130' INT TERM
+fail() { say "$*"; for f in "$tmp"/*.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -5 "$f" >&2; }; done; exit 1; }
+ms() { date +%s%3N; }
+
+rig=$tmp/rig
+export SOFTHSM2_CONF=$rig/softhsm2.conf
+pin() { printf 'pin-source=file:%s/pins/%s.pin' "$rig" "$1"; }
+say "rig, $devices devices, cloud, ceremony ..."
+"$bin/otpca-token" rig create "$rig" --nodes 0 --managers 1 >"$tmp/rig.log" 2>&1 || fail "rig create failed"
+"$bin/otpca-bench-window" gen --count "$devices" --out "$tmp" || fail "gen failed"
+cat >"$tmp/cloud.conf" <<END
+store = $tmp/cloud.db
+token = pkcs11:token=otpca-cloud?$(pin otpca-cloud)
+listen = tcp://127.0.0.1:*
+notices = tcp://127.0.0.1:*
+workers = 2
+log_level = warn
+END
+C() { "$bin/otpca-cloud" --config "$tmp/cloud.conf" "$@"; }
+C init >"$tmp/init.out" 2>"$tmp/init.log" || fail "cloud init failed"
+curve=$(sed -n 's/^cloud_curve_key *= *//p' "$tmp/init.out")
+sign=$(sed -n 's/^cloud_sign_key *= *//p' "$tmp/init.out")
+C device import "$tmp/manifest.csv" --approve >"$tmp/import.log" 2>&1 || fail "import failed"
+M=$bin/otpca-manager
+$M ca init-root --key "pkcs11:token=otpca-root;object=root-key?$(pin otpca-root)" --cn "bench root" \
+    --out "$tmp/root" >"$tmp/ceremony.log" 2>&1 || fail "ca init-root failed"
+$M ca certify --root "pkcs11:token=otpca-root;object=root-key?$(pin otpca-root)" --root-cert "$tmp/root.pem" \
+    --key "pkcs11:token=otpca-mgr-01;object=ca-key?$(pin otpca-mgr-01)" --id mgr-01 --out "$tmp/mgr-01" \
+    >"$tmp/certify.out" 2>>"$tmp/ceremony.log" || fail "ca certify failed"
+mcurve=$(sed -n "s/.*--curve-key '\(.\{40\}\)'.*/\1/p" "$tmp/certify.out")
+C manager add mgr-01 --ca-cert "$tmp/mgr-01.pem" --curve-key "$mcurve" >>"$tmp/ceremony.log" 2>&1 ||
+    fail "manager add failed"
+awk -F, 'NR == 2 { print $3 }' "$rig/operators.csv" >"$tmp/op.seed"
+C operator add otpca-op-01 --seed-file "$tmp/op.seed" >>"$tmp/ceremony.log" 2>&1 || fail "operator add failed"
+C operator allow otpca-op-01 --manager mgr-01 >>"$tmp/ceremony.log" 2>&1 || fail "operator allow failed"
+
+exec 3< <(exec "$bin/otpca-cloud" --config "$tmp/cloud.conf" serve 2>"$tmp/cloud.log")
+read -r -t 30 _ listen _ notices <&3 || fail "the cloud did not start"
+pids+=($(pgrep -f "otpca-cloud --config $tmp/cloud.conf serve" | head -1))
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/netkey.hex"
+chmod 600 "$tmp/netkey.hex"
+cat >"$tmp/manager.conf" <<END
+id = mgr-01
+token = pkcs11:token=otpca-mgr-01?$(pin otpca-mgr-01)
+ca_cert = $tmp/mgr-01.pem
+store = $tmp/manager.db
+cloud = $listen
+cloud_notices = $notices
+cloud_curve_key = $curve
+cloud_sign_key = $sign
+listen = tcp://127.0.0.1:*
+operator = otpca-op-01
+operator_token = pkcs11:token=otpca-op-01;object=op-totp?$(pin otpca-op-01)
+netkey_file = $tmp/netkey.hex
+window_seconds = 3600
+workers = 2
+log_level = warn
+END
+
+# open_window N: starts window N; $endpoint, $mpid, $open_ms. The cloud
+# takes an operator code once: window 2 types the next step's code (the
+# ±1 tolerance), computed in the operator token before the clock starts.
+open_window() {
+    local t0 t1 code=
+    if [ "$1" != 1 ]; then
+        code=$("$bin/otpca-token" otp "pkcs11:token=otpca-op-01;object=op-totp?$(pin otpca-op-01)" \
+            --time $(($(date +%s) + 30))) || fail "no operator code"
+    fi
+    t0=$(ms)
+    if [ -n "$code" ]; then
+        exec 4< <(echo "$code" | exec "$M" window open --config "$tmp/manager.conf" --totp-stdin 2>"$tmp/manager-$1.log")
+    else
+        exec 4< <(exec "$M" window open --config "$tmp/manager.conf" 2>"$tmp/manager-$1.log")
+    fi
+    read -r -t 60 _ endpoint <&4 || fail "window $1 did not open"
+    t1=$(ms)
+    mpid=$(pgrep -f "otpca-manager window open --config $tmp/manager.conf" | head -1)
+    pids+=("$mpid")
+    open_ms=$((t1 - t0))
+}
+# close_window: SIGTERM, timed until the process is gone; $close_ms.
+close_window() {
+    local t0 i
+    t0=$(ms)
+    kill -TERM "$mpid"
+    for ((i = 0; i < 6000 && $(kill -0 "$mpid" 2>/dev/null && echo 1 || echo 0); i++)); do sleep 0.005; done
+    kill -0 "$mpid" 2>/dev/null && fail "the window did not close within 30 s"
+    close_ms=$(($(ms) - t0))
+    cat <&4 >"$tmp/summary.out"
+}
+
+say "window 1: open (snapshot of $devices devices), $enroll enrollments, close ..."
+open_window 1
+open1=$open_ms
+cloudpid=${pids[0]}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime
+m0=$(cpu_ticks "$mpid"); c0=$(cpu_ticks "$cloudpid")
+# OTPCA_BENCH_PERF=FILE: perf record of the manager during the load.
+if [ -n "${OTPCA_BENCH_PERF:-}" ]; then
+    perf record -g -p "$mpid" -o "$OTPCA_BENCH_PERF" >/dev/null 2>&1 &
+    perfpid=$!
+fi
+"$bin/otpca-bench-window" load --endpoint "$endpoint" --devices "$tmp/devices.bin" --count "$enroll" \
+    --concurrency "$conc" >"$tmp/load.json" 2>"$tmp/load.log" || fail "the load failed: $(cat "$tmp/load.log")"
+[ -n "${OTPCA_BENCH_PERF:-}" ] && { kill -INT "$perfpid"; wait "$perfpid"; }
+hz=$(getconf CLK_TCK)
+mcpu=$(awk -v a="$m0" -v b="$(cpu_ticks "$mpid")" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
+ccpu_cloud=$(awk -v a="$c0" -v b="$(cpu_ticks "$cloudpid")" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
+close_window
+close1=$close_ms
+grep -q " $enroll issued, $enroll confirmed" "$tmp/summary.out" ||
+    fail "the summary does not show $enroll issued and confirmed: $(cat "$tmp/summary.out")"
+pending=$(sed -n 's/.* \([0-9]*\) pending.*/\1/p' "$tmp/summary.out")
+say "window 2: open (delta), close ..."
+open_window 2
+open2=$open_ms
+close_window
+close2=$close_ms
+
+say "crypto bound (otpca-bench-enroll, same rig) ..."
+"$bin/otpca-bench-enroll" --json --rig "$rig" --seconds 1 --rounds 4 >"$tmp/bound.json" 2>"$tmp/bound.log" ||
+    fail "otpca-bench-enroll failed"
+
+num() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" "$2" | head -1; }
+rate=$(num per_second "$tmp/load.json")
+bound2=$(num bound_2 "$tmp/bound.json")
+sign2=$(num token_sign_2 "$tmp/bound.json")
+engine2=$(num engine_2 "$tmp/bound.json")
+read -r bound ratio <<<"$(awk -v b="$bound2" -v s="$sign2" -v r="$rate" 'BEGIN {
+    e = 1 / (1 / b + 1 / s); printf "%.1f %.3f\n", e, r / e }')"
+# Per CPU-second of the manager process: what the manager itself costs per
+# enrollment, whatever the cloud and the client took of the machine; the
+# bound per CPU-second likewise: bench/enroll's bound_cpu_1 (one thread,
+# per CPU-second) and the token signature's CPU cost (its first row, the
+# one-thread one).
+boundcpu2=$(num bound_cpu_1 "$tmp/bound.json")
+signcpu=$(grep -o '"name":"token_sign"[^}]*' "$tmp/bound.json" | head -1 | sed -n 's/.*"cpu_ops_per_s":\([0-9.]*\).*/\1/p')
+read -r mrate boundcpu ratiocpu <<<"$(awk -v n="$enroll" -v c="$mcpu" -v b="$boundcpu2" -v s="${signcpu:-0}" 'BEGIN {
+    r = (c > 0) ? n / c : 0; e = (s > 0) ? 1 / (1 / b + 1 / s) : b; q = (e > 0) ? r / e : 0
+    printf "%.1f %.1f %.3f\n", r, e, q }')"
+p50=$(num p50 "$tmp/load.json"); p95=$(num p95 "$tmp/load.json"); p99=$(num p99 "$tmp/load.json")
+bytes=$(num bytes_per_enrollment "$tmp/load.json")
+secs=$(num seconds "$tmp/load.json")
+ccpu=$(num client_cpu_seconds "$tmp/load.json")
+
+if [ "$json" = 1 ]; then
+    printf '{"benchmark":"window","devices":%s,"enrollments":%s,"concurrency":%s,"per_second":%s,' \
+        "$devices" "$enroll" "$conc" "$rate"
+    printf '"bound_per_second":%s,"ratio":%s,"engine_per_second":%s,"latency_ms":{"p50":%s,"p95":%s,"p99":%s},' \
+        "$bound" "$ratio" "$engine2" "$p50" "$p95" "$p99"
+    printf '"bytes_per_enrollment":%s,"client_cpu_seconds":%s,"seconds":%s,' "$bytes" "$ccpu" "$secs"
+    printf '"manager_cpu_seconds":%s,"cloud_cpu_seconds":%s,"per_manager_cpu_second":%s,' "$mcpu" "$ccpu_cloud" "$mrate"
+    printf '"bound_per_cpu_second":%s,"ratio_cpu":%s,' "$boundcpu" "$ratiocpu"
+    printf '"open_snapshot_ms":%s,"close_ms":%s,"open_delta_ms":%s,"close_idle_ms":%s,"pending_after_close":%s}\n' \
+        "$open1" "$close1" "$open2" "$close2" "${pending:-null}"
+else
+    cat <<END
+Full enrollments through otpca-manager (2 workers, group-committed journal), $(nproc) cores,
+$devices devices in scope, $enroll enrollments, $conc in flight:
+
+  enrollments/s                 $rate   (engine alone, bench/enroll: $engine2)
+  crypto bound/s                $bound   (2 verifies, 3 token signatures, 1 ECDH, 3 TOTPs; 2 threads)
+  ratio                         $ratio   (target >= 0.80)
+  latency p50 / p95 / p99 ms    $p50 / $p95 / $p99
+  bytes per enrollment          $bytes
+  per CPU-second of the manager  $mrate   (bound per CPU-second: $boundcpu, ratio $ratiocpu)
+  CPU during the load           manager $mcpu s, cloud $ccpu_cloud s, client $ccpu s, of $secs s x $(nproc) cores
+  window open, first (snapshot) $open1 ms
+  window close after the load   $close1 ms (records uploaded; ${pending:-?} pending)
+  window open, again (delta)    $open2 ms
+  window close, idle            $close2 ms
+END
+fi
