@@ -330,8 +330,9 @@ Test(window, offline_window_on_a_lease_file_and_records_uploaded_later)
 
 /* One signed request of the node, answered by an EnrollResponse: decoded
  * into *r (spans into ans), the envelope opened with ecdh/pub. */
-static void expect_response(void *sock, const uint8_t *req, size_t len, uint8_t *ans, size_t cap, otpca_enroll_response *r,
-                            const uint8_t nonce[16], otpca_ecdh_fn ecdh, void *ctx, const uint8_t pub[65])
+static size_t expect_response(void *sock, const uint8_t *req, size_t len, uint8_t *ans, size_t cap,
+                              otpca_enroll_response *r, const uint8_t nonce[16], otpca_ecdh_fn ecdh, void *ctx,
+                              const uint8_t pub[65])
 {
     otpca_cose_sign1 c;
     size_t n = node_call(sock, req, len, ans, cap);
@@ -348,6 +349,7 @@ static void expect_response(void *sock, const uint8_t *req, size_t len, uint8_t 
     cr_expect_eq(otpca_ecies_open(ecdh, ctx, pub, OTPCA_ECIES_LABEL_NETKEY, aad, sl + 16, r->netkey.p, r->netkey.len,
                                   pt, sizeof pt, &pt_len),
                  0, "the network key opens with the key it was sealed to");
+    return n;
 }
 
 static void expect_auth_failed(void *sock, const uint8_t *req, size_t len, const char *why)
@@ -416,8 +418,14 @@ Test(window, rejoin_and_key_update_then_the_old_certificate_is_refused)
     otpca_signer old_s = {node_sign, NULL, {0}};
     otpca_p256_kid(node_pub, old_s.kid);
     size_t len = enroll_request(t0 - 30, req, sizeof req, nonce);
-    expect_response(sock, req, len, ans, sizeof ans, &r, nonce, node_ecdh, NULL, node_pub);
+    size_t first = expect_response(sock, req, len, ans, sizeof ans, &r, nonce, node_ecdh, NULL, node_pub);
     cr_assert_not_null(r.cert.p);
+    /* The same request again (its answer lost, say): the same answer again,
+     * not a second certificate (PROTOCOL.md 6.8). */
+    size_t again = node_call(sock, req, len, ans2, sizeof ans2);
+    cr_expect(again == first && !memcmp(ans2, ans, first), "a repeated request gets the same answer");
+    cr_expect_eq(ct_sh("grep -c 'certificate issued to " NODE "' '%s/manager.log' | grep -qx 1", ct.dir), 0,
+                 "one certificate issued");
     otpca_sha256(r.cert.p, r.cert.len, old_hash);
     len = confirm_request(&r, &old_s, creq, sizeof creq);
     cr_assert_gt(node_call(sock, creq, len, ans2, sizeof ans2), 20, "a ConfirmAck");

@@ -396,12 +396,11 @@ static uint32_t wrong_totp(node *n)
 /* An EnrollRequest naming serial, carrying the device key of k and signed
  * by it, with code and the time now + dt: its length, 0 if it could not
  * be made (no assertion: the load thread uses it); its nonce in nonce. */
-static size_t enroll_req(node *k, const char *serial, uint32_t code, int64_t dt, uint8_t *out, size_t cap,
-                         uint8_t nonce[16])
+/* An EnrollRequest with the given nonce (enroll_req: a fresh one). */
+static size_t enroll_req_nonce(node *k, const char *serial, uint32_t code, int64_t dt, uint8_t *out, size_t cap,
+                               const uint8_t nonce[16])
 {
     size_t len = 0;
-    if (otpca_random(nonce, 16) != OTPCA_ERR_OK)
-        return 0;
     otpca_enroll_request m;
     memset(&m, 0, sizeof m);
     m.nonce = (otpca_buf){nonce, 16};
@@ -414,6 +413,14 @@ static size_t enroll_req(node *k, const char *serial, uint32_t code, int64_t dt,
     otpca_signer s = {node_sign, k, {0}};
     otpca_p256_kid(k->pub, s.kid);
     return otpca_msg_sign(&otpca_desc_enroll_request, &m, &s, (otpca_buf){NULL, 0}, out, cap, &len) ? 0 : len;
+}
+
+static size_t enroll_req(node *k, const char *serial, uint32_t code, int64_t dt, uint8_t *out, size_t cap,
+                         uint8_t nonce[16])
+{
+    if (otpca_random(nonce, 16) != OTPCA_ERR_OK)
+        return 0;
+    return enroll_req_nonce(k, serial, code, dt, out, cap, nonce);
 }
 
 /* An EnrollConfirm for what the node received; 0 if it could not be made. */
@@ -962,12 +969,18 @@ Test(window_faults, each_rejection_reason_is_logged_and_the_node_hears_the_gener
     /* Accepted; then the same step with a fresh nonce; then the same bytes. */
     size_t first_len = enroll_req(a, a->serial, totp(a, s), 0, first, sizeof first, first_nonce);
     issued is;
-    cr_assert_eq(take_response(ans, call(sock, first, first_len, ans, sizeof ans, 10000), first_nonce, &is), 0,
-                 "an EnrollResponse (see %s)", mgr_log);
+    size_t first_ans = call(sock, first, first_len, ans, sizeof ans, 10000);
+    cr_assert_eq(take_response(ans, first_ans, first_nonce, &is), 0, "an EnrollResponse (see %s)", mgr_log);
     len = enroll_req(a, a->serial, totp(a, s), 0, req, sizeof req, nonce);
     expect_error(sock, req, len, OTPCA_WIRE_AUTH_FAILED, nonce, "reused OTP step");
     cr_expect_eq(rejected_logged(a->serial, R_STEP, 1), 1);
-    expect_error(sock, first, first_len, OTPCA_WIRE_AUTH_FAILED, first_nonce, "replayed nonce");
+    /* The same bytes again: the same answer again (PROTOCOL.md 6.8), no
+     * second certificate; the same nonce with other content: a replay. */
+    static uint8_t again[4096];
+    size_t again_len = call(sock, first, first_len, again, sizeof again, 10000);
+    cr_expect(again_len == first_ans && !memcmp(again, ans, first_ans), "a repeated request gets the same answer");
+    len = enroll_req_nonce(a, a->serial, totp(a, s), 0, req, sizeof req, first_nonce);
+    expect_error(sock, req, len, OTPCA_WIRE_AUTH_FAILED, first_nonce, "replayed nonce");
     cr_expect_eq(rejected_logged(a->serial, R_REPLAY, 1), 1);
 
     /* A request of type 3 that does not decode: BAD_REQUEST, no nonce. */

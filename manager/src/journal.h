@@ -39,6 +39,7 @@ typedef struct mgr_job {
      * id, pubkey; window and audit filled in here) */
     otpca_mrecord *rec;
     uint8_t cert_hash[32];      /* ISSUED: the device's certificate from now on */
+    uint8_t req_hash[32];       /* ISSUED: SHA-256 of the request (answered again if repeated) */
     /* REJECTED */
     int reason;
     int count_failure;

@@ -23,6 +23,7 @@
 
 #include <wolfssl/wolfcrypt/asn.h>
 
+#include "answers.h"
 #include "journal.h"
 #include "nonces.h"
 
@@ -74,6 +75,7 @@ struct mgr {
     otpca_mgr_profile profile;
     void *zctx;
     mgr_nonces *nonces;
+    mgr_answers *answers; /* PROTOCOL.md 6.8 */
     mgr_journal *journal;
     pthread_t uplink;
     int uplink_started, uplink_stop; /* uplink_stop under mu */
@@ -367,6 +369,15 @@ static size_t on_request(struct worker *w, unsigned type, const uint8_t *in, siz
         otpca_mgr_check_key_update(&win, now_s(), m->n.max_skew, &h, in, len, &v);
     else
         otpca_mgr_check_enroll(&win, now_s(), m->n.max_skew, &h, in, len, &v);
+    if (v.reason == OTPCA_MGR_REPLAY) { /* the same request again: the same answer (PROTOCOL.md 6.8) */
+        uint8_t rh[32];
+        otpca_sha256(in, len, rh);
+        size_t n = mgr_answers_get(m->answers, v.serial, rh, w->out, sizeof w->out);
+        if (n) {
+            log_info("%s sent the same request again: the same answer again", v.serial);
+            return n;
+        }
+    }
     otpca_memzero(w->seed, OTPCA_SEEDBOX_SEED_MAX);
     if (v.reason != OTPCA_MGR_OK)
         return reject(w, &v);
@@ -424,6 +435,7 @@ static size_t on_request(struct worker *w, unsigned type, const uint8_t *in, siz
     r->time = now_s();
     r->has_step = 1;
     r->step = v.step;
+    otpca_sha256(in, len, job->req_hash);
     return defer(w, job, v.req.nonce.p);
 }
 
@@ -517,8 +529,11 @@ static void job_done(void *arg, const mgr_job *job)
     if (job->kind == MGR_JOB_CONFIRMED && job->outcome == 0)
         m->sum->confirmed++;
     pthread_mutex_unlock(&m->mu);
-    if (job->kind == MGR_JOB_ISSUED && job->outcome == 0)
+    if (job->kind == MGR_JOB_ISSUED && job->outcome == 0) {
         log_info("certificate issued to %s", job->serial);
+        if (job->answer && mgr_answers_put(m->answers, job->serial, job->req_hash, job->answer, job->answer_len))
+            log_warn("the answer to %s is not kept: a repeated request will be refused", job->serial);
+    }
     if (job->kind == MGR_JOB_CONFIRMED && job->outcome == 0)
         log_info("%s enrolled", job->serial);
 }
@@ -1109,7 +1124,7 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
     /* Replays stay refused across a restart: the nonces a request could
      * still be replayed with (2 x skew) come back from the journal. */
     uint64_t keep_s = 2 * m->n.max_skew + 2;
-    if (!(m->nonces = mgr_nonces_new()))
+    if (!(m->nonces = mgr_nonces_new()) || !(m->answers = mgr_answers_new()))
         ret = OTPCA_ERR_NOMEM;
     if (!ret && (ret = otpca_mstore_nonce_prune(m->st, now_s() - keep_s)) == OTPCA_ERR_OK)
         ret = otpca_mstore_nonces(m->st, now_s() - keep_s, load_nonce, m->nonces);
@@ -1261,6 +1276,7 @@ out:
     if (answers)
         zmq_close(answers);
     mgr_nonces_destroy(&m->nonces);
+    mgr_answers_destroy(&m->answers);
     if (m->zctx)
         zmq_ctx_term(m->zctx);
     if (m->st)
