@@ -188,6 +188,7 @@ Test(cloud, window_sync_records_notice_and_close)
     r[0].step = (uint64_t)time(NULL) / 30;
     r[0].present |= OTPCA_MSG_BIT(5);
     r[1].kind = OTPCA_REC_CONFIRMED;
+    otpca_record_confirm_id(rid[0], rid[1]); /* the confirmation of that issuance */
     cr_assert_eq(otpca_cloud_upload(c, l.window, r, 2, acked, flagged), OTPCA_ERR_OK);
     cr_expect(acked[0] && acked[1]);
     cr_expect(!flagged[0] && !flagged[1]);
@@ -707,6 +708,7 @@ Test(cloud, delta_after_snapshot_equals_a_fresh_snapshot)
     make_records(&r[0], &ids[0], 1, OTPCA_REC_LOCKED, "node-000004");
     make_records(&r[1], &ids[1], 1, OTPCA_REC_ISSUED, "node-000005");
     make_records(&r[2], &ids[2], 1, OTPCA_REC_CONFIRMED, "node-000005");
+    otpca_record_confirm_id(ids[1], ids[2]);
     make_records(&r[3], &ids[3], 1, OTPCA_REC_REJECTED, "node-000006");
     cr_assert_eq(CT_CLOUD("device revoke node-000002 --reason 1"), 0);
     cr_assert_eq(otpca_cloud_upload(c, l.window, r, 4, acked, flagged), OTPCA_ERR_OK);
@@ -841,6 +843,63 @@ Test(cloud, record_upload_is_idempotent_and_refuses_conflicts)
     cr_expect_eq(record_stored(xids[0]), 0, "nothing of the refused upload is stored");
     cr_expect_eq(ct_db_int("SELECT failures FROM devices WHERE serial = 'node-000004'", NULL, 0), 0);
     cr_expect_eq(ct_db_int("SELECT time FROM records WHERE id = ?1", ids[2], 16), (int64_t)r[2].time);
+    otpca_cloud_client_destroy(&c);
+}
+
+/* The cloud's current certificate (and key) of a device change with the
+ * CONFIRMED record of an issuance, not with the issuance (PROTOCOL.md 7.3):
+ * a certificate the node never committed never becomes current. */
+Test(cloud, the_certificate_becomes_current_at_its_confirmation)
+{
+    otpca_cloud_client *c = ct_client();
+    otpca_cloud_lease l;
+    otpca_record r[2];
+    uint8_t ids[2][16], acked[2], flagged[2], hash[32], cert2[300];
+    char hex[131], path[256];
+    ct_open(c, &l);
+    snprintf(path, sizeof path, "%s/show.out", ct.dir);
+#define SHOW() ct_sh("'%s/otpca-cloud' --config '%s' device show node-000003 >'%s'", ct_bin(), ct.conf, path)
+    make_records(&r[0], &ids[0], 1, OTPCA_REC_ISSUED, "node-000003");
+    cr_assert_eq(otpca_cloud_upload(c, l.window, r, 1, acked, flagged), OTPCA_ERR_OK);
+    cr_assert_eq(SHOW(), 0);
+    cr_expect_eq(ct_sh("grep -q '^certificate *-' '%s'", path), 0, "issued, not confirmed: no current certificate");
+    make_records(&r[1], &ids[1], 1, OTPCA_REC_CONFIRMED, "node-000003");
+    otpca_record_confirm_id(ids[0], ids[1]);
+    cr_assert_eq(otpca_cloud_upload(c, l.window, &r[1], 1, acked, flagged), OTPCA_ERR_OK);
+    otpca_sha256(fake_cert, sizeof fake_cert, hash);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", hash[i]);
+    cr_assert_eq(SHOW(), 0);
+    cr_expect_eq(ct_sh("grep -q '^certificate *%s' '%s'", hex, path), 0, "confirmed: that certificate");
+    cr_expect_eq(ct_sh("grep -q '^state *enrolled' '%s'", path), 0);
+
+    /* A KeyUpdate: the new key and certificate only with the confirmation. */
+    otpca_p256_soft nk;
+    cr_assert_eq(otpca_p256_soft_generate(&nk), 0);
+    memset(cert2, 0x31, sizeof cert2);
+    make_records(&r[0], &ids[0], 1, OTPCA_REC_KEY_UPDATED, "node-000003");
+    r[0].cert = (otpca_buf){cert2, sizeof cert2};
+    r[0].pubkey = (otpca_buf){nk.pub, 65};
+    r[0].step = (uint64_t)time(NULL) / 30 + 1;
+    r[0].present |= OTPCA_MSG_BIT(5);
+    cr_assert_eq(otpca_cloud_upload(c, l.window, r, 1, acked, flagged), OTPCA_ERR_OK);
+    cr_assert_eq(SHOW(), 0);
+    cr_expect_eq(ct_sh("grep -q '^certificate *%s' '%s'", hex, path), 0, "key updated, not confirmed: the old one");
+    char khex[131];
+    for (int i = 0; i < 65; i++)
+        snprintf(khex + 2 * i, 3, "%02x", nk.pub[i]);
+    cr_expect_neq(ct_sh("grep -q '^public key *%s' '%s'", khex, path), 0, "and the old key");
+    make_records(&r[1], &ids[1], 1, OTPCA_REC_CONFIRMED, "node-000003");
+    otpca_record_confirm_id(ids[0], ids[1]);
+    cr_assert_eq(otpca_cloud_upload(c, l.window, &r[1], 1, acked, flagged), OTPCA_ERR_OK);
+    otpca_sha256(cert2, sizeof cert2, hash);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", hash[i]);
+    cr_assert_eq(SHOW(), 0);
+    cr_expect_eq(ct_sh("grep -q '^certificate *%s' '%s'", hex, path), 0, "confirmed: the new certificate");
+    cr_expect_eq(ct_sh("grep -q '^public key *%s' '%s'", khex, path), 0, "and the new key");
+#undef SHOW
+    otpca_p256_soft_wipe(&nk);
     otpca_cloud_client_destroy(&c);
 }
 

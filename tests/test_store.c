@@ -172,7 +172,7 @@ Test(store, open_creates_a_0600_file_at_the_current_schema_version)
     umask(0); /* SQLite on its own would create 0644 & ~umask */
     cr_assert_neq(stat(g_path, &sb), 0, "no file before open");
     otpca_store *s = open_store();
-    cr_expect_eq(otpca_store_schema_version(s), 3);
+    cr_expect_eq(otpca_store_schema_version(s), 4);
     cr_assert_eq(stat(g_path, &sb), 0);
     cr_expect_eq(sb.st_mode & 0777, 0600, "mode %03o", (unsigned)(sb.st_mode & 0777));
 
@@ -189,7 +189,7 @@ Test(store, open_creates_a_0600_file_at_the_current_schema_version)
     otpca_store_destroy(NULL);
 
     /* The schema version is in the meta table, and journal_mode is WAL. */
-    cr_expect_eq(raw_int("SELECT value FROM meta WHERE key = 'schema_version'"), 3);
+    cr_expect_eq(raw_int("SELECT value FROM meta WHERE key = 'schema_version'"), 4);
     cr_expect_eq(raw_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
 }
 
@@ -204,7 +204,7 @@ Test(store, reopening_keeps_the_data_and_the_sqlite_scheme_names_the_same_file)
     char url[700];
     snprintf(url, sizeof url, "sqlite:%s", g_path);
     cr_assert_eq(otpca_store_open(url, &s), OTPCA_ERR_OK);
-    cr_expect_eq(otpca_store_schema_version(s), 3);
+    cr_expect_eq(otpca_store_schema_version(s), 4);
     cr_assert_eq(otpca_store_device_get(s, d.serial, &got), OTPCA_ERR_OK);
     expect_device_eq(&got, &d);
     cr_expect_eq(head_seq(s), 1);
@@ -221,9 +221,10 @@ Test(store, a_version_1_file_is_migrated_to_the_current_version_with_its_data)
     /* Take the file back to version 1 (what an older build wrote). */
     raw_sql("DROP INDEX leases_open_nonce; ALTER TABLE leases DROP COLUMN open_nonce;"
             "ALTER TABLE leases DROP COLUMN closed_at; ALTER TABLE records DROP COLUMN flagged;"
+            "ALTER TABLE records DROP COLUMN pubkey;"
             "DROP TABLE operator_grants; UPDATE meta SET value = 1 WHERE key = 'schema_version'");
     cr_assert_eq(otpca_store_open(g_path, &s), OTPCA_ERR_OK);
-    cr_expect_eq(otpca_store_schema_version(s), 3);
+    cr_expect_eq(otpca_store_schema_version(s), 4);
     cr_assert_eq(otpca_store_device_get(s, d.serial, &got), OTPCA_ERR_OK);
     expect_device_eq(&got, &d);
     uint8_t v[4] = {1, 2, 3, 4}, back[4];

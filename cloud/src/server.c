@@ -722,25 +722,33 @@ static otpca_err apply_record(struct worker *w, const char *who, const otpca_rec
         d->last_step = r->step;
         changed = 1;
     }
-    if (r->cert.p && (r->kind == OTPCA_REC_ISSUED || r->kind == OTPCA_REC_KEY_UPDATED)) {
-        otpca_sha256(r->cert.p, r->cert.len, d->cert_hash);
-        d->has_cert = 1;
-        changed = 1;
-    }
     switch (r->kind) {
-    case OTPCA_REC_CONFIRMED:
+    case OTPCA_REC_CONFIRMED: {
+        /* The certificate the node committed becomes the device's (and a
+         * KeyUpdate's key its key) now, not at issuance (PROTOCOL.md 7.3). */
+        uint8_t hash[32], key[65];
+        int has_key = 0;
+        otpca_err ret = otpca_store_record_confirmed(w->st, d->serial, who, r->id.p, hash, key, &has_key);
+        if (ret && ret != OTPCA_ERR_NOT_FOUND)
+            return ret;
+        if (!ret) {
+            memcpy(d->cert_hash, hash, 32);
+            d->has_cert = 1;
+            if (has_key) {
+                memcpy(d->pubkey, key, 65);
+                d->pubkey_len = 65;
+            }
+            changed = 1;
+        } else {
+            log_warn("%s: a confirmation from %s for an issuance this registry does not hold", d->serial, who);
+        }
         if (d->state != OTPCA_STORE_REVOKED && d->state != OTPCA_STORE_LOCKED && d->state != OTPCA_STORE_DELETED) {
             d->state = OTPCA_STORE_ENROLLED;
             snprintf(d->manager, sizeof d->manager, "%s", who);
             changed = 1;
         }
         break;
-    case OTPCA_REC_KEY_UPDATED:
-        if (r->pubkey.p && !otpca_p256_pub_normalize(r->pubkey.p, r->pubkey.len, d->pubkey)) {
-            d->pubkey_len = 65;
-            changed = 1;
-        }
-        break;
+    }
     case OTPCA_REC_REJECTED:
         /* Only what the device signed counts (PROTOCOL.md 8.2): a wrong or
          * reused TOTP; not replays, forgeries or unknown keys. */
@@ -797,6 +805,10 @@ static size_t on_record_upload(struct worker *w, const char *who, const uint8_t 
         sr.cert_len = r.cert.p ? r.cert.len : 0;
         sr.step = r.step;
         sr.reason = (int)r.reason;
+        uint8_t newkey[65];
+        if (r.kind == OTPCA_REC_KEY_UPDATED && r.pubkey.p &&
+            otpca_p256_pub_normalize(r.pubkey.p, r.pubkey.len, newkey) == OTPCA_ERR_OK)
+            sr.pubkey = newkey;
         /* Look (the flag is stored with the record, so a retry hears the
          * same verdict), store, and apply only for a new id: a repeat's
          * effects were applied the first time. */

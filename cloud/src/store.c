@@ -371,6 +371,7 @@ otpca_err otpca_store_record_put(otpca_store *s, otpca_stored_record *r, int *du
     if (!dup || !id_ok(r->manager) || !id_ok(r->serial) || r->kind < OTPCA_REC_ISSUED ||
         r->kind > OTPCA_REC_LOCKED || r->reason < 0 || r->reason > 255 || r->time > TIME_MAX ||
         r->step > INT64_MAX || r->cert_len > OTPCA_STORE_CERT_MAX || (!r->cert && r->cert_len) ||
+        (r->pubkey && r->pubkey[0] != 0x04) ||
         (r->flagged != 0 && r->flagged != 1))
         return bad_arg("record");
     *dup = 0;
@@ -380,6 +381,16 @@ otpca_err otpca_store_record_put(otpca_store *s, otpca_stored_record *r, int *du
 otpca_err otpca_store_record_count(otpca_store *s, uint64_t *n)
 {
     return s->be->record_count(s->impl, n);
+}
+
+otpca_err otpca_store_record_confirmed(otpca_store *s, const char *serial, const char *manager,
+                                       const uint8_t confirm_id[16], uint8_t cert_hash[32], uint8_t pubkey[65],
+                                       int *has_pubkey)
+{
+    if (!id_ok(serial) || !id_ok(manager) || !confirm_id || !cert_hash || !pubkey || !has_pubkey)
+        return bad_arg("confirmed record");
+    *has_pubkey = 0;
+    return s->be->record_confirmed(s->impl, serial, manager, confirm_id, cert_hash, pubkey, has_pubkey);
 }
 
 /* ---- audit chain ---- */

@@ -62,6 +62,9 @@ typedef struct otpca_store_backend {
 
     otpca_err (*record_put)(otpca_store_impl *impl, otpca_stored_record *r, int *dup);
     otpca_err (*record_count)(otpca_store_impl *impl, uint64_t *n);
+    otpca_err (*record_confirmed)(otpca_store_impl *impl, const char *serial, const char *manager,
+                                  const uint8_t confirm_id[16], uint8_t cert_hash[32], uint8_t pubkey[65],
+                                  int *has_pubkey);
 
     /* a has been checked to encode as an AuditEntry once seq/prev are set. */
     otpca_err (*audit_append)(otpca_store_impl *impl, otpca_audit *a);

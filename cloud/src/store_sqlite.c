@@ -21,6 +21,8 @@
 
 #include "otpca/common/log.h"
 #include "otpca/common/sqlite.h"
+#include "otpca/proto/msg.h"
+#include "otpca/proto/p256.h"
 #include "store_internal.h"
 
 #define CACHE_KIB 32768 /* page cache per handle, at most (grows as used) */
@@ -128,7 +130,12 @@ static const char SCHEMA_V3[] =
     "  PRIMARY KEY (operator_id, manager)"
     ") WITHOUT ROWID;";
 
-static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2, SCHEMA_V3};
+/* Version 4: a KeyUpdate's new key kept with its record, applied when the
+ * CONFIRMED record for it arrives. */
+static const char SCHEMA_V4[] =
+    "ALTER TABLE records ADD COLUMN pubkey BLOB CHECK (pubkey IS NULL OR length(pubkey) = 65);";
+
+static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4};
 #define SCHEMA_VERSION ((unsigned)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
 /* ------------------------------------------------------------ statements */
@@ -140,7 +147,7 @@ static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2, SCHEMA_V3};
 #define OP_COLS "id, seed_env, digits, period, algorithm, last_step"
 #define LEASE_COLS \
     "window_id, manager, operator_id, not_before, not_after, max_enroll, scope, offline, open_nonce, closed_at"
-#define REC_COLS "id, window_id, manager, kind, serial, time, cert, step, reason, flagged"
+#define REC_COLS "id, window_id, manager, kind, serial, time, cert, step, reason, flagged, pubkey"
 #define AUDIT_COLS "seq, prev, hash, time, actor, event, subject, detail"
 
 enum st_id {
@@ -174,6 +181,7 @@ enum st_id {
     ST_RECORD_ADD,
     ST_RECORD_GET,
     ST_RECORD_COUNT,
+    ST_RECORD_ISSUES,
     ST_AUDIT_ADD,
     ST_AUDIT_SCAN,
     ST_COUNT
@@ -211,10 +219,12 @@ static const char *const SQL[ST_COUNT] = {
     [ST_LEASE_CLOSE] = "UPDATE leases SET closed_at = ?2 WHERE window_id = ?1 AND closed_at = 0",
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_ADD] = "INSERT INTO meta(key, value) VALUES (?1, ?2)",
-    [ST_RECORD_ADD] = "INSERT INTO records(" REC_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+    [ST_RECORD_ADD] = "INSERT INTO records(" REC_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
                       "ON CONFLICT(id) DO NOTHING",
     [ST_RECORD_GET] = "SELECT " REC_COLS " FROM records WHERE id = ?1",
     [ST_RECORD_COUNT] = "SELECT count(*) FROM records",
+    [ST_RECORD_ISSUES] = "SELECT id, cert, pubkey FROM records WHERE serial = ?1 AND manager = ?2 AND kind IN (1, 4) "
+                         "ORDER BY rowid DESC",
     [ST_AUDIT_ADD] = "INSERT INTO audit(" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_AUDIT_SCAN] = "SELECT " AUDIT_COLS " FROM audit ORDER BY seq",
 };
@@ -906,6 +916,9 @@ static int record_same(sqlite3_stmt *st, const otpca_stored_record *r)
         return 0;
     if (cert_len != (r->cert ? r->cert_len : 0))
         return 0;
+    const void *pub = sqlite3_column_blob(st, 10);
+    if ((pub != NULL) != (r->pubkey != NULL) || (pub && (sqlite3_column_bytes(st, 10) != 65 || memcmp(pub, r->pubkey, 65))))
+        return 0;
     return cert_len == 0 || memcmp(cert, r->cert, cert_len) == 0;
 }
 
@@ -928,6 +941,7 @@ static otpca_err sq_record_put(otpca_store_impl *s, otpca_stored_record *r, int 
     otpca_sqlite_bind_int(st, 8, r->step, &rc);
     otpca_sqlite_bind_int(st, 9, (uint64_t)r->reason, &rc);
     otpca_sqlite_bind_int(st, 10, r->flagged ? 1 : 0, &rc);
+    otpca_sqlite_bind_blob_opt(st, 11, r->pubkey, r->pubkey ? 65 : 0, &rc);
     if ((ret = otpca_sqlite_step_done(&s->q, st, rc, "store a record")))
         return ret;
     if (sqlite3_changes(s->q.db)) {
@@ -961,6 +975,44 @@ static otpca_err sq_record_put(otpca_store_impl *s, otpca_stored_record *r, int 
 static otpca_err sq_record_count(otpca_store_impl *s, uint64_t *n)
 {
     return otpca_sqlite_query_u64(&s->q, ST_RECORD_COUNT, n, "count records");
+}
+
+/* A device has few issuances: each one's confirmation id is computed and
+ * compared (the id cannot be turned back into the issuance's). */
+static otpca_err sq_record_confirmed(otpca_store_impl *s, const char *serial, const char *manager,
+                                     const uint8_t confirm_id[16], uint8_t cert_hash[32], uint8_t pubkey[65],
+                                     int *has_pubkey)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_OK;
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_RECORD_ISSUES, &st);
+    if (ret)
+        return ret;
+    otpca_sqlite_bind_text(st, 1, serial, &rc);
+    otpca_sqlite_bind_text(st, 2, manager, &rc);
+    ret = OTPCA_ERR_NOT_FOUND;
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint8_t id[16], want[16];
+        rc = SQLITE_OK;
+        if (otpca_sqlite_col_blob_exact(st, 0, id, sizeof id))
+            continue;
+        otpca_record_confirm_id(id, want);
+        if (memcmp(want, confirm_id, 16) != 0)
+            continue;
+        const void *cert = sqlite3_column_blob(st, 1);
+        int cert_len = sqlite3_column_bytes(st, 1);
+        if (!cert || cert_len <= 0)
+            break; /* an issuance without a certificate confirms nothing */
+        otpca_sha256(cert, (size_t)cert_len, cert_hash);
+        *has_pubkey = otpca_sqlite_col_blob_exact(st, 2, pubkey, 65) == 0;
+        ret = OTPCA_ERR_OK;
+        rc = SQLITE_DONE;
+        break;
+    }
+    if (ret == OTPCA_ERR_NOT_FOUND && rc != SQLITE_DONE && rc != SQLITE_OK)
+        ret = otpca_sqlite_err(&s->q, rc, "read a device's issuances");
+    otpca_sqlite_reset(st);
+    return ret;
 }
 
 /* ----------------------------------------------------------------- audit */
@@ -1071,6 +1123,7 @@ const otpca_store_backend otpca_store_sqlite_backend = {
     .meta_add = sq_meta_add,
     .record_put = sq_record_put,
     .record_count = sq_record_count,
+    .record_confirmed = sq_record_confirmed,
     .audit_append = sq_audit_append,
     .audit_verify = sq_audit_verify,
 };

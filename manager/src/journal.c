@@ -140,10 +140,9 @@ static void answer_error(mgr_job *job, unsigned code)
 static otpca_err write_issued(mgr_journal *j, mgr_job *job)
 {
     otpca_mrecord *r = job->rec;
-    /* A KeyUpdate's certificate becomes the device's at its confirmation;
-     * a Rejoin issues none. */
-    otpca_err ret =
-        otpca_mstore_device_accept(j->st, job->serial, r->step, r->kind == OTPCA_REC_ISSUED ? job->cert_hash : NULL);
+    /* A certificate becomes the device's at its confirmation, when the
+     * node has committed it (PROTOCOL.md 6.3, 7.3); a Rejoin issues none. */
+    otpca_err ret = otpca_mstore_device_accept(j->st, job->serial, r->step, NULL);
     if (ret == OTPCA_ERR_STATE || ret == OTPCA_ERR_NOT_FOUND) {
         /* Another request took this step first (or the device went):
          * nothing is issued; a rejection instead. */

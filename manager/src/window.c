@@ -459,12 +459,8 @@ static size_t on_confirm(struct worker *w, const uint8_t *in, size_t len)
     if (!job)
         return node_error(w, OTPCA_WIRE_INTERNAL, req.nonce.p);
     /* The CONFIRMED record's id follows from the issuance's, so a repeated
-     * confirmation is journaled once. */
-    uint8_t h32[32], seed_in[32 + 16];
-    memcpy(seed_in, "otpca-confirmed-record-id-v1....", 32);
-    memcpy(seed_in + 32, req.record.p, 16);
-    otpca_sha256(seed_in, sizeof seed_in, h32);
-    memcpy(job->confirm_id, h32, 16);
+     * confirmation is journaled once (and the cloud finds the issuance). */
+    otpca_record_confirm_id(req.record.p, job->confirm_id);
     memcpy(job->cert_hash, rec.cert_hash, 32);
     job->key_update = rec.key_update;
     memcpy(job->pubkey, rec.pub, 65);

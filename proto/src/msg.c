@@ -763,6 +763,15 @@ otpca_err otpca_list_next(otpca_list_iter *it, const otpca_msg_desc *elem, void 
  * actor and subject, the window id); the encoder refuses anything larger. */
 #define AUDIT_ENTRY_BUF 768
 
+void otpca_record_confirm_id(const uint8_t issued[OTPCA_ID16_LEN], uint8_t out[OTPCA_ID16_LEN])
+{
+    uint8_t in[32 + OTPCA_ID16_LEN], h[32];
+    memcpy(in, "otpca-confirmed-record-id-v1....", 32);
+    memcpy(in + 32, issued, OTPCA_ID16_LEN);
+    otpca_sha256(in, sizeof in, h);
+    memcpy(out, h, OTPCA_ID16_LEN);
+}
+
 otpca_err otpca_audit_entry_hash(const otpca_audit_entry *e, uint8_t hash[OTPCA_HASH_LEN])
 {
     uint8_t buf[AUDIT_ENTRY_BUF];

@@ -87,6 +87,7 @@ typedef struct otpca_stored_record {
     uint64_t step;
     int reason;
     int flagged; /* the cloud flagged it (double enrollment) */
+    const uint8_t *pubkey; /* a KeyUpdate's new key, 65 bytes uncompressed, or NULL */
 } otpca_stored_record;
 
 typedef struct otpca_audit {
@@ -216,6 +217,13 @@ otpca_err otpca_store_meta_add(otpca_store *s, const char *key, const uint8_t *v
 otpca_err otpca_store_record_put(otpca_store *s, otpca_stored_record *r, int *dup)
     __attribute__((warn_unused_result));
 otpca_err otpca_store_record_count(otpca_store *s, uint64_t *n) __attribute__((warn_unused_result));
+/* The issuance (kind 1 or 4) of serial by manager that the CONFIRMED
+ * record confirm_id confirms (otpca_record_confirm_id): the SHA-256 of its
+ * certificate, and for a KeyUpdate (*has_pubkey = 1) the new key.
+ * OTPCA_ERR_NOT_FOUND if this store holds none. */
+otpca_err otpca_store_record_confirmed(otpca_store *s, const char *serial, const char *manager,
+                                       const uint8_t confirm_id[16], uint8_t cert_hash[32], uint8_t pubkey[65],
+                                       int *has_pubkey) __attribute__((warn_unused_result));
 
 /* ---- audit chain ---- */
 /* Appends an entry: seq = previous + 1, prev = previous hash, hash =

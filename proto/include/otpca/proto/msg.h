@@ -359,6 +359,13 @@ __attribute__((warn_unused_result)) otpca_err otpca_msg_sign(const otpca_msg_des
  * so they hash the same bytes. Errors of the encoder (a field out of its
  * range, an actor that is not an id, a detail that is not UTF-8) are
  * returned as they are, and hash is then untouched. */
+/* The id of the CONFIRMED record for the issuance record `issued`
+ * (PROTOCOL.md 7.3): the first 16 bytes of SHA-256("otpca-confirmed-
+ * record-id-v1" padded with '.' to 32 bytes || issued). A confirmation
+ * repeated is the same record, and the cloud finds the issuance a
+ * confirmation is for. */
+void otpca_record_confirm_id(const uint8_t issued[OTPCA_ID16_LEN], uint8_t out[OTPCA_ID16_LEN]);
+
 __attribute__((warn_unused_result)) otpca_err otpca_audit_entry_hash(const otpca_audit_entry *e,
                                                                      uint8_t hash[OTPCA_HASH_LEN]);
 
