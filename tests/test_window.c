@@ -160,20 +160,27 @@ static size_t enroll_request(time_t at, uint8_t *out, size_t cap, uint8_t nonce[
     return len;
 }
 
-Test(window, a_node_enrolls_in_a_window_and_the_cloud_hears_of_it)
+/* Opens NODE's token (key, seed, public key) and a DEALER to the manager
+ * now serving; *zctx for zmq_ctx_term. */
+static void *node_connect(void **zctx)
 {
-    manager_setup();
-    manager_start();
     node_tok = testrig_open(ct.p11, NODE);
     cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_PRIVATE_KEY, OTPCA_RIG_DEVICE_KEY, NULL, 0, &node_key), 0);
     cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_SECRET_KEY, OTPCA_RIG_DEVICE_SEED, NULL, 0, &node_seed), 0);
     cr_assert_eq(otpca_token_pubkey_sec1(node_tok, node_key, node_pub), 0);
-
-    void *zctx = zmq_ctx_new();
-    void *sock = zmq_socket(zctx, ZMQ_DEALER);
+    *zctx = zmq_ctx_new();
+    void *sock = zmq_socket(*zctx, ZMQ_DEALER);
     int linger = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     cr_assert_eq(zmq_connect(sock, mgr_listen), 0);
+    return sock;
+}
+
+Test(window, a_node_enrolls_in_a_window_and_the_cloud_hears_of_it)
+{
+    manager_setup();
+    manager_start();
+    void *zctx = NULL, *sock = node_connect(&zctx);
 
     /* Enroll: the response is the manager's, for this node, with its key. */
     static uint8_t req[2048], ans[4096];
@@ -263,15 +270,7 @@ static void enroll_node(void)
     uint8_t nonce[16], hash[32], cnonce[16];
     otpca_cose_sign1 c;
     otpca_enroll_response r;
-    node_tok = testrig_open(ct.p11, NODE);
-    cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_PRIVATE_KEY, OTPCA_RIG_DEVICE_KEY, NULL, 0, &node_key), 0);
-    cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_SECRET_KEY, OTPCA_RIG_DEVICE_SEED, NULL, 0, &node_seed), 0);
-    cr_assert_eq(otpca_token_pubkey_sec1(node_tok, node_key, node_pub), 0);
-    void *zctx = zmq_ctx_new();
-    void *sock = zmq_socket(zctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    cr_assert_eq(zmq_connect(sock, mgr_listen), 0);
+    void *zctx = NULL, *sock = node_connect(&zctx);
     size_t len = enroll_request(time(NULL), req, sizeof req, nonce);
     size_t n = node_call(sock, req, len, ans, sizeof ans);
     cr_assert_eq(otpca_cose_sign1_decode(ans, n, &c), 0, "an EnrollResponse, not an Error (see manager.log)");
@@ -397,15 +396,7 @@ Test(window, rejoin_and_key_update_then_the_old_certificate_is_refused)
 {
     manager_setup();
     manager_start();
-    node_tok = testrig_open(ct.p11, NODE);
-    cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_PRIVATE_KEY, OTPCA_RIG_DEVICE_KEY, NULL, 0, &node_key), 0);
-    cr_assert_eq(otpca_token_find(node_tok, OTPCA_OBJ_SECRET_KEY, OTPCA_RIG_DEVICE_SEED, NULL, 0, &node_seed), 0);
-    cr_assert_eq(otpca_token_pubkey_sec1(node_tok, node_key, node_pub), 0);
-    void *zctx = zmq_ctx_new();
-    void *sock = zmq_socket(zctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    cr_assert_eq(zmq_connect(sock, mgr_listen), 0);
+    void *zctx = NULL, *sock = node_connect(&zctx);
     /* Waiting for the wall clock, not for another process: the three
      * steps must stay inside the tolerance for the few seconds below. */
     for (int i = 0; i < 200 && time(NULL) % 30 > 20; i++)
