@@ -236,14 +236,16 @@ static void write_group(mgr_journal *j, mgr_job **jobs, size_t n)
             answer_error(jobs[i], jobs[i]->fail_code);
         }
     }
+    /* done() first: what it records (the answer kept for a repeat) must be
+     * there before the node can hear the answer and send again. */
+    for (size_t i = 0; i < n && j->cfg.done; i++)
+        j->cfg.done(j->cfg.arg, jobs[i]);
     for (size_t i = 0; i < n; i++) {
         mgr_job *job = jobs[i];
         if (job->answer && (zmq_msg_send(&job->client, j->answers, ZMQ_SNDMORE) < 0 ||
                             zmq_send(j->answers, job->answer, job->answer_len, 0) < 0))
             log_warn("an answer for %s was not sent: %s", job->serial[0] ? job->serial : "a node",
                      zmq_strerror(zmq_errno()));
-        if (j->cfg.done)
-            j->cfg.done(j->cfg.arg, job);
         mgr_journal_job_free(job);
     }
 }
