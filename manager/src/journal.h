@@ -71,8 +71,8 @@ typedef struct mgr_journal_config {
     void *zctx;              /* answers go out on a ZMQ_PAIR connected to ... */
     const char *answers;     /* ... this endpoint (bound by the caller) */
     size_t queue_max;        /* jobs waiting before submit blocks (back pressure) */
-    /* Called by the writer thread after each group, for each job (counts,
-     * logs). */
+    /* Called by the writer thread after each group's commit, for each job
+     * (counts, logs, the answer kept), before the group's answers go out. */
     void (*done)(void *arg, const mgr_job *job);
     void *arg;
 } mgr_journal_config;
