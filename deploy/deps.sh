@@ -11,6 +11,7 @@ packages=(
     libp11-dev libp11-kit-dev                 # PKCS#11 module/slots; the PKCS#11 header
     softhsm2 opensc                           # the rig's tokens; pkcs11-tool as a checker
     libssl-dev openssl                        # OpenSSL beside libp11; openssl as a checker
+    libengine-pkcs11-openssl                  # openssl s_client with a token key (deploy/demo.sh)
     libzmq3-dev libcbor-dev                   # transport and wire encoding
     libsqlite3-dev libpq-dev                  # cloud and manager stores
     libjansson-dev                            # JSON factory manifests (otpca-cloud device import)
