@@ -355,8 +355,8 @@ rate=$(sed -n 's/^elapsed .*(\([0-9.]*\) enrollments\/s).*/\1/p' "$logs/sim.out"
 sim_s=$(sed -n 's/^elapsed *\([0-9.]*\) s.*/\1/p' "$logs/sim.out")
 latency=$(sed -n 's/^latency *//p' "$logs/sim.out")
 [ "$enrolled" = "$nodes" ] || die "sim enrolled ${enrolled:-?} of $nodes" "$logs/sim.out"
-say "(the simulator sets the pace: each node looks its token up among all the rig's SoftHSM slots,"
-say " so the rate falls as the rig grows; bench/window.sh measures the manager itself)"
+say "(the simulator sets the pace: every node logs in to its own SoftHSM token, which SoftHSM"
+say " serves from files; bench/window.sh measures the manager itself)"
 
 # ---- 6. close ----
 section close "6. window close: drain, upload the records, WindowClose; the manager's summary"

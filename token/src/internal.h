@@ -31,6 +31,18 @@ struct otpca_p11 {
     struct otpca_login *logins;
     unsigned long sessions; /* open through session_on(), under mu */
     char path[OTPCA_P11_PATH_MAX + 1];
+    /* The tokens the last complete scan saw (otpca_p11_each_token), so
+     * that finding one token by its URI does not ask every slot again:
+     * SoftHSM answers C_GetTokenInfo from disk, and a process opening N
+     * tokens of an N-token rig paid N^2 of them (otpca-node sim). */
+    pthread_mutex_t cache_mu;
+    struct otpca_slot_seen *seen;
+    size_t nseen;
+};
+
+struct otpca_slot_seen {
+    CK_SLOT_ID slot;
+    CK_TOKEN_INFO ti;
 };
 
 struct otpca_token {

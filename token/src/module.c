@@ -67,6 +67,7 @@ otpca_err otpca_p11_new(const char *module_path, otpca_p11_t **out)
         goto out;
     }
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->cache_mu, NULL);
     strcpy(p->path, module_path);
     p->ctx = PKCS11_CTX_new();
     if (!p->ctx) {
@@ -122,6 +123,8 @@ void otpca_p11_destroy(otpca_p11_t **pp)
     if (p->dl)
         dlclose(p->dl);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->cache_mu);
+    free(p->seen);
     free(p);
     *pp = NULL;
     pthread_mutex_lock(&loaded_mu);
@@ -156,6 +159,9 @@ otpca_err otpca_p11_each_token(otpca_p11_t *p11,
             break;
         }
     }
+    struct otpca_slot_seen *seen = ret == OTPCA_ERR_OK && n ? calloc(n, sizeof *seen) : NULL;
+    size_t nseen = 0;
+    int complete = 1;
     for (CK_ULONG i = 0; ret == OTPCA_ERR_OK && i < n; i++) {
         CK_TOKEN_INFO ti;
         CK_RV rv = fn->C_GetTokenInfo(slots[i], &ti);
@@ -172,9 +178,24 @@ otpca_err otpca_p11_each_token(otpca_p11_t *p11,
                       (unsigned long)rv);
             continue;
         }
-        if (visit(slots[i], &ti, arg))
+        if (seen) {
+            seen[nseen].slot = slots[i];
+            seen[nseen++].ti = ti;
+        }
+        if (visit(slots[i], &ti, arg)) {
+            complete = 0;
             break;
+        }
     }
+    if (ret == OTPCA_ERR_OK && complete && (seen || n == 0)) { /* the cache: this complete scan */
+        pthread_mutex_lock(&p11->cache_mu);
+        free(p11->seen);
+        p11->seen = seen;
+        p11->nseen = nseen;
+        pthread_mutex_unlock(&p11->cache_mu);
+        seen = NULL;
+    }
+    free(seen);
     free(slots);
     return ret;
 }
@@ -248,6 +269,24 @@ otpca_err otpca_p11_find_slot(otpca_p11_t *p11, const otpca_p11_uri *uri, CK_SLO
                               char label[OTPCA_P11_LABEL_MAX + 1])
 {
     struct find_ctx c = {.uri = uri};
+    /* First the last scan's view: one match there, still that token now
+     * (one C_GetTokenInfo), is the answer. Anything else (no match, two,
+     * a token gone or changed) asks every slot again. */
+    pthread_mutex_lock(&p11->cache_mu);
+    for (size_t i = 0; i < p11->nseen; i++)
+        find_one(p11->seen[i].slot, &p11->seen[i].ti, &c);
+    pthread_mutex_unlock(&p11->cache_mu);
+    if (c.matches == 1) {
+        CK_TOKEN_INFO ti;
+        struct find_ctx now = {.uri = uri};
+        if (p11->fn->C_GetTokenInfo(c.slot, &ti) == CKR_OK && (find_one(c.slot, &ti, &now), now.matches == 1)) {
+            *slot = now.slot;
+            memcpy(label, now.label, sizeof now.label);
+            return OTPCA_ERR_OK;
+        }
+    }
+    memset(&c, 0, sizeof c);
+    c.uri = uri;
     otpca_err ret = otpca_p11_each_token(p11, find_one, &c);
     if (ret)
         return ret;
