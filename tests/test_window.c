@@ -160,6 +160,26 @@ static size_t enroll_request(time_t at, uint8_t *out, size_t cap, uint8_t nonce[
     return len;
 }
 
+/* Writes a DER certificate to DIR/NAME.der and .pem; openssl verify's exit
+ * status for root -> manager -> it. */
+static int openssl_verify_der(otpca_buf cert, const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s.der", ct.dir, name);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(cert.p, 1, cert.len, f), cert.len);
+    fclose(f);
+    return ct_sh("openssl x509 -inform DER -in '%s/%s.der' -out '%s/%s.pem' && openssl verify -CAfile '%s/root.pem' "
+                 "-untrusted '%s/mgr-07.pem' '%s/%s.pem'",
+                 ct.dir, name, ct.dir, name, ct.dir, ct.dir, ct.dir, name);
+}
+
+static size_t expect_response(void *sock, const uint8_t *req, size_t len, uint8_t *ans, size_t cap,
+                              otpca_enroll_response *r, const uint8_t nonce[16], otpca_ecdh_fn ecdh, void *ctx,
+                              const uint8_t pub[65]);
+static size_t confirm_request(const otpca_enroll_response *r, const otpca_signer *s, uint8_t *out, size_t cap);
+
 /* Opens NODE's token (key, seed, public key) and a DEALER to the manager
  * now serving; *zctx for zmq_ctx_term. */
 static void *node_connect(void **zctx)
@@ -204,16 +224,7 @@ Test(window, a_node_enrolls_in_a_window_and_the_cloud_hears_of_it)
     cr_expect_eq(pt[15], 0xff);
 
     /* openssl, independently: root -> manager -> node. */
-    char path[256];
-    snprintf(path, sizeof path, "%s/node.der", ct.dir);
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(r.cert.p, 1, r.cert.len, f), r.cert.len);
-    fclose(f);
-    cr_expect_eq(ct_sh("openssl x509 -inform DER -in '%s/node.der' -out '%s/node.pem' && openssl verify -CAfile "
-                       "'%s/root.pem' -untrusted '%s/mgr-07.pem' '%s/node.pem'",
-                       ct.dir, ct.dir, ct.dir, ct.dir, ct.dir),
-                 0, "openssl verify: root -> manager -> node");
+    cr_expect_eq(openssl_verify_der(r.cert, "node"), 0, "openssl verify: root -> manager -> node");
     cr_expect_eq(ct_sh("openssl x509 -in '%s/node.pem' -noout -ext subjectAltName | grep -q 'urn:dev:mac:020000000004'",
                        ct.dir),
                  0);
@@ -266,25 +277,18 @@ Test(window, a_node_enrolls_in_a_window_and_the_cloud_hears_of_it)
  * manager now serving; asserts every step. */
 static void enroll_node(void)
 {
-    static uint8_t req[2048], ans[4096], creq[512];
-    uint8_t nonce[16], hash[32], cnonce[16];
-    otpca_cose_sign1 c;
+    static uint8_t req[2048], ans[4096], creq[512], ack[512];
+    uint8_t nonce[16];
     otpca_enroll_response r;
+    otpca_cose_sign1 c;
     void *zctx = NULL, *sock = node_connect(&zctx);
     size_t len = enroll_request(time(NULL), req, sizeof req, nonce);
-    size_t n = node_call(sock, req, len, ans, sizeof ans);
-    cr_assert_eq(otpca_cose_sign1_decode(ans, n, &c), 0, "an EnrollResponse, not an Error (see manager.log)");
-    cr_assert_eq(otpca_cose_sign1_verify(&c, ct.mgr_pub, 65), 0);
-    cr_assert_eq(otpca_msg_decode(&otpca_desc_enroll_response, c.payload.p, c.payload.len, &r), 0);
-    otpca_sha256(r.cert.p, r.cert.len, hash);
-    cr_assert_eq(otpca_random(cnonce, 16), 0);
-    otpca_enroll_confirm cm = {.nonce = {cnonce, 16}, .record = r.record, .time = (uint64_t)time(NULL),
-                               .cert_hash = {hash, 32}};
+    expect_response(sock, req, len, ans, sizeof ans, &r, nonce, node_ecdh, NULL, node_pub);
     otpca_signer s = {node_sign, NULL, {0}};
     otpca_p256_kid(node_pub, s.kid);
-    cr_assert_eq(otpca_msg_sign(&otpca_desc_enroll_confirm, &cm, &s, (otpca_buf){NULL, 0}, creq, sizeof creq, &len), 0);
-    n = node_call(sock, creq, len, ans, sizeof ans);
-    cr_assert_eq(otpca_cose_sign1_decode(ans, n, &c), 0, "a ConfirmAck");
+    len = confirm_request(&r, &s, creq, sizeof creq);
+    size_t n = node_call(sock, creq, len, ack, sizeof ack);
+    cr_assert_eq(otpca_cose_sign1_decode(ack, n, &c), 0, "a ConfirmAck");
     zmq_close(sock);
     zmq_ctx_term(zctx);
     otpca_token_destroy(&node_tok);
@@ -448,16 +452,8 @@ Test(window, rejoin_and_key_update_then_the_old_certificate_is_refused)
     expect_response(sock, req, len, ans3, sizeof ans3, &ku, nonce, otpca_p256_soft_ecdh, &nk, nk.pub);
     cr_assert_not_null(ku.cert.p, "a certificate for the new key");
     otpca_sha256(ku.cert.p, ku.cert.len, new_hash);
-    char path[256];
-    snprintf(path, sizeof path, "%s/rekeyed.der", ct.dir);
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(ku.cert.p, 1, ku.cert.len, f), ku.cert.len);
-    fclose(f);
-    cr_expect_eq(ct_sh("openssl x509 -inform DER -in '%s/rekeyed.der' -out '%s/rekeyed.pem' && openssl verify -CAfile "
-                       "'%s/root.pem' -untrusted '%s/mgr-07.pem' '%s/rekeyed.pem'",
-                       ct.dir, ct.dir, ct.dir, ct.dir, ct.dir),
-                 0, "openssl verify: root -> manager -> the new key's certificate");
+    cr_expect_eq(openssl_verify_der(ku.cert, "rekeyed"), 0,
+                 "openssl verify: root -> manager -> the new key's certificate");
 
     /* Before the confirm the old certificate still rejoins... (its step
      * is used up, so the refusal names the step, not the certificate; the
