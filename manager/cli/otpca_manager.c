@@ -1,7 +1,8 @@
 /*
  * otpca-manager: the switchable manager's CLI (verb-noun).
  *
- * Built: the CA ceremony (`ca init-root`, `ca certify`) and `cert issue`
+ * Built: the CA ceremony (`ca init-root`, `ca certify`, `ca revoke` and
+ * `ca crl`: the root's CRL of revoked managers) and `cert issue`
  * (a node certificate of the manager's profile, for a key the operator
  * checked by hand). Keys stay in their tokens: every signature is made
  * inside one through the wolfCrypt bridge. PINs come from the URI's
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -35,6 +37,7 @@
 #include "otpca/manager/profile.h"
 #include "otpca/manager/window.h"
 #include "otpca/proto/p256.h"
+#include "otpca/token/crl.h"
 #include "otpca/token/pin.h"
 #include "otpca/token/token.h"
 #include "otpca/token/uri.h"
@@ -43,12 +46,13 @@
 #define PROG "otpca-manager"
 #define ROOT_DAYS 3650
 #define MANAGER_DAYS 730
+#define ROOT_CRL_DAYS 180
 #define CURVE_LABEL "curve-secret"
 
 struct opts {
     const char *key, *root, *root_cert, *ca, *ca_cert, *cn, *id, *out, *serial, *mac, *pubkey, *curve_label;
-    const char *config, *lease;
-    long days, pen, pin_fd;
+    const char *config, *lease, *cert, *crl;
+    long days, pen, pin_fd, reason;
     int totp_stdin;
 };
 
@@ -62,6 +66,14 @@ static const struct verb {
      "The root certifies a manager's token key as an intermediate CA (CA:TRUE, pathLen 0, keyCertSign|cRLSign, "
      "CN = ID; default 730 days), makes the manager's CURVE key in its token if it has none, and prints the "
      "otpca-cloud line that registers the manager."},
+    {"ca revoke", "--root URI --root-cert FILE --cert FILE --out BASE [--crl FILE] [--reason N] [--days N]",
+     "Revoke a manager: the root signs a new CRL (RFC 5280 v2) with the entries of the previous one (--crl, "
+     "checked against the root) plus the manager certificate --cert (reason: RFC 5280 CRLReason, default 0; "
+     "cRLNumber the previous one + 1; nextUpdate in N days, default 180); writes BASE.pem and BASE.der. "
+     "Then `otpca-cloud manager revoke ID` stops the cloud from taking its key."},
+    {"ca crl", "--root URI --root-cert FILE --out BASE [--crl FILE] [--days N]",
+     "Re-sign the root's CRL with the entries of --crl (none without it) and fresh dates, before its "
+     "nextUpdate passes."},
     {"cert issue", "--ca URI --ca-cert FILE --serial S --mac MAC --pubkey FILE --out BASE [--days N] [--pen N]",
      "Issue one node certificate of the manager's profile (CN = serial, RFC 9039 device URNs, clientAuth) for a "
      "P-256 public key (PEM/DER SubjectPublicKeyInfo or SEC1 hex)."},
@@ -117,14 +129,10 @@ static otpca_err read_file(const char *path, unsigned char *buf, size_t cap, siz
 }
 
 /* BASE.pem and BASE.der, never over existing files (ceremony output). */
-static otpca_err write_cert(const char *base, const unsigned char *der, size_t der_len)
+static otpca_err write_pair(const char *base, const char *pem, size_t pem_len, const unsigned char *der,
+                            size_t der_len)
 {
-    static char pem[OTPCA_CERT_PEM_MAX];
     char path[4096];
-    size_t pem_len = sizeof pem;
-    otpca_err ret = otpca_cert_der_to_pem(der, der_len, pem, &pem_len);
-    if (ret)
-        return ret;
     const struct {
         const char *ext;
         const void *data;
@@ -146,6 +154,14 @@ static otpca_err write_cert(const char *base, const unsigned char *der, size_t d
         }
     }
     return OTPCA_ERR_OK;
+}
+
+static otpca_err write_cert(const char *base, const unsigned char *der, size_t der_len)
+{
+    static char pem[OTPCA_CERT_PEM_MAX];
+    size_t pem_len = sizeof pem;
+    otpca_err ret = otpca_cert_der_to_pem(der, der_len, pem, &pem_len);
+    return ret ? ret : write_pair(base, pem, pem_len, der, der_len);
 }
 
 /* A token key named by a URI, opened and bound to wolfCrypt. */
@@ -269,6 +285,83 @@ static int cmd_certify(otpca_p11_t *p11, const struct opts *o)
     printf("manager %s certified: %s.pem and %s.der (CA, pathLen 0, %u days)\n", o->id, o->out, o->out, req.days);
     printf("register it with the cloud:\n  otpca-cloud manager add %s --ca-cert %s.pem --curve-key '%s'\n", o->id,
            o->out, z85);
+    return EXIT_SUCCESS;
+}
+
+/* ---- ca revoke / ca crl: the root's CRL ------------------------------------ */
+
+static void print_serial(const otpca_crl_entry *e)
+{
+    for (size_t i = 0; i < e->serial_len; i++)
+        printf("%02X", e->serial[i]);
+}
+
+/* A new root CRL: the previous one's entries (--crl, verified under the
+ * root certificate), plus --cert for `ca revoke`. The ceremony keeps no
+ * state of its own: the last CRL is its memory of what was revoked. */
+static int cmd_root_crl(otpca_p11_t *p11, const struct opts *o, int revoke)
+{
+    static unsigned char root_der[OTPCA_CERT_DER_MAX], file[1 << 20];
+    size_t root_len = sizeof root_der, n = 0, count = 0;
+    otpca_crl_entry *entries = NULL, *grown;
+    otpca_crl_info prev = {0};
+    unsigned char *der = NULL;
+    char *pem = NULL;
+    size_t der_len = 0, pem_len = 0;
+    struct tkey root;
+    memset(&root, 0, sizeof root);
+    otpca_err ret = load_cert(o->root_cert, root_der, &root_len);
+    if (!ret && o->crl && !(ret = read_file(o->crl, file, sizeof file, &n)) &&
+        (ret = otpca_crl_read(file, n, root_der, root_len, &prev, &entries)))
+        fprintf(stderr, PROG ": %s is not a CRL of this root\n", o->crl);
+    count = prev.entries;
+    if (!ret && revoke) {
+        otpca_crl_entry e = {.revoked_at = (int64_t)time(NULL), .reason = (int)o->reason};
+        if (!(ret = read_file(o->cert, file, sizeof file, &n)) &&
+            (ret = otpca_crl_cert_issued_by(file, n, root_der, root_len)))
+            fprintf(stderr, PROG ": %s is not a certificate issued by this root\n", o->cert);
+        if (!ret && (ret = otpca_crl_cert_serial(file, n, &e, NULL)))
+            fprintf(stderr, PROG ": %s: no usable serial number\n", o->cert);
+        for (size_t i = 0; !ret && i < count; i++)
+            if (entries[i].serial_len == e.serial_len && !memcmp(entries[i].serial, e.serial, e.serial_len)) {
+                fprintf(stderr, PROG ": %s is already revoked in %s\n", o->cert, o->crl);
+                ret = OTPCA_ERR_EXISTS;
+            }
+        if (!ret && !(grown = realloc(entries, (count + 1) * sizeof *entries)))
+            ret = OTPCA_ERR_NOMEM;
+        if (!ret) {
+            entries = grown;
+            entries[count++] = e;
+        }
+    }
+    if (!ret)
+        ret = tkey_open(p11, o->root, &root);
+    if (!ret) {
+        int64_t now = (int64_t)time(NULL);
+        ret = otpca_crl_sign(root.tok, root.key, root_der, root_len, prev.number + 1, now,
+                             now + 86400 * (int64_t)(o->days ? o->days : ROOT_CRL_DAYS), entries, count, &der,
+                             &der_len);
+    }
+    if (!ret)
+        ret = otpca_crl_to_pem(der, der_len, &pem, &pem_len);
+    if (!ret)
+        ret = write_pair(o->out, pem, pem_len, der, der_len);
+    tkey_close(&root);
+    free(der);
+    free(pem);
+    if (ret) {
+        free(entries);
+        return fail(ret, revoke ? "ca revoke" : "ca crl");
+    }
+    printf("root CRL number %llu, %zu entr%s, next update in %ld days: %s.pem and %s.der\n",
+           (unsigned long long)(prev.number + 1), count, count == 1 ? "y" : "ies", o->days ? o->days : ROOT_CRL_DAYS,
+           o->out, o->out);
+    if (revoke) {
+        printf("revoked serial ");
+        print_serial(&entries[count - 1]);
+        printf(" (reason %ld)\n", o->reason);
+    }
+    free(entries);
     return EXIT_SUCCESS;
 }
 
@@ -487,7 +580,9 @@ int main(int argc, char **argv)
         {"pen", required_argument, NULL, 'P'},       {"curve-label", required_argument, NULL, 'c'},
         {"config", required_argument, NULL, 'C'},    {"lease", required_argument, NULL, 'L'},
         {"totp-stdin", no_argument, NULL, 'T'},      {"pin-fd", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+        {"cert", required_argument, NULL, 'e'},      {"crl", required_argument, NULL, 'l'},
+        {"reason", required_argument, NULL, 'x'},    {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     struct opts o;
     memset(&o, 0, sizeof o);
     o.pin_fd = -1;
@@ -528,6 +623,12 @@ int main(int argc, char **argv)
         case 'C': o.config = optarg; break;
         case 'L': o.lease = optarg; break;
         case 'T': o.totp_stdin = 1; break;
+        case 'e': o.cert = optarg; break;
+        case 'l': o.crl = optarg; break;
+        case 'x':
+            if (otpca_option_long(optarg, 0, 10, &o.reason) || !otpca_crl_reason_ok((int)o.reason))
+                return usage_error(v, "--reason is an RFC 5280 CRLReason: 0-6, 9 or 10");
+            break;
         case 'F':
             if (otpca_option_long(optarg, 0, 65535, &o.pin_fd))
                 return usage_error(v, "--pin-fd wants a file descriptor number");
@@ -555,6 +656,10 @@ int main(int argc, char **argv)
         return usage_error(v, "--key, --cn and --out are required");
     if (!strcmp(v->name, "ca certify") && (!o.root || !o.root_cert || !o.key || !o.id || !o.out))
         return usage_error(v, "--root, --root-cert, --key, --id and --out are required");
+    if (!strcmp(v->name, "ca revoke") && (!o.root || !o.root_cert || !o.cert || !o.out))
+        return usage_error(v, "--root, --root-cert, --cert and --out are required");
+    if (!strcmp(v->name, "ca crl") && (!o.root || !o.root_cert || !o.out))
+        return usage_error(v, "--root, --root-cert and --out are required");
     if (!strcmp(v->name, "cert issue") && (!o.ca || !o.ca_cert || !o.serial || !o.mac || !o.pubkey || !o.out))
         return usage_error(v, "--ca, --ca-cert, --serial, --mac, --pubkey and --out are required");
     if ((o.id && !valid_id(o.id)) || (o.serial && !valid_id(o.serial)))
@@ -569,6 +674,8 @@ int main(int argc, char **argv)
         rc = cmd_init_root(p11, &o);
     else if (!strcmp(v->name, "ca certify"))
         rc = cmd_certify(p11, &o);
+    else if (!strcmp(v->name, "ca revoke") || !strcmp(v->name, "ca crl"))
+        rc = cmd_root_crl(p11, &o, !strcmp(v->name, "ca revoke"));
     else
         rc = cmd_cert_issue(p11, &o);
     otpca_p11_destroy(&p11);

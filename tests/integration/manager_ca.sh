@@ -4,8 +4,11 @@
 # keyCertSign|cRLSign) and the manager gets its CURVE key in its token;
 # a node certificate carries CN = serial, the RFC 9039 device URNs,
 # clientAuth, digitalSignature + keyAgreement, SKI/AKI and a 128-bit
-# serial, and `openssl verify` accepts root -> manager -> node; ceremony
-# output never overwrites a file, and bad input exits with a clear message.
+# serial, and `openssl verify` accepts root -> manager -> node; the root's
+# CRL (`ca crl`, `ca revoke`), signed in the root token, is accepted by
+# `openssl crl -verify` and makes `openssl verify -crl_check_all` refuse
+# the revoked manager's node certificates; ceremony output never
+# overwrites a file, and bad input exits with a clear message.
 . "$(dirname "$0")/lib.sh"
 M="$OTPCA_BIN/otpca-manager"
 cd "$WORK"
@@ -70,6 +73,50 @@ cmp -s <(openssl x509 -in node.pem -noout -pubkey) node.pub && ok "node: the tok
     --pubkey node.pub --pen 99999 --out colon >/dev/null 2>&1
 openssl x509 -in colon.pem -noout -ext subjectAltName 2>/dev/null | grep -q "URI:urn:dev:os:99999-lot%3A7, URI:urn:dev:mac:0200000000000001" &&
     ok "':' percent-encoded; EUI-64; own PEN" || bad "colon SAN: $(openssl x509 -in colon.pem -noout -ext subjectAltName 2>&1)"
+
+# The root's CRL: first empty, then with the manager revoked.
+R="$(uri otpca-root root-key)"
+"$M" ca crl --root "$R" --root-cert root.pem --out crl-1 >out 2>err && grep -q "root CRL number 1, 0 entries" out &&
+    ok "ca crl: an empty root CRL, number 1" || bad "ca crl: $(cat out err | head -c 400)"
+openssl crl -in crl-1.pem -CAfile root.pem -noout 2>&1 | grep -q "verify OK" && ok "openssl crl -verify: the root's CRL" ||
+    bad "crl-1 verify: $(openssl crl -in crl-1.pem -CAfile root.pem -noout 2>&1)"
+out=$(openssl verify -crl_check_all -CAfile root.pem -CRLfile crl-1.pem -untrusted mgr-01.pem node.pem 2>&1 || true)
+echo "$out" | grep -q "unable to get certificate CRL" && ok "without the manager's own CRL, -crl_check_all cannot decide" ||
+    bad "crl_check_all without the manager CRL: $out"
+openssl verify -crl_check -CAfile root.pem -CRLfile crl-1.pem mgr-01.pem >/dev/null 2>&1 &&
+    ok "openssl verify -crl_check: the manager is good on the empty CRL" || bad "manager refused on the empty CRL"
+if "$M" ca revoke --root "$R" --root-cert root.pem --crl crl-1.pem --cert mgr-01.pem --reason 1 --days 30 --out crl-2 \
+    >out 2>err && grep -q "root CRL number 2, 1 entry" out; then
+    ok "ca revoke: CRL number 2 with one entry"
+else
+    bad "ca revoke: $(cat out err | head -c 400)"
+fi
+openssl crl -in crl-2.der -inform DER -CAfile root.pem -noout -text >crl2.txt 2>&1
+grep -q "verify OK" crl2.txt && ok "openssl crl -verify: the new CRL (DER)" || bad "crl-2: $(head -c 400 crl2.txt)"
+mserial=$(openssl x509 -in mgr-01.pem -noout -serial | cut -d= -f2)
+grep -q "Serial Number: $mserial" crl2.txt && grep -A4 "Serial Number: $mserial" crl2.txt | grep -q "Key Compromise" &&
+    ok "the manager's serial is listed with its reason" || bad "crl-2 entry: $(grep -A3 'Serial Number' crl2.txt)"
+grep -A1 "X509v3 CRL Number" crl2.txt | grep -q "^ *2$" &&
+    grep -q "X509v3 Authority Key Identifier" crl2.txt && ok "cRLNumber 2 and AKI" || bad "crl-2 extensions: $(grep -A1 X509v3 crl2.txt)"
+grep -q "Version 2" crl2.txt && ok "a v2 CRL" || bad "crl version"
+out=$(openssl verify -crl_check -CAfile root.pem -CRLfile crl-2.pem mgr-01.pem 2>&1 || true)
+echo "$out" | grep -q "certificate revoked" && ok "openssl verify -crl_check refuses the revoked manager" || bad "revoked manager accepted: $out"
+# The root CRL and an empty CRL of the manager: the node certificate chains
+# through a revoked CA.
+"$M" ca crl --root "$(uri otpca-mgr-01 ca-key)" --root-cert mgr-01.pem --out mgr-crl >/dev/null 2>&1 ||
+    bad "the manager key signs a CRL of its own"
+out=$(openssl verify -crl_check_all -CAfile root.pem -CRLfile crl-2.pem -CRLfile mgr-crl.pem -untrusted mgr-01.pem node.pem 2>&1 || true)
+echo "$out" | grep -q "certificate revoked" && ok "openssl verify -crl_check_all refuses a node under the revoked manager" ||
+    bad "node under a revoked manager accepted: $out"
+out=$(openssl verify -crl_check_all -CAfile root.pem -CRLfile crl-1.pem -CRLfile mgr-crl.pem -untrusted mgr-01.pem node.pem 2>&1 || true)
+echo "$out" | grep -q ": OK" && ok "...and accepts it with the root CRL before the revocation" || bad "node with crl-1: $out"
+expect_fail "revoking twice" 1 "already revoked" -- "$M" ca revoke --root "$R" --root-cert root.pem --crl crl-2.pem --cert mgr-01.pem --out crl-3
+expect_fail "a CRL of another issuer" 1 "is not a CRL of this root" -- "$M" ca revoke --root "$R" --root-cert root.pem --crl mgr-crl.pem --cert mgr-01.pem --out crl-3
+expect_fail "a certificate the root did not issue" 1 "not a certificate issued by this root" -- "$M" ca revoke --root "$R" --root-cert root.pem --crl crl-2.pem --cert node.pem --out crl-3
+expect_fail "reason 7 does not exist" 2 "CRLReason" -- "$M" ca revoke --root "$R" --root-cert root.pem --cert mgr-01.pem --reason 7 --out crl-3
+expect_fail "the wrong key for the certificate" 1 "signature invalid" -- "$M" ca crl --root "$(uri otpca-mgr-01 ca-key)" --root-cert root.pem --out crl-3
+expect_fail "CRL output never overwrites" 1 "crl-2.pem: File exists" -- "$M" ca crl --root "$R" --root-cert root.pem --crl crl-2.pem --out crl-2
+[ ! -e crl-3.pem ] && ok "no CRL from a refused command" || bad "a refused command left a CRL"
 
 # Bad input.
 expect_fail "init-root without --cn" 2 "--key, --cn and --out are required" -- "$M" ca init-root --key "$(uri otpca-root root-key)" --out x
