@@ -245,6 +245,9 @@ static void dev_fill(otpca_device_entry *e, int v, unsigned i)
         e->last_step = INT64_MAX;
         e->failures = UINT32_MAX;
         e->cert_hash = mkbuf(HASH32, 32);
+        e->present |= KB(13) | KB(14);
+        e->revoked_at = T_MAX;
+        e->revoke_reason = 10;
         return;
     }
     switch (i % 3) {
@@ -274,10 +277,12 @@ static void dev_fill(otpca_device_entry *e, int v, unsigned i)
         e->seq = 43;
         e->state = OTPCA_DEV_REVOKED;
         e->mac = mkbuf(MAC8, 8);
-        e->present = KB(7) | KB(9) | KB(11);
+        e->present = KB(7) | KB(9) | KB(11) | KB(13) | KB(14);
         e->digits = 8;
         e->algorithm = 2;
         e->failures = 3;
+        e->revoked_at = 1700000043;
+        e->revoke_reason = 1;
     }
 }
 
@@ -297,6 +302,8 @@ static void cmp_device_entry(const void *a, const void *b)
     CO(10, last_step);
     CO(11, failures);
     CB(12, cert_hash);
+    CO(13, revoked_at);
+    CO(14, revoke_reason);
 }
 
 static void rec_fill(otpca_record *r, int v, unsigned i)
@@ -740,6 +747,26 @@ static void cmp_window_close(const void *a, const void *b)
     CU(4, rejected);
 }
 
+/* V_MAX's CRL is 4 KiB, not OTPCA_CRL_DER_MAX: the mutation check decodes
+ * and re-encodes once per byte and value, quadratic in the length; the
+ * limit itself is checked on its own (crl_publish_limit). */
+static void fill_crl_publish(void *p, int v)
+{
+    FILL_BEGIN(otpca_crl_publish);
+    m->window = mkbuf(WINID, 16);
+    m->manager = idv(v, "mgr-01");
+    m->number = v == V_MAX ? INT64_MAX : v == V_MIN ? 0 : 7;
+    m->crl = mkbuf(BIG, v == V_MAX ? sizeof BIG : v == V_MIN ? 1 : 300);
+}
+static void cmp_crl_publish(const void *a, const void *b)
+{
+    const otpca_crl_publish *w = a, *g = b;
+    CB(1, window);
+    CB(2, manager);
+    CU(3, number);
+    CB(4, crl);
+}
+
 /* ------------------------------------------------------ the case table */
 
 typedef void (*fill_fn)(void *m, int v);
@@ -774,6 +801,7 @@ typedef union any_msg {
     otpca_notice notice;
     otpca_audit_entry audit_entry;
     otpca_window_close window_close;
+    otpca_crl_publish crl_publish;
 } any_msg;
 
 #define MC(nm, desc, ty, st, kn, rq, f, c) {nm, &desc, ty, sizeof(st), kn, rq, f, c}
@@ -813,6 +841,8 @@ static const mcase cases[] = {
        fill_audit_entry, cmp_audit_entry),
     MC("WindowClose", otpca_desc_window_close, 28, otpca_window_close, KR(0, 4), KR(0, 4),
        fill_window_close, cmp_window_close),
+    MC("CrlPublish", otpca_desc_crl_publish, 29, otpca_crl_publish, KR(0, 4), KR(0, 4),
+       fill_crl_publish, cmp_crl_publish),
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 
@@ -836,7 +866,8 @@ static const mcase cases[] = {
     X(15, record_ack)                                                                          \
     X(16, notice)                                                                              \
     X(17, audit_entry)                                                                         \
-    X(18, window_close)
+    X(18, window_close)                                                                        \
+    X(19, crl_publish)
 
 /* Keys msg.h marks optional that the full message's lists make required:
  * SyncBatch's seedkey (9), because its entries carry sealed seeds (key 6). */
@@ -1110,7 +1141,7 @@ Test(msg, case_table_matches_the_type_enum)
         OTPCA_MSG_REJOIN, OTPCA_MSG_KEY_UPDATE, OTPCA_MSG_CLAIM, OTPCA_MSG_ERROR,
         OTPCA_MSG_WINDOW_OPEN, OTPCA_MSG_WINDOW_LEASE, OTPCA_MSG_SYNC_REQUEST,
         OTPCA_MSG_SYNC_BATCH, OTPCA_MSG_RECORD_UPLOAD, OTPCA_MSG_RECORD_ACK, OTPCA_MSG_NOTICE,
-        OTPCA_MSG_AUDIT_ENTRY, OTPCA_MSG_WINDOW_CLOSE};
+        OTPCA_MSG_AUDIT_ENTRY, OTPCA_MSG_WINDOW_CLOSE, OTPCA_MSG_CRL_PUBLISH};
     cr_assert_eq(N_CASES, sizeof types / sizeof types[0]);
     for (size_t i = 0; i < N_CASES; i++) {
         cr_expect_eq(cases[i].type, types[i], "row %zu", i);
@@ -1137,7 +1168,7 @@ Test(msg, desc_of_returns_each_types_descriptor_and_name)
 Test(msg, desc_of_unknown_types_is_null)
 {
     /* 0 is the "type" of element maps, which are not messages. */
-    static const unsigned unknown[] = {0, 10, 11, 12, 13, 14, 16, 17, 18, 19, 29, 30, 255, 256,
+    static const unsigned unknown[] = {0, 10, 11, 12, 13, 14, 16, 17, 18, 19, 30, 31, 255, 256,
                                        65535, 4294967295u};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
         cr_expect_null(otpca_msg_desc_of(unknown[i]), "type %u", unknown[i]);
@@ -1795,6 +1826,8 @@ Test(msg, other_field_limits)
     expect_field(22, 2, raw_uint((uint64_t)INT64_MAX + 1), OTPCA_ERR_CBOR_LIMIT, "since 2^63");
     expect_field(22, 3, raw_uint(0), OTPCA_ERR_CBOR_LIMIT, "max 0");
     expect_field(22, 3, raw_uint(4097), OTPCA_ERR_CBOR_LIMIT, "max 4097");
+    expect_field(29, 4, raw_bytes(BIG, 0), OTPCA_ERR_CBOR_LIMIT, "empty CRL");
+    expect_field(29, 3, raw_uint((uint64_t)INT64_MAX + 1), OTPCA_ERR_CBOR_LIMIT, "CRL number 2^63");
     expect_field(22, 4, raw_bytes(BIG, 0), OTPCA_ERR_CBOR_LIMIT, "empty cursor");
     expect_field(22, 4, raw_bytes(BIG, 65), OTPCA_ERR_CBOR_LIMIT, "cursor 65");
     expect_field(23, 2, raw_uint(0), OTPCA_ERR_CBOR_LIMIT, "sync kind 0");
@@ -2096,7 +2129,7 @@ Test(msg, unknown_key_in_element_is_kept_on_reencoding)
     size_t ellen = enc_elem(&otpca_desc_device_entry, &de, el, sizeof el);
     edit e;
     ed_load(&e, el, ellen);
-    ed_insert(&e, e.n, LIT(0x0d), LIT(0x63, 'n', 'e', 'w'), 13);
+    ed_insert(&e, e.n, LIT(0x0f), LIT(0x63, 'n', 'e', 'w'), 15);
     size_t l2 = ed_join(&e, el2, sizeof el2);
     size_t olen = with_one_element(OTPCA_MSG_SYNC_BATCH, 5, el2, l2, out, sizeof out);
     otpca_sync_batch g;
@@ -2344,12 +2377,12 @@ Test(msg, unknown_key_cap_counts_unknown_keys)
     size_t ellen = enc_elem(&otpca_desc_device_entry, &de, el, sizeof el);
     ed_load(&e, el, ellen);
     for (unsigned k = 0; k < 17; k++)
-        ed_insert(&e, e.n, raw_uint(13 + k), raw_uint(0), 13 + k);
+        ed_insert(&e, e.n, raw_uint(15 + k), raw_uint(0), 15 + k);
     size_t l2 = ed_join(&e, el2, sizeof el2);
     olen = with_one_element(OTPCA_MSG_SYNC_BATCH, 5, el2, l2, out, sizeof out);
     r = otpca_msg_decode(&otpca_desc_sync_batch, out, olen, &g);
     cr_expect_eq(r, OTPCA_ERR_CBOR_LIMIT,
-                 "SyncBatch whose DeviceEntry has all 13 fields and keys 13..29 (17 unknown): %s",
+                 "SyncBatch whose DeviceEntry has 13 fields and keys 15..31 (17 unknown): %s",
                  otpca_errname(r));
 }
 
@@ -2391,7 +2424,7 @@ Test(msg, unknown_values_have_a_512_byte_budget_per_map)
     size_t ellen = enc_elem(&otpca_desc_device_entry, &de, el, sizeof el);
     edit e;
     ed_load(&e, el, ellen);
-    ed_insert(&e, e.n, LIT(0x0d), raw_bytes(BIG, 509), 13);
+    ed_insert(&e, e.n, LIT(0x0f), raw_bytes(BIG, 509), 15);
     size_t l2 = ed_join(&e, el2, sizeof el2);
     size_t olen = with_one_element(OTPCA_MSG_SYNC_BATCH, 5, el2, l2, out, sizeof out);
     ed_load(&e, out, olen);
@@ -2403,7 +2436,7 @@ Test(msg, unknown_values_have_a_512_byte_budget_per_map)
     cr_expect_eq(r, OTPCA_ERR_OK, "512 unknown bytes in the entry and 512 in the batch: %s",
                  otpca_errname(r));
     ed_load(&e, el, ellen);
-    ed_insert(&e, e.n, LIT(0x0d), raw_bytes(BIG, 510), 13);
+    ed_insert(&e, e.n, LIT(0x0f), raw_bytes(BIG, 510), 15);
     l2 = ed_join(&e, el2, sizeof el2);
     olen = with_one_element(OTPCA_MSG_SYNC_BATCH, 5, el2, l2, out, sizeof out);
     r = otpca_msg_decode(&otpca_desc_sync_batch, out, olen, &sb);
@@ -2942,6 +2975,35 @@ Test(msg, signed_enroll_response_fits_900_bytes)
  * column): otpca_msg_max_size() must say the same. For types 24..28 both
  * are one byte short of the largest encoding (maximal_* above); a fix of
  * otpca_msg_max_size() must update that table and this one. */
+/* The CRL's limit, on heap buffers (the table's CAP is far smaller). */
+Test(msg, crl_publish_limit)
+{
+    data_init();
+    size_t big = OTPCA_CRL_DER_MAX + 1, cap = big + 256, len = 0;
+    uint8_t *crl = calloc(1, big), *out = malloc(cap);
+    cr_assert(crl && out);
+    otpca_crl_publish m = {.window = mkbuf(WINID, 16), .manager = mkstr("mgr-01"), .number = 3,
+                           .crl = mkbuf(crl, OTPCA_CRL_DER_MAX)};
+    cr_assert_eq(otpca_msg_encode(&otpca_desc_crl_publish, &m, out, cap, &len), OTPCA_ERR_OK);
+    otpca_crl_publish g;
+    cr_expect_eq(otpca_msg_decode(&otpca_desc_crl_publish, out, len, &g), OTPCA_ERR_OK);
+    cr_expect_eq(g.crl.len, OTPCA_CRL_DER_MAX);
+    m.crl = mkbuf(crl, big);
+    cr_expect_eq(otpca_msg_encode(&otpca_desc_crl_publish, &m, out, cap, &len), OTPCA_ERR_CBOR_LIMIT);
+    /* The same bytes with a one-byte longer string: refused by the decoder. */
+    m.crl = mkbuf(crl, OTPCA_CRL_DER_MAX);
+    cr_assert_eq(otpca_msg_encode(&otpca_desc_crl_publish, &m, out, cap, &len), OTPCA_ERR_OK);
+    /* the bstr head is the last 5 bytes before the content: 0x5a + 4-byte length */
+    size_t head = len - OTPCA_CRL_DER_MAX - 5;
+    cr_assert_eq(out[head], 0x5a);
+    out[head + 3] = (uint8_t)((OTPCA_CRL_DER_MAX + 1) >> 8);
+    out[head + 4] = (uint8_t)(OTPCA_CRL_DER_MAX + 1);
+    out[len++] = 0;
+    cr_expect_eq(otpca_msg_decode(&otpca_desc_crl_publish, out, len, &g), OTPCA_ERR_CBOR_LIMIT);
+    free(crl);
+    free(out);
+}
+
 Test(msg, max_size_matches_the_protocol_table)
 {
     static const struct {
@@ -2949,8 +3011,8 @@ Test(msg, max_size_matches_the_protocol_table)
         size_t limit;
     } table[] = {{1, 21},      {2, 31},       {3, 227},    {4, 2256},   {5, 84},
                  {6, 39},      {7, 139},      {8, 207},    {9, 227},    {15, 290},
-                 {20, 4410},   {21, 4428},    {22, 102},   {23, 1503422}, {24, 580189},
-                 {25, 8734},   {26, 96},      {27, 731},   {28, 44}};
+                 {20, 4410},   {21, 4428},    {22, 102},   {23, 1552574}, {24, 580189},
+                 {25, 8734},   {26, 96},      {27, 731},   {28, 44},    {29, 524393}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         const otpca_msg_desc *d = otpca_msg_desc_of(table[i].type);
         cr_assert_not_null(d);

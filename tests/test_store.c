@@ -92,6 +92,8 @@ static void expect_device_eq(const otpca_device *a, const otpca_device *b)
         cr_expect_arr_eq(a->cert_hash, b->cert_hash, 32);
     cr_expect_str_eq(a->manager, b->manager);
     cr_expect_eq(a->flagged, b->flagged);
+    cr_expect_eq(a->revoked_at, b->revoked_at, "%s revoked_at", a->serial);
+    cr_expect_eq(a->revoke_reason, b->revoke_reason, "%s revoke_reason", a->serial);
     cr_expect_eq(a->seq, b->seq, "%s seq %llu != %llu", a->serial, (unsigned long long)a->seq,
                  (unsigned long long)b->seq);
 }
@@ -172,7 +174,7 @@ Test(store, open_creates_a_0600_file_at_the_current_schema_version)
     umask(0); /* SQLite on its own would create 0644 & ~umask */
     cr_assert_neq(stat(g_path, &sb), 0, "no file before open");
     otpca_store *s = open_store();
-    cr_expect_eq(otpca_store_schema_version(s), 4);
+    cr_expect_eq(otpca_store_schema_version(s), 5);
     cr_assert_eq(stat(g_path, &sb), 0);
     cr_expect_eq(sb.st_mode & 0777, 0600, "mode %03o", (unsigned)(sb.st_mode & 0777));
 
@@ -189,7 +191,7 @@ Test(store, open_creates_a_0600_file_at_the_current_schema_version)
     otpca_store_destroy(NULL);
 
     /* The schema version is in the meta table, and journal_mode is WAL. */
-    cr_expect_eq(raw_int("SELECT value FROM meta WHERE key = 'schema_version'"), 4);
+    cr_expect_eq(raw_int("SELECT value FROM meta WHERE key = 'schema_version'"), 5);
     cr_expect_eq(raw_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
 }
 
@@ -204,7 +206,7 @@ Test(store, reopening_keeps_the_data_and_the_sqlite_scheme_names_the_same_file)
     char url[700];
     snprintf(url, sizeof url, "sqlite:%s", g_path);
     cr_assert_eq(otpca_store_open(url, &s), OTPCA_ERR_OK);
-    cr_expect_eq(otpca_store_schema_version(s), 4);
+    cr_expect_eq(otpca_store_schema_version(s), 5);
     cr_assert_eq(otpca_store_device_get(s, d.serial, &got), OTPCA_ERR_OK);
     expect_device_eq(&got, &d);
     cr_expect_eq(head_seq(s), 1);
@@ -222,9 +224,10 @@ Test(store, a_version_1_file_is_migrated_to_the_current_version_with_its_data)
     raw_sql("DROP INDEX leases_open_nonce; ALTER TABLE leases DROP COLUMN open_nonce;"
             "ALTER TABLE leases DROP COLUMN closed_at; ALTER TABLE records DROP COLUMN flagged;"
             "ALTER TABLE records DROP COLUMN pubkey;"
-            "DROP TABLE operator_grants; UPDATE meta SET value = 1 WHERE key = 'schema_version'");
+            "ALTER TABLE devices DROP COLUMN revoked_at; ALTER TABLE devices DROP COLUMN revoke_reason;"
+            "DROP TABLE crls; DROP TABLE operator_grants; UPDATE meta SET value = 1 WHERE key = 'schema_version'");
     cr_assert_eq(otpca_store_open(g_path, &s), OTPCA_ERR_OK);
-    cr_expect_eq(otpca_store_schema_version(s), 4);
+    cr_expect_eq(otpca_store_schema_version(s), 5);
     cr_assert_eq(otpca_store_device_get(s, d.serial, &got), OTPCA_ERR_OK);
     expect_device_eq(&got, &d);
     uint8_t v[4] = {1, 2, 3, 4}, back[4];
@@ -321,6 +324,8 @@ Test(store, device_add_get_update_round_trips_every_field)
         d.cert_hash[k] = (uint8_t)(k * 5);
     snprintf(d.manager, sizeof d.manager, "mgr-01");
     d.flagged = 1;
+    d.revoked_at = UINT64_C(1790000000);
+    d.revoke_reason = 9;
     d.seq = 12345; /* set by the store */
     cr_assert_eq(otpca_store_device_add(s, &d), OTPCA_ERR_OK);
     cr_expect_eq(d.seq, 1);
@@ -343,6 +348,8 @@ Test(store, device_add_get_update_round_trips_every_field)
     d.has_cert = 0;
     d.manager[0] = '\0';
     d.flagged = 0;
+    d.revoked_at = 0;
+    d.revoke_reason = 0;
     cr_assert_eq(otpca_store_device_update(s, &d), OTPCA_ERR_OK);
     cr_expect_eq(d.seq, 2);
     memset(&got, 0xee, sizeof got);
@@ -420,6 +427,12 @@ Test(store, bad_device_input_is_invalid_arg)
     make_device(&d, 1);
     d.pubkey_len = 33;
     cr_expect_eq(otpca_store_device_add(s, &d), OTPCA_ERR_INVALID_ARG);
+    static const unsigned bad_reasons[] = {7, 8, 11, 255};
+    for (size_t i = 0; i < sizeof bad_reasons / sizeof bad_reasons[0]; i++) {
+        make_device(&d, 1);
+        d.revoke_reason = bad_reasons[i];
+        cr_expect_eq(otpca_store_device_add(s, &d), OTPCA_ERR_INVALID_ARG, "reason %u", bad_reasons[i]);
+    }
     cr_expect_eq(head_seq(s), 0);
     otpca_store_destroy(&s);
 }
@@ -1113,6 +1126,41 @@ static void append_100(otpca_store *s)
         cr_expect_arr_eq(a.hash, h, 32, "entry %u hash", i);
         memcpy(prev, a.hash, 32);
     }
+}
+
+Test(store, a_crl_is_kept_per_manager_and_only_a_newer_number_replaces_it)
+{
+    otpca_store *s = open_store();
+    otpca_manager m;
+    make_manager(&m, 1);
+    cr_assert_eq(otpca_store_manager_add(s, &m), OTPCA_ERR_OK);
+    uint8_t a[300], b[700], got[1024];
+    memset(a, 0xa1, sizeof a);
+    memset(b, 0xb2, sizeof b);
+    uint64_t num = 0, t0 = 0, t1 = 0;
+    size_t len = 0;
+    int stored = -1;
+    cr_expect_eq(otpca_store_crl_get(s, m.id, &num, &t0, &t1, got, sizeof got, &len), OTPCA_ERR_NOT_FOUND);
+    cr_assert_eq(otpca_store_crl_put(s, m.id, 2, 1000, 2000, a, sizeof a, &stored), OTPCA_ERR_OK);
+    cr_expect_eq(stored, 1);
+    /* An older number, and the same one again, are not stored (no error). */
+    cr_assert_eq(otpca_store_crl_put(s, m.id, 1, 1500, 2500, b, sizeof b, &stored), OTPCA_ERR_OK);
+    cr_expect_eq(stored, 0);
+    cr_assert_eq(otpca_store_crl_put(s, m.id, 2, 1500, 2500, b, sizeof b, &stored), OTPCA_ERR_OK);
+    cr_expect_eq(stored, 0);
+    cr_assert_eq(otpca_store_crl_get(s, m.id, &num, &t0, &t1, got, sizeof got, &len), OTPCA_ERR_OK);
+    cr_expect(num == 2 && t0 == 1000 && t1 == 2000 && len == sizeof a && !memcmp(got, a, sizeof a));
+    cr_assert_eq(otpca_store_crl_put(s, m.id, 3, 1500, 2500, b, sizeof b, &stored), OTPCA_ERR_OK);
+    cr_expect_eq(stored, 1);
+    cr_assert_eq(otpca_store_crl_get(s, m.id, &num, &t0, &t1, got, sizeof got, &len), OTPCA_ERR_OK);
+    cr_expect(num == 3 && t0 == 1500 && t1 == 2500 && len == sizeof b && !memcmp(got, b, sizeof b));
+    cr_expect_eq(otpca_store_crl_get(s, m.id, &num, &t0, &t1, got, 100, &len), OTPCA_ERR_BUFFER_TOO_SMALL);
+    /* Only registered managers; bad arguments. */
+    cr_expect_neq(otpca_store_crl_put(s, "mgr-nobody", 1, 1, 2, a, sizeof a, &stored), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_store_crl_put(s, m.id, 4, 1, 2, a, 0, &stored), OTPCA_ERR_INVALID_ARG);
+    cr_expect_eq(otpca_store_crl_put(s, "bad id", 4, 1, 2, a, sizeof a, &stored), OTPCA_ERR_INVALID_ARG);
+    cr_expect_eq(otpca_store_crl_get(s, "mgr-nobody", &num, &t0, &t1, got, sizeof got, &len), OTPCA_ERR_NOT_FOUND);
+    otpca_store_destroy(&s);
 }
 
 Test(store, audit_chain_appends_and_verifies)

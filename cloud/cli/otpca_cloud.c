@@ -34,6 +34,7 @@
 #include "otpca/common/signals.h"
 #include "otpca/proto/msg.h"
 #include "otpca/proto/p256.h"
+#include "otpca/token/crl.h"
 #include "otpca/token/token.h"
 #include "otpca/token/uri.h"
 #include "otpca/token/wolf.h"
@@ -74,7 +75,9 @@ static const struct verb {
     {"device list", "[--state S] [--limit N]", "List devices (state: pending|approved|enrolled|revoked|locked)."},
     {"device show", "SERIAL", "Show one device."},
     {"device approve", "SERIAL | --all", "Approve a pending device (or every pending one) for enrollment."},
-    {"device revoke", "SERIAL [--reason N]", "Revoke a device."},
+    {"device revoke", "SERIAL [--reason R]",
+     "Revoke a device (R: RFC 5280 CRLReason number or name, e.g. keyCompromise; default 0). Open windows hear it "
+     "at once; each manager lists the device's certificates in its next CRL."},
     {"device unlock", "SERIAL", "Clear a locked device's failure count and lock."},
     {"audit verify", "", "Recompute the audit chain; exit 1 at the first broken link."},
     {"serve", "", "Run the registry server for managers (ZeroMQ + CURVE) until SIGTERM or SIGINT."},
@@ -735,8 +738,9 @@ static int cmd_device_show(otpca_store *st, const char *serial)
 }
 
 /* Moves one device from one of the allowed states to `to`. */
+/* reason: the CRLReason of a revocation (to == REVOKED), else ignored. */
 static otpca_err set_state(otpca_store *st, const char *serial, const int *from, size_t nfrom, int to,
-                           unsigned event, const char *detail)
+                           unsigned event, const char *detail, int reason)
 {
     otpca_device d;
     otpca_err ret = otpca_store_begin(st);
@@ -758,6 +762,10 @@ static otpca_err set_state(otpca_store *st, const char *serial, const int *from,
         d.state = to;
         if (event == EV_UNLOCKED)
             d.failures = 0;
+        if (to == OTPCA_STORE_REVOKED) {
+            d.revoked_at = (uint64_t)time(NULL);
+            d.revoke_reason = (unsigned)reason;
+        }
         ret = otpca_store_device_update(st, &d);
     }
     if (!ret)
@@ -843,15 +851,16 @@ static int cmd_device_state(otpca_store *st, const char *verb, const char *seria
     char detail[64] = "";
     if (!strcmp(verb, "approve")) {
         static const int from[] = {OTPCA_STORE_PENDING};
-        ret = set_state(st, serial, from, 1, OTPCA_STORE_APPROVED, EV_APPROVED, NULL);
+        ret = set_state(st, serial, from, 1, OTPCA_STORE_APPROVED, EV_APPROVED, NULL, 0);
     } else if (!strcmp(verb, "revoke")) {
         static const int from[] = {OTPCA_STORE_PENDING, OTPCA_STORE_APPROVED, OTPCA_STORE_ENROLLED,
                                    OTPCA_STORE_LOCKED};
-        snprintf(detail, sizeof detail, "reason %s", o->reason ? o->reason : "0");
-        ret = set_state(st, serial, from, 4, OTPCA_STORE_REVOKED, EV_REVOKED, detail);
+        int reason = o->reason ? otpca_crl_reason_parse(o->reason) : 0;
+        snprintf(detail, sizeof detail, "reason %d", reason);
+        ret = set_state(st, serial, from, 4, OTPCA_STORE_REVOKED, EV_REVOKED, detail, reason);
     } else {
         static const int from[] = {OTPCA_STORE_LOCKED};
-        ret = set_state(st, serial, from, 1, OTPCA_STORE_APPROVED, EV_UNLOCKED, NULL);
+        ret = set_state(st, serial, from, 1, OTPCA_STORE_APPROVED, EV_UNLOCKED, NULL, 0);
     }
     if (ret)
         return fail(ret, serial);
@@ -1395,6 +1404,8 @@ int main(int argc, char **argv)
                 return usage_error(v, "--limit wants a positive number");
             break;
         case 'r':
+            if (otpca_crl_reason_parse(optarg) < 0)
+                return usage_error(v, "--reason is an RFC 5280 CRLReason: 0-6, 9, 10 or its name (keyCompromise, ...)");
             o.reason = optarg;
             break;
         case 'a':

@@ -59,6 +59,9 @@ static int device_ok(const otpca_device *d)
      * only keep them inside what the columns and DeviceEntry can carry. */
     if (d->digits > 255 || d->period > 86400 || d->algorithm > 255)
         return 0;
+    /* RFC 5280 CRLReason without 7 (unused) and 8 (delta CRLs only). */
+    if (d->revoke_reason > 10 || d->revoke_reason == 7 || d->revoke_reason == 8 || d->revoked_at > INT64_MAX)
+        return 0;
     return 1;
 }
 
@@ -391,6 +394,26 @@ otpca_err otpca_store_record_confirmed(otpca_store *s, const char *serial, const
         return bad_arg("confirmed record");
     *has_pubkey = 0;
     return s->be->record_confirmed(s->impl, serial, manager, confirm_id, cert_hash, pubkey, has_pubkey);
+}
+
+/* ---- CRLs ---- */
+
+otpca_err otpca_store_crl_put(otpca_store *s, const char *manager, uint64_t number, uint64_t this_update,
+                              uint64_t next_update, const uint8_t *der, size_t len, int *stored)
+{
+    if (!manager || !id_ok(manager) || !der || !len || len > OTPCA_STORE_CRL_MAX || !stored ||
+        number > INT64_MAX || this_update > INT64_MAX || next_update > INT64_MAX)
+        return bad_arg("CRL");
+    *stored = 0;
+    return s->be->crl_put(s->impl, manager, number, this_update, next_update, der, len, stored);
+}
+
+otpca_err otpca_store_crl_get(otpca_store *s, const char *manager, uint64_t *number, uint64_t *this_update,
+                              uint64_t *next_update, uint8_t *der, size_t cap, size_t *len)
+{
+    if (!manager || !id_ok(manager) || !number || !this_update || !next_update || !der || !len)
+        return bad_arg("CRL query");
+    return s->be->crl_get(s->impl, manager, number, this_update, next_update, der, cap, len);
 }
 
 /* ---- audit chain ---- */

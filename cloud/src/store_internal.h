@@ -66,6 +66,11 @@ typedef struct otpca_store_backend {
                                   const uint8_t confirm_id[16], uint8_t cert_hash[32], uint8_t pubkey[65],
                                   int *has_pubkey);
 
+    otpca_err (*crl_put)(otpca_store_impl *impl, const char *manager, uint64_t number, uint64_t this_update,
+                         uint64_t next_update, const uint8_t *der, size_t len, int *stored);
+    otpca_err (*crl_get)(otpca_store_impl *impl, const char *manager, uint64_t *number, uint64_t *this_update,
+                         uint64_t *next_update, uint8_t *der, size_t cap, size_t *len);
+
     /* a has been checked to encode as an AuditEntry once seq/prev are set. */
     otpca_err (*audit_append)(otpca_store_impl *impl, otpca_audit *a);
     otpca_err (*audit_verify)(otpca_store_impl *impl, uint64_t *entries, uint64_t *bad_seq);

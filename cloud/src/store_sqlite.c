@@ -135,14 +135,27 @@ static const char SCHEMA_V3[] =
 static const char SCHEMA_V4[] =
     "ALTER TABLE records ADD COLUMN pubkey BLOB CHECK (pubkey IS NULL OR length(pubkey) = 65);";
 
-static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4};
+/* Version 5: when and why a device was revoked (its certificates' CRL
+ * entries), and each manager's latest CRL as it published it. */
+static const char SCHEMA_V5[] =
+    "ALTER TABLE devices ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN revoke_reason INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE crls ("
+    "  manager TEXT PRIMARY KEY NOT NULL REFERENCES managers(id),"
+    "  number INTEGER NOT NULL,"
+    "  this_update INTEGER NOT NULL,"
+    "  next_update INTEGER NOT NULL,"
+    "  der BLOB NOT NULL"
+    ") WITHOUT ROWID;";
+
+static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5};
 #define SCHEMA_VERSION ((unsigned)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
 /* ------------------------------------------------------------ statements */
 
 #define DEV_COLS                                                                                             \
     "serial, mac, pubkey, batch, state, seed_env, digits, period, algorithm, last_step, failures, cert_hash, " \
-    "manager, flagged, seq"
+    "manager, flagged, seq, revoked_at, revoke_reason"
 #define MGR_COLS "id, curve_pub, ca_pub, ca_cert, revoked"
 #define OP_COLS "id, seed_env, digits, period, algorithm, last_step"
 #define LEASE_COLS \
@@ -184,16 +197,19 @@ enum st_id {
     ST_RECORD_ISSUES,
     ST_AUDIT_ADD,
     ST_AUDIT_SCAN,
+    ST_CRL_PUT,
+    ST_CRL_GET,
     ST_COUNT
 };
 
 static const char *const SQL[ST_COUNT] = {
     [ST_CHANGE_ADD] = "INSERT INTO changes(seq, serial, state) VALUES (?1, ?2, ?3)",
     [ST_DEVICE_ADD] = "INSERT INTO devices(" DEV_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-                      "?12, ?13, ?14, ?15)",
+                      "?12, ?13, ?14, ?15, ?16, ?17)",
     [ST_DEVICE_UPDATE] = "UPDATE devices SET mac = ?2, pubkey = ?3, batch = ?4, state = ?5, seed_env = ?6, "
                          "digits = ?7, period = ?8, algorithm = ?9, last_step = ?10, failures = ?11, "
-                         "cert_hash = ?12, manager = ?13, flagged = ?14, seq = ?15 WHERE serial = ?1",
+                         "cert_hash = ?12, manager = ?13, flagged = ?14, seq = ?15, revoked_at = ?16, "
+                         "revoke_reason = ?17 WHERE serial = ?1",
     [ST_NEXT_SEQ] = "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0) + 1",
     [ST_DEVICE_GET] = "SELECT " DEV_COLS " FROM devices WHERE serial = ?1",
     [ST_DEVICE_SCAN] = "SELECT " DEV_COLS " FROM devices WHERE serial > ?1 ORDER BY serial LIMIT ?2",
@@ -227,6 +243,11 @@ static const char *const SQL[ST_COUNT] = {
                          "ORDER BY rowid DESC",
     [ST_AUDIT_ADD] = "INSERT INTO audit(" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_AUDIT_SCAN] = "SELECT " AUDIT_COLS " FROM audit ORDER BY seq",
+    /* Only a newer CRL replaces the one kept. */
+    [ST_CRL_PUT] = "INSERT INTO crls(manager, number, this_update, next_update, der) VALUES (?1, ?2, ?3, ?4, ?5) "
+                   "ON CONFLICT(manager) DO UPDATE SET number = excluded.number, this_update = excluded.this_update, "
+                   "next_update = excluded.next_update, der = excluded.der WHERE excluded.number > crls.number",
+    [ST_CRL_GET] = "SELECT number, this_update, next_update, der FROM crls WHERE manager = ?1",
 };
 
 static const otpca_sqlite_schema SCHEMA = {
@@ -305,7 +326,7 @@ static void sq_rollback(otpca_store_impl *s)
 
 /* --------------------------------------------------------------- devices */
 
-/* Parameters ?1..?15 of ST_DEVICE_ADD and ST_DEVICE_UPDATE. */
+/* Parameters ?1..?17 of ST_DEVICE_ADD and ST_DEVICE_UPDATE. */
 static void bind_device(sqlite3_stmt *st, const otpca_device *d, uint64_t seq, int *rc)
 {
     otpca_sqlite_bind_text(st, 1, d->serial, rc);
@@ -323,6 +344,8 @@ static void bind_device(sqlite3_stmt *st, const otpca_device *d, uint64_t seq, i
     otpca_sqlite_bind_text(st, 13, d->manager, rc);
     otpca_sqlite_bind_int(st, 14, d->flagged ? 1 : 0, rc);
     otpca_sqlite_bind_int(st, 15, seq, rc);
+    otpca_sqlite_bind_int(st, 16, d->revoked_at, rc);
+    otpca_sqlite_bind_int(st, 17, d->revoke_reason, rc);
 }
 
 static otpca_err device_from_row(sqlite3_stmt *st, otpca_device *d)
@@ -348,6 +371,8 @@ static otpca_err device_from_row(sqlite3_stmt *st, otpca_device *d)
     }
     d->flagged = sqlite3_column_int(st, 13) != 0;
     d->seq = otpca_sqlite_col_u64(st, 14);
+    d->revoked_at = otpca_sqlite_col_u64(st, 15);
+    d->revoke_reason = (unsigned)sqlite3_column_int(st, 16);
     return OTPCA_ERR_OK;
 }
 
@@ -1088,6 +1113,55 @@ static otpca_err sq_audit_verify(otpca_store_impl *s, uint64_t *entries, uint64_
     return otpca_sqlite_chain_verify(&s->q, ST_AUDIT_SCAN, audit_link, entries, bad_seq);
 }
 
+/* ------------------------------------------------------------------ CRLs */
+
+static otpca_err sq_crl_put(otpca_store_impl *s, const char *manager, uint64_t number, uint64_t this_update,
+                            uint64_t next_update, const uint8_t *der, size_t len, int *stored)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_OK;
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_CRL_PUT, &st);
+    if (ret)
+        return ret;
+    otpca_sqlite_bind_text(st, 1, manager, &rc);
+    otpca_sqlite_bind_int(st, 2, number, &rc);
+    otpca_sqlite_bind_int(st, 3, this_update, &rc);
+    otpca_sqlite_bind_int(st, 4, next_update, &rc);
+    otpca_sqlite_bind_blob(st, 5, der, len, &rc);
+    ret = otpca_sqlite_step_done(&s->q, st, rc, "keep a CRL");
+    if (!ret)
+        *stored = sqlite3_changes(s->q.db) > 0;
+    return ret;
+}
+
+static otpca_err sq_crl_get(otpca_store_impl *s, const char *manager, uint64_t *number, uint64_t *this_update,
+                            uint64_t *next_update, uint8_t *der, size_t cap, size_t *len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_OK;
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_CRL_GET, &st);
+    if (ret)
+        return ret;
+    otpca_sqlite_bind_text(st, 1, manager, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *number = otpca_sqlite_col_u64(st, 0);
+        *this_update = otpca_sqlite_col_u64(st, 1);
+        *next_update = otpca_sqlite_col_u64(st, 2);
+        size_t n = (size_t)sqlite3_column_bytes(st, 3);
+        ret = n > cap ? OTPCA_ERR_BUFFER_TOO_SMALL
+              : otpca_sqlite_col_blob(st, 3, der, cap, len) ? unreadable("CRL")
+                                                             : OTPCA_ERR_OK;
+    } else if (rc == SQLITE_DONE) {
+        ret = OTPCA_ERR_NOT_FOUND;
+    } else {
+        ret = otpca_sqlite_err(&s->q, rc, "read a CRL");
+    }
+    otpca_sqlite_reset(st);
+    return ret;
+}
+
 const otpca_store_backend otpca_store_sqlite_backend = {
     .name = "sqlite",
     .open = sq_open,
@@ -1123,6 +1197,8 @@ const otpca_store_backend otpca_store_sqlite_backend = {
     .meta_add = sq_meta_add,
     .record_put = sq_record_put,
     .record_count = sq_record_count,
+    .crl_put = sq_crl_put,
+    .crl_get = sq_crl_get,
     .record_confirmed = sq_record_confirmed,
     .audit_append = sq_audit_append,
     .audit_verify = sq_audit_verify,

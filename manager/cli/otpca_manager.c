@@ -68,7 +68,8 @@ static const struct verb {
      "otpca-cloud line that registers the manager."},
     {"ca revoke", "--root URI --root-cert FILE --cert FILE --out BASE [--crl FILE] [--reason N] [--days N]",
      "Revoke a manager: the root signs a new CRL (RFC 5280 v2) with the entries of the previous one (--crl, "
-     "checked against the root) plus the manager certificate --cert (reason: RFC 5280 CRLReason, default 0; "
+     "checked against the root) plus the manager certificate --cert (reason: RFC 5280 CRLReason number or name, "
+     "default 0; "
      "cRLNumber the previous one + 1; nextUpdate in N days, default 180); writes BASE.pem and BASE.der. "
      "Then `otpca-cloud manager revoke ID` stops the cloud from taking its key."},
     {"ca crl", "--root URI --root-cert FILE --out BASE [--crl FILE] [--days N]",
@@ -626,8 +627,8 @@ int main(int argc, char **argv)
         case 'e': o.cert = optarg; break;
         case 'l': o.crl = optarg; break;
         case 'x':
-            if (otpca_option_long(optarg, 0, 10, &o.reason) || !otpca_crl_reason_ok((int)o.reason))
-                return usage_error(v, "--reason is an RFC 5280 CRLReason: 0-6, 9 or 10");
+            if ((o.reason = otpca_crl_reason_parse(optarg)) < 0)
+                return usage_error(v, "--reason is an RFC 5280 CRLReason: 0-6, 9, 10 or its name (keyCompromise, ...)");
             break;
         case 'F':
             if (otpca_option_long(optarg, 0, 65535, &o.pin_fd))

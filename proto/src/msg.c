@@ -220,6 +220,8 @@ static const field f_device_entry[] = {
     UINT(10, O, otpca_device_entry, last_step, 0, INT64_MAX),
     UINT(11, O, otpca_device_entry, failures, 0, UINT32_MAX),
     HASH(12, O, otpca_device_entry, cert_hash),
+    TIME(13, O, otpca_device_entry, revoked_at),
+    UINT(14, O, otpca_device_entry, revoke_reason, 0, 10),
 };
 DESC(otpca_desc_device_entry, "DeviceEntry", 0, otpca_device_entry, f_device_entry);
 
@@ -297,6 +299,14 @@ static const field f_window_close[] = {
 DESC(otpca_desc_window_close, "WindowClose", OTPCA_MSG_WINDOW_CLOSE, otpca_window_close,
      f_window_close);
 
+static const field f_crl_publish[] = {
+    ID16(1, R, otpca_crl_publish, window),
+    ID(2, R, otpca_crl_publish, manager),
+    UINT(3, R, otpca_crl_publish, number, 0, INT64_MAX),
+    BSTR(4, R, otpca_crl_publish, crl, 1, OTPCA_CRL_DER_MAX),
+};
+DESC(otpca_desc_crl_publish, "CrlPublish", OTPCA_MSG_CRL_PUBLISH, otpca_crl_publish, f_crl_publish);
+
 static const otpca_msg_desc *const all[] = {
     &otpca_desc_time_request,   &otpca_desc_time_response, &otpca_desc_enroll_request,
     &otpca_desc_enroll_response, &otpca_desc_enroll_confirm, &otpca_desc_confirm_ack,
@@ -304,7 +314,7 @@ static const otpca_msg_desc *const all[] = {
     &otpca_desc_error,          &otpca_desc_window_open,   &otpca_desc_window_lease,
     &otpca_desc_sync_request,   &otpca_desc_sync_batch,    &otpca_desc_record_upload,
     &otpca_desc_record_ack,     &otpca_desc_notice,        &otpca_desc_audit_entry,
-    &otpca_desc_window_close,
+    &otpca_desc_window_close,   &otpca_desc_crl_publish,
 };
 
 const otpca_msg_desc *otpca_msg_desc_of(unsigned type)

@@ -179,6 +179,9 @@ static void gen_msg(uint8_t *time_request, size_t *time_request_len, uint8_t *en
     otpca_window_close wc = {.window = ARR(id16), .time = 1700003610, .enrolled = 2,
                              .rejected = 1};
     msg_file("28-window-close", &otpca_desc_window_close, &wc, out, sizeof out);
+    static const uint8_t crl[] = {0x30, 0x03, 0x02, 0x01, 0x01}; /* DER-shaped; the decoder only sees bytes */
+    otpca_crl_publish cp = {.window = ARR(id16), .manager = STR("mgr-01"), .number = 4, .crl = ARR(crl)};
+    msg_file("29-crl-publish", &otpca_desc_crl_publish, &cp, out, sizeof out);
 
     /* A TimeRequest with an unknown key (7: "x"), which decoders skip. */
     otpca_cbor_enc e;

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/asn1.h>
@@ -202,6 +203,24 @@ static void ossl_log(const char *what)
 int otpca_crl_reason_ok(int reason)
 {
     return reason >= 0 && reason <= 10 && reason != 7 && reason != 8;
+}
+
+int otpca_crl_reason_parse(const char *s)
+{
+    static const char *const names[] = {"unspecified",  "keyCompromise",        "CACompromise",
+                                        "affiliationChanged", "superseded", "cessationOfOperation",
+                                        "certificateHold", NULL, NULL, "privilegeWithdrawn", "AACompromise"};
+    if (!s || !*s)
+        return -1;
+    if (s[0] >= '0' && s[0] <= '9') {
+        char *end;
+        long v = strtol(s, &end, 10);
+        return *end == '\0' && v >= 0 && v <= 10 && otpca_crl_reason_ok((int)v) ? (int)v : -1;
+    }
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+        if (names[i] && !strcasecmp(s, names[i]))
+            return i;
+    return -1;
 }
 
 /* ------------------------------------------------------------------ API */

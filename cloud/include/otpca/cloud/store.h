@@ -50,6 +50,8 @@ typedef struct otpca_device {
     char manager[OTPCA_STORE_ID_MAX + 1]; /* enrolling manager, "" if none */
     int flagged;             /* enrolled twice by different managers */
     uint64_t seq;            /* change-log sequence of this state */
+    uint64_t revoked_at;     /* state REVOKED: when (seconds since the epoch), else 0 */
+    unsigned revoke_reason;  /* state REVOKED: RFC 5280 CRLReason (0..10, not 7 or 8), else 0 */
 } otpca_device;
 
 typedef struct otpca_manager {
@@ -224,6 +226,22 @@ otpca_err otpca_store_record_count(otpca_store *s, uint64_t *n) __attribute__((w
 otpca_err otpca_store_record_confirmed(otpca_store *s, const char *serial, const char *manager,
                                        const uint8_t confirm_id[16], uint8_t cert_hash[32], uint8_t pubkey[65],
                                        int *has_pubkey) __attribute__((warn_unused_result));
+
+/* ---- CRLs ---- */
+#define OTPCA_STORE_CRL_MAX (512 * 1024)
+/* Each manager's latest CRL (DER, already verified by the caller against
+ * the manager's certificate). A CRL replaces the one kept only if its
+ * number is higher: *stored = 1 then, 0 for an older or equal number (a
+ * retry is not an error). OTPCA_ERR_NOT_FOUND-free: the manager must be
+ * registered (else OTPCA_ERR_INVALID_ARG from the foreign key). */
+otpca_err otpca_store_crl_put(otpca_store *s, const char *manager, uint64_t number, uint64_t this_update,
+                              uint64_t next_update, const uint8_t *der, size_t len, int *stored)
+    __attribute__((warn_unused_result));
+/* The latest CRL of manager into der (cap bytes); OTPCA_ERR_NOT_FOUND if it
+ * never published one, OTPCA_ERR_BUFFER_TOO_SMALL if cap is short. */
+otpca_err otpca_store_crl_get(otpca_store *s, const char *manager, uint64_t *number, uint64_t *this_update,
+                              uint64_t *next_update, uint8_t *der, size_t cap, size_t *len)
+    __attribute__((warn_unused_result));
 
 /* ---- audit chain ---- */
 /* Appends an entry: seq = previous + 1, prev = previous hash, hash =

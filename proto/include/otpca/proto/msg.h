@@ -67,7 +67,8 @@ typedef enum otpca_msg_type {
     OTPCA_MSG_RECORD_ACK = 25,
     OTPCA_MSG_NOTICE = 26,
     OTPCA_MSG_AUDIT_ENTRY = 27,
-    OTPCA_MSG_WINDOW_CLOSE = 28
+    OTPCA_MSG_WINDOW_CLOSE = 28,
+    OTPCA_MSG_CRL_PUBLISH = 29
 } otpca_msg_type;
 
 /* Error codes on the wire (Error message, key 1). */
@@ -247,6 +248,8 @@ typedef struct otpca_device_entry {
     uint64_t last_step;  /* 10 */
     uint64_t failures;   /* 11 */
     otpca_buf cert_hash; /* 12 */
+    uint64_t revoked_at; /* 13: state 3, when the registry revoked it */
+    uint64_t revoke_reason; /* 14: state 3, RFC 5280 CRLReason */
 } otpca_device_entry;
 
 typedef struct otpca_sync_batch {
@@ -318,6 +321,16 @@ typedef struct otpca_window_close {
     uint64_t rejected; /* 4 */
 } otpca_window_close;
 
+#define OTPCA_CRL_DER_MAX (512 * 1024)
+
+typedef struct otpca_crl_publish {
+    uint32_t present;
+    otpca_buf window;  /* 1 */
+    otpca_buf manager; /* 2 */
+    uint64_t number;   /* 3: the CRL's cRLNumber */
+    otpca_buf crl;     /* 4: DER, 1..OTPCA_CRL_DER_MAX bytes */
+} otpca_crl_publish;
+
 /* ---- descriptors and the generic codec ---- */
 
 typedef struct otpca_msg_desc otpca_msg_desc;
@@ -327,7 +340,8 @@ extern const otpca_msg_desc otpca_desc_time_request, otpca_desc_time_response,
     otpca_desc_confirm_ack, otpca_desc_rejoin, otpca_desc_key_update, otpca_desc_claim,
     otpca_desc_error, otpca_desc_window_open, otpca_desc_window_lease, otpca_desc_sync_request,
     otpca_desc_sync_batch, otpca_desc_record_upload, otpca_desc_record_ack, otpca_desc_notice,
-    otpca_desc_audit_entry, otpca_desc_window_close, otpca_desc_device_entry, otpca_desc_record;
+    otpca_desc_audit_entry, otpca_desc_window_close, otpca_desc_crl_publish, otpca_desc_device_entry,
+    otpca_desc_record;
 
 /* The descriptor of a message type, or NULL. */
 const otpca_msg_desc *otpca_msg_desc_of(unsigned type);

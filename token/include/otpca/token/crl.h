@@ -44,6 +44,12 @@ typedef struct otpca_crl_info {
 /* 1 if reason is a CRLReason a CRL may carry here (0..10 without 7 and 8:
  * removeFromCRL belongs to delta CRLs, which otpca does not make). */
 int otpca_crl_reason_ok(int reason);
+/* A reason from the command line: its number, or its RFC 5280 name as
+ * `openssl ca -crl_reason` spells it (keyCompromise, CACompromise,
+ * affiliationChanged, superseded, cessationOfOperation, certificateHold,
+ * privilegeWithdrawn, AACompromise, unspecified; case-insensitive). -1 if
+ * it is neither or otpca_crl_reason_ok() refuses it. */
+int otpca_crl_reason_parse(const char *s);
 
 /* The serial number and notAfter of a certificate (DER or PEM), to revoke
  * it: e->serial/serial_len set, the rest left alone. OTPCA_ERR_CERT if it
