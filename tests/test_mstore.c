@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -28,6 +29,7 @@
 
 #include "otpca/common/err.h"
 #include "otpca/manager/mstore.h"
+#include "otpca/token/crl.h"
 #include "otpca/proto/msg.h"
 #include "otpca/proto/p256.h"
 #include "otpca/proto/seedbox.h"
@@ -125,7 +127,7 @@ Test(mstore, open_creates_0600_file_at_current_schema)
     struct stat sb;
     cr_assert_eq(stat(g_path, &sb), 0);
     cr_expect_eq(sb.st_mode & 0777, 0600, "mode %o", (unsigned)(sb.st_mode & 0777));
-    cr_expect_eq(otpca_mstore_schema_version(s), 1);
+    cr_expect_eq(otpca_mstore_schema_version(s), 2);
     cr_expect_eq(sync_seq(s), 0);
     uint8_t v[4] = {1, 2, 3, 4};
     cr_assert_eq(otpca_mstore_meta_put(s, "lease", v, sizeof v), OTPCA_ERR_OK);
@@ -135,14 +137,14 @@ Test(mstore, open_creates_0600_file_at_current_schema)
 
     /* The migration is recorded once, with the file's application id, in
      * WAL mode; reopening migrates nothing and keeps the data. */
-    cr_expect_eq(raw_int("SELECT value FROM meta WHERE key = 'schema_version'"), 1);
+    cr_expect_eq(raw_int("SELECT value FROM meta WHERE key = 'schema_version'"), 2);
     cr_expect_eq(raw_int("SELECT count(*) FROM meta WHERE key = 'schema_version'"), 1);
     cr_expect_eq(raw_int("PRAGMA application_id"), 0x6f74706d);
     cr_expect_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE name IN "
                          "('devices', 'staging', 'boxes', 'nonces', 'records', 'audit', 'meta')"),
                  7);
     s = open_mstore();
-    cr_expect_eq(otpca_mstore_schema_version(s), 1);
+    cr_expect_eq(otpca_mstore_schema_version(s), 2);
     uint8_t buf[8];
     size_t len = 0;
     cr_assert_eq(otpca_mstore_meta_get(s, "lease", buf, sizeof buf, &len), OTPCA_ERR_OK);
@@ -164,10 +166,10 @@ Test(mstore, open_refuses_a_newer_schema)
 {
     otpca_mstore *s = open_mstore();
     otpca_mstore_destroy(&s);
-    raw_sql("UPDATE meta SET value = 2 WHERE key = 'schema_version'");
+    raw_sql("UPDATE meta SET value = 3 WHERE key = 'schema_version'");
     cr_expect_eq(otpca_mstore_open(g_path, &s), OTPCA_ERR_UNSUPPORTED);
     cr_expect_null(s);
-    raw_sql("UPDATE meta SET value = 1 WHERE key = 'schema_version'");
+    raw_sql("UPDATE meta SET value = 2 WHERE key = 'schema_version'");
     s = open_mstore();
     otpca_mstore_destroy(&s);
 }
@@ -427,7 +429,7 @@ Test(mstore, delta_older_than_a_notice_changes_nothing)
     cr_assert_eq(delta(s, 0, 1, e, 1), OTPCA_ERR_OK);
     /* A Notice of revocation (change 10) arrives before the delta that
      * was computed at change 8. */
-    cr_assert_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_REVOKED, 10), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_REVOKED, 10, 0, 0), OTPCA_ERR_OK);
     otpca_device_entry f[1] = {entry("dev-a", 8, OTPCA_DEV_APPROVED)};
     entry_local(&f[0], 30, 0);
     cr_assert_eq(delta(s, 1, 8, f, 1), OTPCA_ERR_OK);
@@ -436,10 +438,10 @@ Test(mstore, delta_older_than_a_notice_changes_nothing)
     cr_expect_eq(d.seq, 10);
     cr_expect_eq(d.last_step, 30, "the maxima still apply");
     /* The Notice again, or an older one: stale. */
-    cr_expect_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_APPROVED, 9), OTPCA_ERR_STATE);
-    cr_expect_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_REVOKED, 10), OTPCA_ERR_OK);
-    cr_expect_eq(otpca_mstore_device_set_state(s, "dev-x", OTPCA_DEV_REVOKED, 10), OTPCA_ERR_NOT_FOUND);
-    cr_expect_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_DELETED, 11), OTPCA_ERR_INVALID_ARG);
+    cr_expect_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_APPROVED, 9, 0, 0), OTPCA_ERR_STATE);
+    cr_expect_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_REVOKED, 10, 0, 0), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_mstore_device_set_state(s, "dev-x", OTPCA_DEV_REVOKED, 10, 0, 0), OTPCA_ERR_NOT_FOUND);
+    cr_expect_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_DELETED, 11, 0, 0), OTPCA_ERR_INVALID_ARG);
     /* The delta that carries the change itself, or a later one, applies. */
     otpca_device_entry g[1] = {entry("dev-a", 12, OTPCA_DEV_APPROVED)};
     cr_assert_eq(delta(s, 8, 12, g, 1), OTPCA_ERR_OK);
@@ -492,7 +494,7 @@ Test(mstore, enrolled_here_survives_a_sync_that_has_not_seen_it)
     cr_expect_eq(d.last_step, 70);
 
     /* device_enrolled only for an approved or enrolled device. */
-    cr_assert_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_REVOKED, 5), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_REVOKED, 5, 0, 0), OTPCA_ERR_OK);
     cr_expect_eq(otpca_mstore_device_enrolled(s, "dev-a", h1), OTPCA_ERR_STATE);
     cr_expect_eq(otpca_mstore_device_enrolled(s, "dev-x", h1), OTPCA_ERR_NOT_FOUND);
     otpca_mstore_destroy(&s);
@@ -611,7 +613,7 @@ Test(mstore, snapshot_keeps_local_fields_and_newer_notices)
     otpca_mstore *s = open_mstore();
     old_list(s);
     cr_assert_eq(otpca_mstore_device_accept(s, "dev-a", 100, NULL), OTPCA_ERR_OK);
-    cr_assert_eq(otpca_mstore_device_set_state(s, "dev-b", OTPCA_DEV_REVOKED, 30), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_mstore_device_set_state(s, "dev-b", OTPCA_DEV_REVOKED, 30, 0, 0), OTPCA_ERR_OK);
     otpca_device_entry e[2] = {entry("dev-a", 10, OTPCA_DEV_APPROVED), entry("dev-b", 12, OTPCA_DEV_APPROVED)};
     entry_local(&e[0], 10, 0);
     cr_assert_eq(otpca_mstore_snapshot_begin(s), OTPCA_ERR_OK);
@@ -915,6 +917,118 @@ static void issued(otpca_mrecord *r, uint8_t id, const char *serial)
     memset(r->audit, 0xab, sizeof r->audit);
 }
 
+struct crl_seen {
+    size_t n;
+    char serial[8][65];
+    size_t cert_len[8];
+    uint64_t at[8];
+    unsigned reason[8];
+};
+
+static int on_crl(const otpca_mcrl_entry *e, void *arg)
+{
+    struct crl_seen *c = arg;
+    if (c->n < 8) {
+        snprintf(c->serial[c->n], sizeof c->serial[0], "%s", e->serial);
+        c->cert_len[c->n] = e->cert_len;
+        c->at[c->n] = e->revoked_at;
+        c->reason[c->n] = e->reason;
+    }
+    c->n++;
+    return 0;
+}
+
+static struct crl_seen crl_of(otpca_mstore *s)
+{
+    struct crl_seen c;
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(otpca_mstore_crl_scan(s, on_crl, &c), OTPCA_ERR_OK);
+    uint64_t n = 0;
+    cr_assert_eq(otpca_mstore_crl_count(s, &n), OTPCA_ERR_OK);
+    cr_expect_eq(n, c.n);
+    return c;
+}
+
+/* The CRL's entries: every issuance of a revoked device, whichever came
+ * first (revocation by delta or Notice, or the record), with the cloud's
+ * time and reason; they stay when a snapshot drops the device; a
+ * rejection or a device that was never revoked adds none. */
+Test(mstore, crl_entries_follow_revocations_and_stay)
+{
+    otpca_mstore *s = open_mstore();
+    otpca_device_entry e[3] = {entry("dev-a", 1, OTPCA_DEV_APPROVED), entry("dev-b", 2, OTPCA_DEV_APPROVED),
+                               entry("dev-c", 3, OTPCA_DEV_APPROVED)};
+    cr_assert_eq(delta(s, 0, 3, e, 3), OTPCA_ERR_OK);
+    otpca_mrecord r;
+    issued(&r, 1, "dev-a");
+    cr_assert_eq(otpca_mstore_record_add(s, &r, NULL), OTPCA_ERR_OK);
+    issued(&r, 2, "dev-b");
+    cr_assert_eq(otpca_mstore_record_add(s, &r, NULL), OTPCA_ERR_OK);
+    issued(&r, 3, "dev-c");
+    cr_assert_eq(otpca_mstore_record_add(s, &r, NULL), OTPCA_ERR_OK);
+    journal_lock(s, 4, "dev-a"); /* no certificate: never listed */
+    cr_expect_eq(crl_of(s).n, 0);
+
+    /* dev-a by a delta with keys 13 and 14. */
+    otpca_device_entry ra = entry("dev-a", 4, OTPCA_DEV_REVOKED);
+    ra.revoked_at = 1790000001;
+    ra.revoke_reason = OTPCA_CRL_KEY_COMPROMISE;
+    ra.present |= OTPCA_MSG_BIT(13) | OTPCA_MSG_BIT(14);
+    cr_assert_eq(delta(s, 3, 4, &ra, 1), OTPCA_ERR_OK);
+    /* dev-b by a Notice. */
+    cr_assert_eq(otpca_mstore_device_set_state(s, "dev-b", OTPCA_DEV_REVOKED, 5, 1790000002, OTPCA_CRL_SUPERSEDED),
+                 OTPCA_ERR_OK);
+    otpca_mdevice d = get(s, "dev-b");
+    cr_expect(d.state == OTPCA_DEV_REVOKED && d.revoked_at == 1790000002 && d.revoke_reason == OTPCA_CRL_SUPERSEDED);
+    /* An issuance of dev-b journaled after its revocation (in flight). */
+    issued(&r, 5, "dev-b");
+    cr_assert_eq(otpca_mstore_record_add(s, &r, NULL), OTPCA_ERR_OK);
+    struct crl_seen c = crl_of(s);
+    cr_assert_eq(c.n, 3);
+    cr_expect(!strcmp(c.serial[0], "dev-a") && c.at[0] == 1790000001 && c.reason[0] == 1 && c.cert_len[0] == 301);
+    cr_expect(!strcmp(c.serial[1], "dev-b") && c.at[1] == 1790000002 && c.reason[1] == 4 && c.cert_len[1] == 302);
+    cr_expect(!strcmp(c.serial[2], "dev-b") && c.at[2] == 1790000002 && c.cert_len[2] == 305);
+    /* Revoked again (a repeated Notice): listed once. */
+    cr_assert_eq(otpca_mstore_device_set_state(s, "dev-b", OTPCA_DEV_REVOKED, 6, 1790000009, 0), OTPCA_ERR_OK);
+    cr_expect_eq(crl_of(s).n, 3);
+
+    /* A snapshot without dev-a and dev-b (another scope): they stay listed. */
+    otpca_device_entry only_c = entry("dev-c", 3, OTPCA_DEV_APPROVED);
+    cr_assert_eq(otpca_mstore_snapshot_begin(s), OTPCA_ERR_OK);
+    cr_assert_eq(snap_chunk(s, 9, &only_c, 1), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_mstore_snapshot_commit(s, 9), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_mstore_device_get(s, "dev-a", &d), OTPCA_ERR_NOT_FOUND);
+    cr_expect_eq(crl_of(s).n, 3);
+
+    /* Bad reasons are refused, in a Notice and in an entry. */
+    cr_expect_eq(otpca_mstore_device_set_state(s, "dev-c", OTPCA_DEV_REVOKED, 10, 1, 7), OTPCA_ERR_INVALID_ARG);
+    otpca_device_entry rc = entry("dev-c", 10, OTPCA_DEV_REVOKED);
+    rc.revoke_reason = 8;
+    rc.present |= OTPCA_MSG_BIT(14);
+    cr_expect_eq(delta(s, 9, 10, &rc, 1), OTPCA_ERR_INVALID_ARG);
+    cr_expect_eq(get(s, "dev-c").state, OTPCA_DEV_APPROVED);
+    /* dev-c revoked by a snapshot, with no time: the time it was learnt. */
+    rc.present = 0;
+    rc.revoke_reason = 0;
+    uint64_t before = (uint64_t)time(NULL);
+    cr_assert_eq(otpca_mstore_snapshot_begin(s), OTPCA_ERR_OK);
+    cr_assert_eq(snap_chunk(s, 11, &rc, 1), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_mstore_snapshot_commit(s, 11), OTPCA_ERR_OK);
+    c = crl_of(s);
+    cr_assert_eq(c.n, 4);
+    /* in journal order: dev-c's issuance (record 3) before dev-b's second (record 5) */
+    cr_expect(!strcmp(c.serial[2], "dev-c") && c.at[2] >= before && c.at[2] <= (uint64_t)time(NULL) + 1 &&
+                  c.reason[2] == 0,
+              "%s %llu %llu", c.serial[2], (unsigned long long)c.at[2], (unsigned long long)before);
+    cr_expect(!strcmp(c.serial[3], "dev-b") && c.cert_len[3] == 305);
+    otpca_mstore_destroy(&s);
+
+    /* And after a reopen. */
+    s = open_mstore();
+    cr_expect_eq(crl_of(s).n, 4);
+    otpca_mstore_destroy(&s);
+}
+
 Test(mstore, records_are_idempotent_by_id)
 {
     otpca_mstore *s = open_mstore();
@@ -1137,18 +1251,18 @@ Test(mstore, lockout_at_the_threshold)
     /* An unlock Notice while this manager's LOCKED record is unacknowledged
      * is refused; once acknowledged it clears the count. */
     journal_lock(s, 0x5a, "dev-a");
-    cr_expect_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_ENROLLED, 3), OTPCA_ERR_STATE);
+    cr_expect_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_ENROLLED, 3, 0, 0), OTPCA_ERR_STATE);
     cr_expect_eq(get(s, "dev-a").state, OTPCA_DEV_LOCKED);
     uint8_t id[1][16];
     memset(id[0], 0x5a, 16);
     cr_assert_eq(otpca_mstore_records_acked(s, (const uint8_t(*)[16])id, 1), OTPCA_ERR_OK);
-    cr_assert_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_ENROLLED, 3), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_ENROLLED, 3, 0, 0), OTPCA_ERR_OK);
     otpca_mdevice d = get(s, "dev-a");
     cr_expect_eq(d.state, OTPCA_DEV_ENROLLED);
     cr_expect_eq(d.failures, 0);
     cr_expect_eq(d.seq, 3);
     /* A lock Notice. */
-    cr_assert_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_LOCKED, 4), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_mstore_device_set_state(s, "dev-a", OTPCA_DEV_LOCKED, 4, 0, 0), OTPCA_ERR_OK);
     cr_expect_eq(get(s, "dev-a").state, OTPCA_DEV_LOCKED);
     otpca_mstore_destroy(&s);
 }

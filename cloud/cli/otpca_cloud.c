@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,7 +60,7 @@ struct opts {
     const char *config, *state, *reason;
     const char *product_key, *ca_cert, *curve_key, *seed_file, *algorithm;
     const char *manager, *operator_, *scope, *out;
-    int approve, all, help;
+    int approve, all, help, der;
     long limit, digits, period, duration, max_enroll;
 };
 
@@ -92,6 +93,9 @@ static const struct verb {
      "Register an operator; the TOTP seed (hex, 16-64 bytes) is sealed in the token."},
     {"operator allow", "ID --manager MGR",
      "Let an operator open windows on a manager (an operator may open none until allowed)."},
+    {"crl get", "--manager ID [--out FILE] [--der]",
+     "The latest CRL the manager published (PEM, or DER with --der), checked again against its certificate, to "
+     "FILE (replaced atomically) or stdout; exit 1 if it published none."},
     {"lease issue", "--manager ID --operator ID --duration S --out FILE [--max-enroll N] [--scope B1,B2]",
      "Write a signed offline lease: the manager may open a window on its cached trust list without the cloud."},
 };
@@ -1319,6 +1323,76 @@ out:
     return rc;
 }
 
+/* ---- crl get -------------------------------------------------------------- */
+
+/* Writes all of data to path through a temporary file and rename(2), so a
+ * web server publishing it never serves half a CRL. */
+static int write_replace(const char *path, const void *data, size_t len)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)
+        return -1;
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return -1;
+    int ok = fchmod(fd, 0644) == 0 && write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok && rename(tmp, path) == 0;
+    if (!ok) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+    }
+    return ok ? 0 : -1;
+}
+
+static int cmd_crl_get(const otpca_cloud_config *cfg, const struct opts *o)
+{
+    otpca_store *st = NULL;
+    otpca_manager m;
+    otpca_crl_info info;
+    uint64_t number = 0, t0 = 0, t1 = 0;
+    size_t len = 0, pem_len = 0;
+    char *pem = NULL;
+    int rc = EXIT_FAILURE;
+    uint8_t *der = malloc(OTPCA_STORE_CRL_MAX);
+    otpca_err ret = der ? otpca_store_open(cfg->store, &st) : OTPCA_ERR_NOMEM;
+    if (!ret && (ret = otpca_store_manager_get(st, o->manager, &m)) == OTPCA_ERR_NOT_FOUND) {
+        fprintf(stderr, "otpca-cloud: manager %s is not registered\n", o->manager);
+        goto out;
+    }
+    if (!ret && (ret = otpca_store_crl_get(st, o->manager, &number, &t0, &t1, der, OTPCA_STORE_CRL_MAX, &len)) ==
+                    OTPCA_ERR_NOT_FOUND) {
+        fprintf(stderr, "otpca-cloud: manager %s has published no CRL yet (it does when a window opens)\n",
+                o->manager);
+        goto out;
+    }
+    /* Kept only after this check at ingest; checked again in case the
+     * store was changed behind the cloud's back. */
+    if (!ret && (ret = otpca_crl_read(der, len, m.ca_cert, m.ca_cert_len, &info, NULL)))
+        fprintf(stderr, "otpca-cloud: the stored CRL of %s does not verify under its certificate\n", o->manager);
+    if (!ret && !o->der)
+        ret = otpca_crl_to_pem(der, len, &pem, &pem_len);
+    if (ret) {
+        fail(ret, "crl get");
+        goto out;
+    }
+    const void *data = o->der ? (const void *)der : (const void *)pem;
+    size_t n = o->der ? len : pem_len;
+    if (o->out ? write_replace(o->out, data, n) : (fwrite(data, 1, n, stdout) != n || fflush(stdout))) {
+        fprintf(stderr, "otpca-cloud: %s: %s\n", o->out ? o->out : "stdout", strerror(errno));
+        goto out;
+    }
+    if (o->out)
+        printf("CRL %llu of %s (%zu entries, next update %lld) written to %s\n", (unsigned long long)number,
+               o->manager, info.entries, (long long)info.next_update, o->out);
+    rc = EXIT_SUCCESS;
+out:
+    free(pem);
+    free(der);
+    otpca_store_destroy(&st);
+    return rc;
+}
+
 /* ---- serve ---------------------------------------------------------------- */
 
 static int cmd_serve(const otpca_cloud_config *cfg)
@@ -1346,7 +1420,7 @@ int main(int argc, char **argv)
         {"manager", required_argument, NULL, 'M'},     {"operator", required_argument, NULL, 'O'},
         {"duration", required_argument, NULL, 'D'},    {"max-enroll", required_argument, NULL, 'E'},
         {"scope", required_argument, NULL, 'X'},       {"out", required_argument, NULL, 'o'},
-        {NULL, 0, NULL, 0}};
+        {"der", no_argument, NULL, 'R'},               {NULL, 0, NULL, 0}};
     struct opts o = {0};
     int c;
     otpca_process_harden();
@@ -1410,6 +1484,9 @@ int main(int argc, char **argv)
             break;
         case 'a':
             o.approve = 1;
+            break;
+        case 'R':
+            o.der = 1;
             break;
         case 'A':
             o.all = 1;
@@ -1572,6 +1649,13 @@ int main(int argc, char **argv)
             rc = cmd_manager_list(st);
         otpca_store_destroy(&st);
         return rc;
+    }
+    if (!strcmp(v->name, "crl get")) {
+        if (arg)
+            return usage_error(v, "unexpected argument");
+        if (!o.manager || !valid_id(o.manager))
+            return usage_error(v, "--manager ID is required");
+        return cmd_crl_get(&cfg, &o);
     }
     if (!strcmp(v->name, "lease issue")) {
         if (arg)

@@ -466,6 +466,25 @@ otpca_err otpca_cloud_window_close(otpca_cloud_client *c, const uint8_t window[1
     return ret;
 }
 
+otpca_err otpca_cloud_crl_publish(otpca_cloud_client *c, const uint8_t window[16], uint64_t number,
+                                  const uint8_t *der, size_t len)
+{
+    otpca_crl_publish m;
+    otpca_record_ack a;
+    size_t n = 0;
+    memset(&m, 0, sizeof m);
+    m.window = (otpca_buf){window, 16};
+    m.manager = (otpca_buf){(const uint8_t *)c->cfg.manager_id, strlen(c->cfg.manager_id)};
+    m.number = number;
+    m.crl = (otpca_buf){der, len};
+    otpca_err ret = sign_request(c, &otpca_desc_crl_publish, &m, &n);
+    if (!ret)
+        ret = request(c, c->req, n, 0);
+    if (!ret)
+        ret = check_ack(c, window, &a);
+    return ret;
+}
+
 /* --------------------------------------------------------------- notices */
 
 otpca_err otpca_cloud_notice_wait(otpca_cloud_client *c, int timeout_ms, otpca_notice *out, char *serial,

@@ -24,6 +24,7 @@
 #include "otpca/proto/msg.h"
 #include "otpca/proto/p256.h"
 #include "otpca/proto/seedbox.h"
+#include "otpca/token/crl.h"
 #include "otpca/token/uri.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -42,7 +43,7 @@
 
 /* Audit events (PROTOCOL.md section 7.6). */
 enum { EV_WINDOW_OPENED = 1, EV_WINDOW_CLOSED = 2, EV_REJECTED = 5, EV_RECORDS_ACKED = 8, EV_FLAGGED = 14,
-       EV_LEASE_ISSUED = 15 };
+       EV_LEASE_ISSUED = 15, EV_CRL_PUBLISHED = 21 };
 
 struct server {
     const otpca_cloud_config *cfg;
@@ -551,6 +552,11 @@ static int add_entry(const otpca_device *d, void *arg)
         memcpy(x->cert_hash, d->cert_hash, 32);
         e->cert_hash = (otpca_buf){x->cert_hash, 32};
     }
+    if (d->state == OTPCA_STORE_REVOKED && d->revoked_at) {
+        e->revoked_at = d->revoked_at;
+        e->revoke_reason = d->revoke_reason;
+        e->present |= OTPCA_MSG_BIT(13) | OTPCA_MSG_BIT(14);
+    }
     c->count++;
     return 0;
 }
@@ -901,6 +907,56 @@ static size_t on_window_close(struct worker *w, const char *who, const uint8_t *
     return signed_reply(w, &otpca_desc_record_ack, &ack);
 }
 
+/* ------------------------------------------------------------ CrlPublish */
+
+/* Kept only after its checks (PROTOCOL.md 7.7): signed by the key of the
+ * manager's registered certificate, issued in its name, numbered as the
+ * message says. */
+static size_t on_crl_publish(struct worker *w, const char *who, const uint8_t *in, size_t len)
+{
+    otpca_crl_publish req;
+    otpca_manager m;
+    otpca_lease l;
+    otpca_crl_info info;
+    otpca_buf none = {NULL, 0};
+    size_t reply = 0;
+    int stored = 0;
+    static const uint8_t empty[1];
+    if (open_signed(w, who, in, len, &otpca_desc_crl_publish, &req, &m, &reply))
+        return reply;
+    if (!buf_is(req.manager, who))
+        return error_reply(w, OTPCA_WIRE_AUTH_FAILED, none, "the CRL names another manager");
+    if (find_lease(w, who, req.window, &l, &reply))
+        return reply;
+    otpca_err ret = otpca_crl_read(req.crl.p, req.crl.len, m.ca_cert, m.ca_cert_len, &info, NULL);
+    if (ret)
+        return error_reply(w, OTPCA_WIRE_BAD_REQUEST, none, "the CRL is not one of %s (%s)", who,
+                           otpca_strerror(ret));
+    if (info.number != req.number)
+        return error_reply(w, OTPCA_WIRE_BAD_REQUEST, none, "CRL number %" PRIu64 ", the message says %" PRIu64,
+                           info.number, req.number);
+    if (!(ret = otpca_store_begin(w->st))) {
+        ret = otpca_store_crl_put(w->st, who, info.number, (uint64_t)info.this_update, (uint64_t)info.next_update,
+                                  req.crl.p, req.crl.len, &stored);
+        if (!ret && stored)
+            audit(w->st, EV_CRL_PUBLISHED, ACTOR, who, "CRL %" PRIu64 ", %zu entries", info.number, info.entries);
+        if (!ret)
+            ret = otpca_store_commit(w->st);
+        else
+            otpca_store_rollback(w->st);
+    }
+    if (ret)
+        return error_reply(w, OTPCA_WIRE_INTERNAL, none, "CRL not stored");
+    if (stored)
+        log_info("CRL %" PRIu64 " of %s kept: %zu entries, next update %" PRId64, info.number, who, info.entries,
+                 info.next_update);
+    otpca_record_ack ack;
+    memset(&ack, 0, sizeof ack);
+    ack.window = req.window;
+    ack.ids.items = empty;
+    return signed_reply(w, &otpca_desc_record_ack, &ack);
+}
+
 /* ------------------------------------------------------------- dispatch */
 
 static size_t handle(struct worker *w, const char *who, const uint8_t *in, size_t len)
@@ -925,6 +981,8 @@ static size_t handle(struct worker *w, const char *who, const uint8_t *in, size_
         return on_record_upload(w, who, in, len);
     case OTPCA_MSG_WINDOW_CLOSE:
         return on_window_close(w, who, in, len);
+    case OTPCA_MSG_CRL_PUBLISH:
+        return on_crl_publish(w, who, in, len);
     default:
         /* PROTOCOL.md section 9: on the cloud link an unknown type (a later
          * version's message) is UNSUPPORTED, as is a known message that is
@@ -981,6 +1039,11 @@ static int publish_one(const otpca_device *d, void *arg)
     n.seq = d->seq;
     n.serial = str_buf(d->serial);
     n.time = now_s();
+    if (n.kind == OTPCA_NOTICE_REVOKED && d->revoked_at) {
+        n.time = d->revoked_at;
+        n.reason = d->revoke_reason;
+        n.present |= OTPCA_MSG_BIT(5);
+    }
     size_t len = signed_reply(c->w, &otpca_desc_notice, &n);
     if (len && zmq_send(c->pub, c->w->out, len, ZMQ_DONTWAIT) >= 0)
         c->sent++;

@@ -26,6 +26,7 @@
 
 #include "otpca/common/log.h"
 #include "otpca/common/sqlite.h"
+#include "otpca/token/crl.h"
 
 #define CACHE_KIB 16384 /* page cache per handle, at most */
 #define APP_ID 1869901933 /* 0x6f74706d, "otpm": the PRAGMA application_id of a manager store */
@@ -109,16 +110,50 @@ static const char SCHEMA_V1[] =
     "  window_id BLOB"
     ");";
 
+/* Version 2: revocations for the manager's CRL (PROTOCOL.md 7.7). A
+ * device carries when and why the cloud revoked it; crl_entries lists
+ * every journaled certificate (records of kind 1 and 4) of a revoked
+ * device, filled by triggers whichever comes first, the revocation or the
+ * record (an issuance in flight when a Notice arrives), and never emptied
+ * by a snapshot or a narrower scope: what this manager issued stays
+ * revoked in its CRL until the certificate expires. A revocation without
+ * a time (an older cloud) takes the moment the manager learned of it. */
+#define CRL_TIME(t) "CASE WHEN " t " > 0 THEN " t " ELSE unixepoch() END"
+#define CRL_OF_DEVICE                                                                                    \
+    " BEGIN INSERT OR IGNORE INTO crl_entries(record, revoked_at, reason)"                              \
+    " SELECT r.seq, " CRL_TIME("NEW.revoked_at") ", NEW.revoke_reason FROM records r"                  \
+    " WHERE r.serial = NEW.serial AND r.kind IN (1, 4) AND r.cert IS NOT NULL; END;"
+static const char SCHEMA_V2[] =
+    "ALTER TABLE devices ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN revoke_reason INTEGER NOT NULL DEFAULT 0 "
+    "  CHECK (revoke_reason BETWEEN 0 AND 10 AND revoke_reason NOT IN (7, 8));"
+    "ALTER TABLE staging ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE staging ADD COLUMN revoke_reason INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE crl_entries ("
+    "  record INTEGER PRIMARY KEY REFERENCES records(seq),"
+    "  revoked_at INTEGER NOT NULL,"
+    "  reason INTEGER NOT NULL"
+    ");"
+    "CREATE TRIGGER crl_device_added AFTER INSERT ON devices WHEN NEW.state = 3" CRL_OF_DEVICE
+    "CREATE TRIGGER crl_device_revoked AFTER UPDATE OF state ON devices WHEN NEW.state = 3 AND OLD.state <> 3"
+    CRL_OF_DEVICE
+    "CREATE TRIGGER crl_record_added AFTER INSERT ON records WHEN NEW.kind IN (1, 4) AND NEW.cert IS NOT NULL"
+    " BEGIN INSERT OR IGNORE INTO crl_entries(record, revoked_at, reason)"
+    " SELECT NEW.seq, " CRL_TIME("d.revoked_at") ", d.revoke_reason FROM devices d"
+    " WHERE d.serial = NEW.serial AND d.state = 3; END;"
+    "INSERT OR IGNORE INTO crl_entries(record, revoked_at, reason) SELECT r.seq, unixepoch(), 0 FROM records r"
+    " JOIN devices d ON d.serial = r.serial WHERE d.state = 3 AND r.kind IN (1, 4) AND r.cert IS NOT NULL;";
+
 /* Migration i takes the schema from version i to i + 1. Append only. */
-static const char *const MIGRATIONS[] = {SCHEMA_V1};
+static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2};
 #define SCHEMA_VERSION ((unsigned)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
 /* ------------------------------------------------------------ statements */
 
 #define DEV_COLS                                                                                          \
     "serial, seq, state, mac, pubkey, batch, seed, box, digits, period, algorithm, last_step, failures, " \
-    "cert_hash, enrolled_here"
-#define DEV_VALUES "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15"
+    "cert_hash, enrolled_here, revoked_at, revoke_reason"
+#define DEV_VALUES "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17"
 #define REC_COLS "seq, id, window_id, kind, serial, time, cert, cert_hash, step, reason, audit, pubkey, uploaded"
 #define AUDIT_COLS "seq, prev, hash, time, actor, event, subject, detail, window_id"
 
@@ -138,7 +173,7 @@ static const char *const MIGRATIONS[] = {SCHEMA_V1};
 #define MERGE_SET                                                                                        \
     "seq = CASE WHEN ?20 THEN max(devices.seq, excluded.seq) ELSE excluded.seq END, " M_CLOUD("mac")      \
     M_CLOUD("pubkey") M_CLOUD("batch") M_CLOUD("seed") M_CLOUD("box") M_CLOUD("digits") M_CLOUD("period") \
-    M_CLOUD("algorithm")                                                                                 \
+    M_CLOUD("algorithm") M_CLOUD("revoked_at") M_CLOUD("revoke_reason")                                   \
     "state = CASE WHEN " M_STALE " THEN devices.state"                                                   \
     " WHEN excluded.state IN (3, 4) THEN excluded.state"                                                 \
     " WHEN devices.state = 4 AND " M_LOCK_PENDING " THEN 4"                                              \
@@ -187,6 +222,8 @@ enum st_id {
     ST_RECORD_ACK,
     ST_AUDIT_ADD,
     ST_AUDIT_SCAN,
+    ST_CRL_SCAN,
+    ST_CRL_COUNT,
     ST_COUNT
 };
 
@@ -210,7 +247,8 @@ static const char *const SQL[ST_COUNT] = {
                          "ON CONFLICT(serial) DO UPDATE SET " MERGE_SET,
     [ST_DEVICE_DELETE] = "DELETE FROM devices WHERE serial = ?1",
     [ST_DEVICE_GET] = "SELECT d.serial, d.seq, d.state, d.mac, d.pubkey, d.batch, d.seed, d.box, d.digits, "
-                      "d.period, d.algorithm, d.last_step, d.failures, d.cert_hash, d.enrolled_here, b.eph "
+                      "d.period, d.algorithm, d.last_step, d.failures, d.cert_hash, d.enrolled_here, b.eph, "
+                      "d.revoked_at, d.revoke_reason "
                       "FROM devices d LEFT JOIN boxes b ON b.id = d.box WHERE d.serial = ?1",
     [ST_DEVICE_BRIEF] = "SELECT state, seq, failures FROM devices WHERE serial = ?1",
     [ST_COUNTS] = "SELECT state, count(*) FROM devices GROUP BY state",
@@ -225,7 +263,9 @@ static const char *const SQL[ST_COUNT] = {
     [ST_ENROLLED] = "UPDATE devices SET state = 2, cert_hash = ?2, enrolled_here = 1, pubkey = coalesce(?3, pubkey) "
                     "WHERE serial = ?1 AND state IN (1, 2)",
     [ST_SET_STATE] = "UPDATE devices SET state = ?2, seq = max(seq, ?3), "
-                     "failures = CASE WHEN ?4 THEN 0 ELSE failures END WHERE serial = ?1",
+                     "failures = CASE WHEN ?4 THEN 0 ELSE failures END, "
+                     "revoked_at = CASE WHEN ?2 = 3 THEN ?5 ELSE revoked_at END, "
+                     "revoke_reason = CASE WHEN ?2 = 3 THEN ?6 ELSE revoke_reason END WHERE serial = ?1",
     [ST_LOCK_PENDING] = "SELECT 1 FROM records WHERE uploaded = 0 AND serial = ?1 AND kind = 6 LIMIT 1",
     [ST_NONCE_ADD] = "INSERT INTO nonces(nonce, time) VALUES (?1, ?2) ON CONFLICT(nonce) DO NOTHING",
     [ST_NONCE_PRUNE] = "DELETE FROM nonces WHERE time < ?1",
@@ -238,6 +278,9 @@ static const char *const SQL[ST_COUNT] = {
     [ST_RECORD_ACK] = "UPDATE records SET uploaded = 1 WHERE id = ?1 AND uploaded = 0",
     [ST_AUDIT_ADD] = "INSERT INTO audit(" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [ST_AUDIT_SCAN] = "SELECT " AUDIT_COLS " FROM audit ORDER BY seq",
+    [ST_CRL_SCAN] = "SELECT r.serial, r.cert, c.revoked_at, c.reason FROM crl_entries c "
+                    "JOIN records r ON r.seq = c.record ORDER BY c.record",
+    [ST_CRL_COUNT] = "SELECT count(*) FROM crl_entries",
 };
 
 static const otpca_sqlite_schema SCHEMA = {
@@ -454,6 +497,8 @@ struct mrow {
     unsigned digits, period, algorithm;
     uint32_t failures;
     const uint8_t *cert_hash;
+    uint64_t revoked_at;
+    unsigned revoke_reason;
 };
 
 /* Checks an entry the way the decoder does (a caller may hand in a batch
@@ -516,6 +561,16 @@ static otpca_err entry_row(const otpca_device_entry *e, uint64_t box, struct mro
             return bad_arg("entry certificate hash");
         r->cert_hash = e->cert_hash.p;
     }
+    if (r->state == OTPCA_DEV_REVOKED && (e->present & OTPCA_MSG_BIT(13))) {
+        if (e->revoked_at > TIME_MAX)
+            return bad_arg("entry revocation time");
+        r->revoked_at = e->revoked_at;
+    }
+    if (r->state == OTPCA_DEV_REVOKED && (e->present & OTPCA_MSG_BIT(14))) {
+        if (e->revoke_reason > 10 || !otpca_crl_reason_ok((int)e->revoke_reason))
+            return bad_arg("entry revocation reason");
+        r->revoke_reason = (unsigned)e->revoke_reason;
+    }
     return OTPCA_ERR_OK;
 }
 
@@ -537,6 +592,8 @@ static void bind_row(sqlite3_stmt *st, const struct mrow *r, int *rc)
     otpca_sqlite_bind_int(st, 13, r->failures, rc);
     otpca_sqlite_bind_blob_opt(st, 14, r->cert_hash, r->cert_hash ? OTPCA_HASH_LEN : 0, rc);
     otpca_sqlite_bind_int(st, 15, 0, rc);
+    otpca_sqlite_bind_int(st, 16, r->revoked_at, rc);
+    otpca_sqlite_bind_int(st, 17, r->revoke_reason, rc);
 }
 
 /* The entries of a batch, from the caller's array or the decoded one. */
@@ -806,6 +863,8 @@ static otpca_err device_from_row(sqlite3_stmt *st, otpca_mdevice *d)
     d->last_step = otpca_sqlite_col_u64(st, 11);
     d->failures = (uint32_t)sqlite3_column_int64(st, 12);
     d->enrolled_here = sqlite3_column_int(st, 14) != 0;
+    d->revoked_at = otpca_sqlite_col_u64(st, 16);
+    d->revoke_reason = (unsigned)sqlite3_column_int(st, 17);
     return OTPCA_ERR_OK;
 }
 
@@ -1016,13 +1075,15 @@ static otpca_err lock_pending(otpca_mstore *s, const char *serial, int *pending)
     return ret;
 }
 
-otpca_err otpca_mstore_device_set_state(otpca_mstore *s, const char *serial, int state, uint64_t seq)
+otpca_err otpca_mstore_device_set_state(otpca_mstore *s, const char *serial, int state, uint64_t seq,
+                                        uint64_t revoked_at, unsigned reason)
 {
     sqlite3_stmt *st = NULL;
     int own = 0, cur = 0, pending = 0, unlock = 0, rc = SQLITE_OK;
     uint64_t cur_seq = 0;
     uint32_t failures = 0;
-    if (!id_ok(serial) || state < OTPCA_DEV_APPROVED || state > OTPCA_DEV_LOCKED || seq > INT64_MAX)
+    if (!id_ok(serial) || state < OTPCA_DEV_APPROVED || state > OTPCA_DEV_LOCKED || seq > INT64_MAX ||
+        revoked_at > TIME_MAX || reason > 10 || !otpca_crl_reason_ok((int)reason))
         return bad_arg("state arguments");
     otpca_err ret = otpca_sqlite_write_enter(&s->q, &own);
     if (ret)
@@ -1049,9 +1110,48 @@ otpca_err otpca_mstore_device_set_state(otpca_mstore *s, const char *serial, int
         otpca_sqlite_bind_int(st, 2, (uint64_t)state, &rc);
         otpca_sqlite_bind_int(st, 3, seq, &rc);
         otpca_sqlite_bind_int(st, 4, unlock ? 1 : 0, &rc);
+        otpca_sqlite_bind_int(st, 5, revoked_at, &rc);
+        otpca_sqlite_bind_int(st, 6, reason, &rc);
         ret = otpca_sqlite_step_done(&s->q, st, rc, "set a device's state");
     }
     return otpca_sqlite_write_leave(&s->q, own, ret, 0);
+}
+
+/* ------------------------------------------------------------------ CRL */
+
+otpca_err otpca_mstore_crl_scan(otpca_mstore *s, otpca_mcrl_fn fn, void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_OK;
+    if (!fn)
+        return bad_arg("CRL scan");
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_CRL_SCAN, &st);
+    if (ret)
+        return ret;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        otpca_mcrl_entry e;
+        memset(&e, 0, sizeof e);
+        if (otpca_sqlite_col_text(st, 0, e.serial, sizeof e.serial) ||
+            otpca_sqlite_col_blob(st, 1, e.cert, sizeof e.cert, &e.cert_len)) {
+            ret = unreadable("CRL entry");
+            break;
+        }
+        e.revoked_at = otpca_sqlite_col_u64(st, 2);
+        e.reason = (unsigned)sqlite3_column_int(st, 3);
+        if (fn(&e, arg)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (!ret && rc != SQLITE_DONE)
+        ret = otpca_sqlite_err(&s->q, rc, "read the CRL entries");
+    otpca_sqlite_reset(st);
+    return ret;
+}
+
+otpca_err otpca_mstore_crl_count(otpca_mstore *s, uint64_t *n)
+{
+    return otpca_sqlite_query_u64(&s->q, ST_CRL_COUNT, n, "count the CRL entries");
 }
 
 /* ---------------------------------------------------------------- nonces */

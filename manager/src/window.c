@@ -19,6 +19,7 @@
 #include "otpca/manager/enroll.h"
 #include "otpca/manager/mstore.h"
 #include "otpca/proto/seedbox.h"
+#include "otpca/token/crl.h"
 #include "otpca/token/uri.h"
 
 #include <wolfssl/wolfcrypt/asn.h>
@@ -924,7 +925,13 @@ static void apply_notices(struct mgr *m)
         if (nt.kind == OTPCA_NOTICE_UNLOCKED && otpca_mstore_device_get(m->st, serial, &d) == OTPCA_ERR_OK &&
             d.has_cert)
             state = OTPCA_DEV_ENROLLED; /* as the cloud does on unlock */
-        otpca_err ret = otpca_mstore_device_set_state(m->st, serial, state, nt.seq);
+        int revoked = state == OTPCA_DEV_REVOKED;
+        unsigned reason = revoked && (nt.present & OTPCA_MSG_BIT(5)) && nt.reason <= 10 &&
+                                  otpca_crl_reason_ok((int)nt.reason)
+                              ? (unsigned)nt.reason
+                              : 0;
+        otpca_err ret =
+            otpca_mstore_device_set_state(m->st, serial, state, nt.seq, revoked ? nt.time : 0, reason);
         if (ret == OTPCA_ERR_NOT_FOUND && state == OTPCA_DEV_APPROVED) {
             /* A device approved during the window: bring it in now. */
             if (sync_trust_list(m) == OTPCA_ERR_OK && derive_boxes(m) != OTPCA_ERR_OK)

@@ -91,6 +91,11 @@ otpca_err otpca_cloud_upload(otpca_cloud_client *c, const uint8_t window[16], co
 otpca_err otpca_cloud_window_close(otpca_cloud_client *c, const uint8_t window[16], uint64_t enrolled,
                                    uint64_t rejected) __attribute__((warn_unused_result));
 
+/* CrlPublish (PROTOCOL.md 7.7): the manager's CRL (DER, cRLNumber number)
+ * for the cloud to keep. OTPCA_ERR_REFUSED if the cloud found it wrong. */
+otpca_err otpca_cloud_crl_publish(otpca_cloud_client *c, const uint8_t window[16], uint64_t number,
+                                  const uint8_t *der, size_t len) __attribute__((warn_unused_result));
+
 /* Waits up to timeout_ms for the next Notice on the notices endpoint that
  * verifies with the pinned key (others are dropped and counted in
  * *dropped if not NULL). OTPCA_ERR_TIMEOUT if none came. The first call

@@ -86,6 +86,8 @@ typedef struct otpca_mdevice {
     uint8_t cert_hash[OTPCA_HASH_LEN]; /* SHA-256 of the current certificate */
     int has_cert;
     int enrolled_here;       /* this manager issued the current certificate and it was confirmed */
+    uint64_t revoked_at;     /* state revoked: when the cloud revoked it (0: not said) */
+    unsigned revoke_reason;  /* state revoked: RFC 5280 CRLReason */
 } otpca_mdevice;
 
 /* Applies a verified delta (kind OTPCA_SYNC_DELTA) in one transaction (or
@@ -171,13 +173,32 @@ otpca_err otpca_mstore_device_enrolled(otpca_mstore *st, const char *serial, con
 otpca_err otpca_mstore_device_key_updated(otpca_mstore *st, const char *serial, const uint8_t cert_hash[OTPCA_HASH_LEN],
                                           const uint8_t pubkey[OTPCA_P256_PUB_LEN]) __attribute__((warn_unused_result));
 /* A verified Notice: state (OTPCA_DEV_APPROVED .. OTPCA_DEV_LOCKED) as of
- * change-log sequence seq (the Notice's key 1). Leaving locked for
+ * change-log sequence seq (the Notice's key 1); for a revocation also its
+ * time (0: not said) and CRLReason (the Notice's keys 4 and 5). Leaving locked for
  * approved or enrolled is an unlock: failures restart from 0. Refused with
  * OTPCA_ERR_STATE (nothing changes): a stale Notice (seq older than the
  * device's), an unlock while this journal holds an unacknowledged LOCKED
  * record for the device. NOT_FOUND if unknown (the next delta has it). */
-otpca_err otpca_mstore_device_set_state(otpca_mstore *st, const char *serial, int state, uint64_t seq)
-    __attribute__((warn_unused_result));
+otpca_err otpca_mstore_device_set_state(otpca_mstore *st, const char *serial, int state, uint64_t seq,
+                                        uint64_t revoked_at, unsigned reason) __attribute__((warn_unused_result));
+
+/* ---- the manager's CRL ---- */
+
+/* A certificate this journal holds (an issuance, record kind 1 or 4) of a
+ * device the trust list says is revoked: once listed it stays listed,
+ * whatever later syncs or scopes say (the caller drops it from a CRL once
+ * the certificate has expired). */
+typedef struct otpca_mcrl_entry {
+    char serial[OTPCA_MSTORE_ID_MAX + 1]; /* the device */
+    uint8_t cert[OTPCA_MSTORE_CERT_MAX];
+    size_t cert_len;
+    uint64_t revoked_at;
+    unsigned reason; /* RFC 5280 CRLReason */
+} otpca_mcrl_entry;
+typedef int (*otpca_mcrl_fn)(const otpca_mcrl_entry *e, void *arg);
+/* Calls fn for each, in journal order; fn returning non-zero stops. */
+otpca_err otpca_mstore_crl_scan(otpca_mstore *st, otpca_mcrl_fn fn, void *arg) __attribute__((warn_unused_result));
+otpca_err otpca_mstore_crl_count(otpca_mstore *st, uint64_t *n) __attribute__((warn_unused_result));
 
 /* ---- nonces seen in this window ---- */
 
