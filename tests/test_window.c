@@ -99,8 +99,8 @@ static void write_config(void)
             "ca_cert = %s/mgr-07.pem\nstore = %s/manager.db\ncloud = %s\ncloud_notices = %s\n"
             "cloud_curve_key = %s\ncloud_sign_key = %s\nlisten = tcp://127.0.0.1:*\noperator = otpca-op-01\n"
             "operator_token = pkcs11:token=otpca-op-01;object=op-totp?pin-source=file:%s/pins/otpca-op-01.pin\n"
-            "netkey_file = %s/netkey.hex\nwindow_seconds = 600\nworkers = 2\n",
-            rig, ct.dir, ct.dir, ct.listen, ct.notices, zc, hex, rig, ct.dir);
+            "netkey_file = %s/netkey.hex\nwindow_seconds = 600\nworkers = 2\ncrl_file = %s/mgr.crl\n",
+            rig, ct.dir, ct.dir, ct.listen, ct.notices, zc, hex, rig, ct.dir, ct.dir);
     fclose(f);
 }
 
@@ -500,5 +500,86 @@ Test(window, rejoin_and_key_update_then_the_old_certificate_is_refused)
                        ct.conf, hhex),
                  0, "and the new certificate");
     otpca_p256_soft_wipe(&nk);
+    otpca_token_destroy(&node_tok);
+}
+
+/* Revocation end to end (issue #10): a node enrolls; `otpca-cloud device
+ * revoke` reaches the open window through the notice channel (the time it
+ * took is printed); the node's Rejoin is refused; at close the manager
+ * signs its CRL in the token with the node's certificate in it, reason
+ * and all, publishes it, and `otpca-cloud crl get` hands out the same
+ * bytes the manager wrote to its crl_file; openssl accepts the CRL
+ * under the manager certificate and refuses the node certificate with
+ * -crl_check. */
+Test(window, a_revocation_reaches_the_open_window_and_the_managers_crl)
+{
+    manager_setup();
+    manager_start();
+    void *zctx = NULL, *sock = node_connect(&zctx);
+    for (int i = 0; i < 200 && time(NULL) % 30 > 20; i++)
+        usleep(100000);
+    time_t t0 = time(NULL);
+    static uint8_t req[2048], ans[4096], creq[512];
+    uint8_t nonce[16], hash[32];
+    otpca_enroll_response r;
+    otpca_signer s = {node_sign, NULL, {0}};
+    otpca_p256_kid(node_pub, s.kid);
+    size_t len = enroll_request(t0, req, sizeof req, nonce);
+    expect_response(sock, req, len, ans, sizeof ans, &r, nonce, node_ecdh, NULL, node_pub);
+    cr_assert_eq(openssl_verify_der(r.cert, "node"), 0);
+    otpca_sha256(r.cert.p, r.cert.len, hash);
+    len = confirm_request(&r, &s, creq, sizeof creq);
+    cr_assert_gt(node_call(sock, creq, len, ans, sizeof ans), 20, "a ConfirmAck");
+    cr_expect_eq(ct_sh("grep -q 'crl: CRL 1: 0 entries.*published' '%s/manager.log'", ct.dir), 0,
+                 "an empty CRL signed and published when the window opened");
+
+    /* Revoke at the cloud; the window hears of it through a Notice. */
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    cr_assert_eq(CT_CLOUD("device revoke " NODE " --reason keyCompromise"), 0);
+    int heard = 0;
+    for (int i = 0; i < 100 && !heard; i++) {
+        heard = ct_sh("grep -q 'notice: " NODE " is now revoked' '%s/manager.log'", ct.dir) == 0;
+        if (!heard)
+            usleep(20000);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double took = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    cr_assert(heard, "the revocation reached the open window");
+    fprintf(stderr, "revocation reached the window %.3f s after `device revoke` started\n", took);
+    cr_expect_lt(took, 1.0, "a revocation reaches the open window within 1 s (%.3f s)", took);
+
+    /* A revoked node is refused, whatever it holds. */
+    len = rejoin_request(t0 + 30, hash, &s, req, sizeof req, nonce);
+    expect_auth_failed(sock, req, len, "the rejoin of a revoked device");
+    cr_expect_eq(ct_sh("grep -q 'rejoin of " NODE " rejected: device revoked' '%s/manager.log'", ct.dir), 0,
+                 "logged as revoked");
+    zmq_close(sock);
+    zmq_ctx_term(zctx);
+
+    cr_assert_eq(ct_sh("'%s/otpca-manager' window close --config '%s'", ct_bin(), mgr_conf), 0);
+    cr_expect_eq(manager_wait(), 0);
+    cr_expect_eq(ct_sh("grep -q 'CRL 2 signed: 1 entries, published to the cloud' '%s/manager.out'", ct.dir), 0,
+                 "a second CRL at close, with the node in it");
+
+    /* The cloud's copy, PEM and DER; the DER is the manager's own file. */
+    cr_assert_eq(CT_CLOUD("crl get --manager mgr-07 --out '%s/cloud.crl.pem'", ct.dir), 0);
+    cr_assert_eq(CT_CLOUD("crl get --manager mgr-07 --der --out '%s/cloud.crl'", ct.dir), 0);
+    cr_expect_eq(ct_sh("cmp -s '%s/cloud.crl' '%s/mgr.crl'", ct.dir, ct.dir), 0, "the cloud has the manager's CRL");
+    cr_expect_eq(ct_sh("openssl crl -in '%s/cloud.crl.pem' -CAfile '%s/mgr-07.pem' -noout -text >'%s/crl.txt' 2>&1 && "
+                       "grep -q 'verify OK' '%s/crl.txt'",
+                       ct.dir, ct.dir, ct.dir, ct.dir),
+                 0, "openssl crl -verify under the manager certificate");
+    cr_expect_eq(ct_sh("s=$(openssl x509 -in '%s/node.pem' -noout -serial | cut -d= -f2) && "
+                       "grep -A4 \"Serial Number: $s\" '%s/crl.txt' | grep -q 'Key Compromise'",
+                       ct.dir, ct.dir),
+                 0, "the node certificate's serial, with its reason");
+    cr_expect_eq(ct_sh("grep -A1 'X509v3 CRL Number' '%s/crl.txt' | grep -qx ' *2'", ct.dir), 0, "cRLNumber 2");
+    cr_expect_eq(ct_sh("openssl verify -crl_check -CAfile '%s/root.pem' -untrusted '%s/mgr-07.pem' -CRLfile "
+                       "'%s/cloud.crl.pem' '%s/node.pem' 2>&1 | grep -q 'certificate revoked'",
+                       ct.dir, ct.dir, ct.dir, ct.dir),
+                 0, "openssl verify -crl_check refuses the revoked node");
+    /* A manager that never published: a clear refusal. */
+    cr_expect_eq(CT_CLOUD("crl get --manager mgr-nobody"), 1);
     otpca_token_destroy(&node_tok);
 }

@@ -29,6 +29,7 @@
 #include "otpca/cloud/server.h"
 #include "otpca/cloud/store.h"
 #include "otpca/common/config.h"
+#include "otpca/common/files.h"
 #include "otpca/common/hex.h"
 #include "otpca/common/log.h"
 #include "otpca/common/secmem.h"
@@ -1325,26 +1326,6 @@ out:
 
 /* ---- crl get -------------------------------------------------------------- */
 
-/* Writes all of data to path through a temporary file and rename(2), so a
- * web server publishing it never serves half a CRL. */
-static int write_replace(const char *path, const void *data, size_t len)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)
-        return -1;
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return -1;
-    int ok = fchmod(fd, 0644) == 0 && write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok && rename(tmp, path) == 0;
-    if (!ok) {
-        int e = errno;
-        unlink(tmp);
-        errno = e;
-    }
-    return ok ? 0 : -1;
-}
-
 static int cmd_crl_get(const otpca_cloud_config *cfg, const struct opts *o)
 {
     otpca_store *st = NULL;
@@ -1378,7 +1359,7 @@ static int cmd_crl_get(const otpca_cloud_config *cfg, const struct opts *o)
     }
     const void *data = o->der ? (const void *)der : (const void *)pem;
     size_t n = o->der ? len : pem_len;
-    if (o->out ? write_replace(o->out, data, n) : (fwrite(data, 1, n, stdout) != n || fflush(stdout))) {
+    if (o->out ? otpca_file_replace(o->out, data, n) != OTPCA_ERR_OK : (fwrite(data, 1, n, stdout) != n || fflush(stdout))) {
         fprintf(stderr, "otpca-cloud: %s: %s\n", o->out ? o->out : "stdout", strerror(errno));
         goto out;
     }

@@ -36,7 +36,7 @@
 #define SYNC_MAX 2048
 #define SCOPE_MAX 64
 #define POLL_MS 100
-#define NOTICE_POLL_MS 250
+#define NOTICE_POLL_MS 100 /* a revocation reaches the open windows within about this */
 #define DRAIN_MS 10000
 #define ACTOR "cloud"
 #define OPERATOR_PREFIX "op:" /* operators' seeds are sealed under op:ID (otpca_cloud.c) */

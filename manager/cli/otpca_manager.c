@@ -511,6 +511,9 @@ static int cmd_window_open(const otpca_mgr_config *cfg, const struct opts *o)
         printf(")");
     printf("; %llu records uploaded, %llu pending\n", (unsigned long long)sum.uploaded,
            (unsigned long long)sum.pending);
+    if (sum.crl_number)
+        printf("CRL %llu signed: %llu entries, %s\n", (unsigned long long)sum.crl_number,
+               (unsigned long long)sum.crl_entries, sum.crl_published ? "published to the cloud" : "not published");
     return EXIT_SUCCESS;
 }
 

@@ -29,6 +29,9 @@ static const otpca_config_key keys[] = {
     K(pen, "32473"),
     K(window_seconds, "3600"),
     K(max_enroll, "0"),
+    /* The time to the next window plus a margin: a week of windows, a day. */
+    K(crl_days, "8"),
+    K(crl_file, ""),
     K(log_level, "info"),
     K(log_format, "text"),
 };
@@ -53,6 +56,7 @@ otpca_err otpca_mgr_config_numbers(const otpca_mgr_config *cfg, otpca_mgr_number
         {"pen", cfg->pen, 1, 4294967295ul, &n->pen},
         {"window_seconds", cfg->window_seconds, 1, 2592000, &n->window_seconds},
         {"max_enroll", cfg->max_enroll, 0, 100000000, &n->max_enroll},
+        {"crl_days", cfg->crl_days, 1, 3650, &n->crl_days},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (otpca_config_uint(t[i].value, t[i].min, t[i].max, t[i].out)) {

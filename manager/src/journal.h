@@ -26,7 +26,7 @@ enum { MGR_JOB_ISSUED = 1, MGR_JOB_REJECTED, MGR_JOB_CONFIRMED };
 
 /* Audit events (PROTOCOL.md section 7.6). */
 enum { MGR_EV_OPENED = 1, MGR_EV_CLOSED = 2, MGR_EV_ISSUED = 3, MGR_EV_CONFIRMED = 4, MGR_EV_REJECTED = 5,
-       MGR_EV_LOCKED = 6, MGR_EV_TRUST_LIST = 7, MGR_EV_ACKED = 8 };
+       MGR_EV_LOCKED = 6, MGR_EV_TRUST_LIST = 7, MGR_EV_ACKED = 8, MGR_EV_CRL = 21 };
 
 typedef struct mgr_job {
     int kind;

@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "otpca/cloud/broker.h"
 #include "otpca/cloud/client.h"
 #include "otpca/cloud/curvekey.h"
+#include "otpca/common/files.h"
 #include "otpca/common/hex.h"
 #include "otpca/common/log.h"
 #include "otpca/common/secmem.h"
@@ -33,6 +35,7 @@
 #define POLL_MS 100
 #define CHECK_MS 500   /* token present, deadline */
 #define UPLOAD_MS 1000 /* background record upload */
+#define NOTICE_SLICE_MS 100 /* the uplink's wait for a notice, between looks at its stop flag */
 #define DRAIN_MS 10000 /* workers finishing at close */
 #define FLUSH_MS 10000 /* uploading at close */
 #define OUT_MAX 4096
@@ -40,7 +43,7 @@
 
 /* Audit events of the window itself (the writer's are in journal.c). */
 enum { EV_OPENED = MGR_EV_OPENED, EV_CLOSED = MGR_EV_CLOSED, EV_TRUST_LIST = MGR_EV_TRUST_LIST,
-       EV_ACKED = MGR_EV_ACKED };
+       EV_ACKED = MGR_EV_ACKED, EV_CRL = MGR_EV_CRL };
 
 struct box {
     uint64_t id;
@@ -80,7 +83,6 @@ struct mgr {
     mgr_journal *journal;
     pthread_t uplink;
     int uplink_started, uplink_stop; /* uplink_stop under mu */
-    pthread_cond_t uplink_cv;
 };
 
 struct worker {
@@ -911,12 +913,15 @@ static int count_pending(const otpca_mrecord *r, void *arg)
 }
 
 /* Notices from the cloud, applied at once (a revocation takes effect for
- * the next request). */
-static void apply_notices(struct mgr *m)
+ * the next request): waits up to wait_ms for the first, then takes what
+ * else has arrived. */
+static otpca_err apply_notices(struct mgr *m, int wait_ms)
 {
     otpca_notice nt;
     char serial[65];
-    for (int i = 0; i < 1000 && otpca_cloud_notice_wait(m->cc, 0, &nt, serial, sizeof serial, NULL) == OTPCA_ERR_OK;
+    otpca_err got = OTPCA_ERR_OK;
+    for (int i = 0; i < 1000 && (got = otpca_cloud_notice_wait(m->cc, i ? 0 : wait_ms, &nt, serial, sizeof serial,
+                                                                NULL)) == OTPCA_ERR_OK;
          i++) {
         int state = nt.kind == OTPCA_NOTICE_REVOKED ? OTPCA_DEV_REVOKED
                     : nt.kind == OTPCA_NOTICE_LOCKED ? OTPCA_DEV_LOCKED
@@ -941,6 +946,7 @@ static void apply_notices(struct mgr *m)
                      state == OTPCA_DEV_REVOKED ? "revoked" : state == OTPCA_DEV_LOCKED ? "locked" : "approved");
         }
     }
+    return got;
 }
 
 /* The uplink of an online window, a thread of its own: records up as
@@ -958,19 +964,23 @@ static void *uplink_main(void *arg)
             if (k < 256)
                 break;
         }
-        apply_notices(m);
+        apply_notices(m, 0);
         pthread_mutex_lock(&m->mu);
         m->sum->uploaded += total;
-        if (!m->uplink_stop && k != 256) { /* caught up (or the cloud is away): wait a while */
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += (long)UPLOAD_MS * 1000000L;
-            until.tv_sec += until.tv_nsec / 1000000000L;
-            until.tv_nsec %= 1000000000L;
-            pthread_cond_timedwait(&m->uplink_cv, &m->mu, &until);
-        }
         int stop = m->uplink_stop;
         pthread_mutex_unlock(&m->mu);
+        /* Caught up (or the cloud is away): wait a while for more records,
+         * listening for notices meanwhile, so a revocation is applied as
+         * soon as it arrives, and looking at the stop flag every slice. */
+        uint64_t until = mono_ms() + UPLOAD_MS;
+        while (!stop && k != 256 && mono_ms() < until) {
+            otpca_err got = apply_notices(m, NOTICE_SLICE_MS);
+            if (got != OTPCA_ERR_OK && got != OTPCA_ERR_TIMEOUT) /* no notices endpoint: no waiting there */
+                usleep(NOTICE_SLICE_MS * 1000);
+            pthread_mutex_lock(&m->mu);
+            stop = m->uplink_stop;
+            pthread_mutex_unlock(&m->mu);
+        }
         if (stop)
             return NULL;
     }
@@ -982,11 +992,107 @@ static void uplink_join(struct mgr *m)
         return;
     pthread_mutex_lock(&m->mu);
     m->uplink_stop = 1;
-    pthread_cond_signal(&m->uplink_cv);
     pthread_mutex_unlock(&m->mu);
     pthread_join(m->uplink, NULL);
-    pthread_cond_destroy(&m->uplink_cv);
     m->uplink_started = 0;
+}
+
+/* ------------------------------------------------------------------ CRL */
+
+struct crl_build {
+    otpca_crl_entry *e;
+    size_t n, cap, expired;
+    int64_t now;
+    int failed;
+};
+
+static int crl_collect(const otpca_mcrl_entry *me, void *arg)
+{
+    struct crl_build *b = arg;
+    otpca_crl_entry e = {.revoked_at = (int64_t)me->revoked_at, .reason = (int)me->reason};
+    int64_t not_after = 0;
+    if (otpca_crl_cert_serial(me->cert, me->cert_len, &e, &not_after)) {
+        log_warn("crl: a journaled certificate of %s does not parse; left out", me->serial);
+        return 0;
+    }
+    if (not_after < b->now) { /* RFC 5280 3.3: an expired certificate may leave the CRL */
+        b->expired++;
+        return 0;
+    }
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 64;
+        otpca_crl_entry *p = realloc(b->e, cap * sizeof *p);
+        if (!p) {
+            b->failed = 1;
+            return 1;
+        }
+        b->e = p;
+        b->cap = cap;
+    }
+    b->e[b->n++] = e;
+    return 0;
+}
+
+/* The number of the last CRL signed, from the journal (0: none yet). */
+static uint64_t crl_number(struct mgr *m)
+{
+    uint8_t v[8];
+    size_t len = 0;
+    uint64_t n = 0;
+    if (otpca_mstore_meta_get(m->st, "crl_number", v, sizeof v, &len) == OTPCA_ERR_OK && len == sizeof v)
+        for (size_t i = 0; i < sizeof v; i++)
+            n = n << 8 | v[i];
+    return n;
+}
+
+/* Signs the manager's CRL in the token (PROTOCOL.md 7.7): every unexpired
+ * certificate of the journal's crl_entries, cRLNumber one more than the
+ * last, nextUpdate crl_days on. The number is journaled before the CRL
+ * leaves, so no two CRLs share one; the CRL goes to crl_file (if set) and,
+ * online, to the cloud. A failure is logged and leaves the window open:
+ * revoked devices are refused by the trust list either way. */
+static void publish_crl(struct mgr *m, const char *when)
+{
+    struct crl_build b = {.now = (int64_t)now_s()};
+    unsigned char *der = NULL;
+    size_t der_len = 0;
+    uint64_t number = crl_number(m) + 1;
+    uint8_t v[8];
+    otpca_err ret = otpca_mstore_crl_scan(m->st, crl_collect, &b);
+    if (!ret && b.failed)
+        ret = OTPCA_ERR_NOMEM;
+    if (!ret)
+        ret = otpca_crl_sign(m->tok, m->key, m->ca_der, m->ca_len, number, b.now,
+                             b.now + 86400 * (int64_t)m->n.crl_days, b.e, b.n, &der, &der_len);
+    for (size_t i = 0; i < sizeof v; i++)
+        v[i] = (uint8_t)(number >> (56 - 8 * i));
+    if (!ret)
+        ret = otpca_mstore_meta_put(m->st, "crl_number", v, sizeof v);
+    free(b.e);
+    if (ret) {
+        log_error("crl: not signed at %s: %s", when, otpca_strerror(ret));
+        free(der);
+        return;
+    }
+    char detail[96];
+    snprintf(detail, sizeof detail, "CRL %" PRIu64 ": %zu entries (%zu expired left out)", number, b.n, b.expired);
+    audit(m->st, m, EV_CRL, NULL, detail, NULL);
+    pthread_mutex_lock(&m->mu);
+    m->sum->crl_number = number;
+    m->sum->crl_entries = b.n;
+    m->sum->crl_published = 0;
+    pthread_mutex_unlock(&m->mu);
+    if (m->cfg->crl_file[0] && otpca_file_replace(m->cfg->crl_file, der, der_len))
+        log_error("crl: %s: %s", m->cfg->crl_file, strerror(errno));
+    if (m->online) {
+        if ((ret = otpca_cloud_crl_publish(m->cc, m->lease.window, number, der, der_len)))
+            log_warn("crl: the cloud did not take CRL %" PRIu64 " (%s); the next one will carry its entries",
+                     number, otpca_strerror(ret));
+        else
+            m->sum->crl_published = 1;
+    }
+    log_info("crl: %s at %s (%zu bytes)%s", detail, when, der_len, m->online && !ret ? ", published" : "");
+    free(der);
 }
 
 /* ------------------------------------------------------------------ run */
@@ -1089,6 +1195,7 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
     otpca_broker b;
     void *frontend = NULL, *backend = NULL, *answers = NULL;
     char bound[OTPCA_MGR_CONFIG_VALUE_MAX];
+    uint64_t crl_at_open = 0;
     memset(sum, 0, sizeof *sum);
     memset(&b, 0, sizeof b);
     if (!m)
@@ -1138,6 +1245,10 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
         snprintf(detail, sizeof detail, "%s window until %" PRIu64 ", up to %" PRIu64 " enrollments",
                  m->online ? "online" : "offline", m->lease.not_after, m->lease.max_enroll);
         audit(m->st, m, EV_OPENED, NULL, detail, NULL);
+        /* Before the uplink starts: until then m->st and m->cc are ours. */
+        publish_crl(m, "open");
+        if (otpca_mstore_crl_count(m->st, &crl_at_open) != OTPCA_ERR_OK)
+            crl_at_open = UINT64_MAX;
     }
 
     m->zctx = zmq_ctx_new();
@@ -1185,9 +1296,7 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
     }
 
     if (m->online) {
-        pthread_cond_init(&m->uplink_cv, NULL);
         if (pthread_create(&m->uplink, NULL, uplink_main, m)) {
-            pthread_cond_destroy(&m->uplink_cv);
             ret = OTPCA_ERR_NOMEM;
             goto out;
         }
@@ -1243,6 +1352,11 @@ otpca_err otpca_mgr_window_run(const otpca_mgr_config *cfg, const otpca_mgr_open
         ;
     /* Flush: upload what is journaled (bounded), then tell the cloud. */
     uplink_join(m);
+    {
+        uint64_t crl_now = 0;
+        if (otpca_mstore_crl_count(m->st, &crl_now) != OTPCA_ERR_OK || crl_now != crl_at_open)
+            publish_crl(m, "close"); /* revocations came in during the window */
+    }
     if (m->online) {
         uint64_t until = mono_ms() + FLUSH_MS;
         long k;

@@ -30,6 +30,8 @@ typedef struct otpca_mgr_config {
     char netkey_epoch[16];
     char workers[16], max_skew[16], lockout[16], cert_days[16], pen[16];
     char window_seconds[16], max_enroll[16];
+    char crl_days[16];                            /* CRL nextUpdate: thisUpdate + this many days */
+    char crl_file[OTPCA_MGR_CONFIG_VALUE_MAX];    /* where each signed CRL is also written (DER), or "" */
     char log_level[32], log_format[32];
 } otpca_mgr_config;
 
@@ -38,7 +40,7 @@ otpca_err otpca_mgr_config_load(const char *path, otpca_mgr_config *cfg, char *e
 
 /* The numbers, checked. */
 typedef struct otpca_mgr_numbers {
-    unsigned long netkey_epoch, workers, max_skew, lockout, cert_days, pen, window_seconds, max_enroll;
+    unsigned long netkey_epoch, workers, max_skew, lockout, cert_days, pen, window_seconds, max_enroll, crl_days;
 } otpca_mgr_numbers;
 otpca_err otpca_mgr_config_numbers(const otpca_mgr_config *cfg, otpca_mgr_numbers *n, char *err, size_t err_len)
     __attribute__((warn_unused_result));

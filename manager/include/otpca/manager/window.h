@@ -40,6 +40,9 @@ typedef struct otpca_mgr_open_opts {
 typedef struct otpca_mgr_summary {
     uint64_t issued, confirmed, rejected, uploaded, pending;
     uint64_t rejected_by[13];    /* by reason (enroll.h) */
+    uint64_t crl_number;         /* the last CRL this window signed (0: none) */
+    uint64_t crl_entries;        /* its entries */
+    int crl_published;           /* the cloud took it */
     int offline;
     char closed_by[64];          /* "lease end", "signal", "enrollment limit", "token removed" */
 } otpca_mgr_summary;
