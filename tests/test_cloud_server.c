@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 
 #include "otpca/proto/seedbox.h"
+#include "otpca/token/crl.h"
 
 TestSuite(cloud, .init = ct_setup, .fini = ct_teardown, .timeout = 120);
 
@@ -330,6 +331,81 @@ Test(cloud, unknown_curve_key_is_refused_at_once)
     ct_open(c, &l);
     cr_expect_eq(otpca_cloud_sync(c, l.window, 0, 0, apply_batch, &v, &to), OTPCA_ERR_OK);
     cr_expect_eq(v.n, 8, "mgr-01 is still served");
+    otpca_cloud_client_destroy(&c);
+}
+
+/* ------------------------------------------------------------ CrlPublish */
+
+static size_t read_all(const char *path, uint8_t *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    cr_assert(n > 0 && n < cap);
+    return n;
+}
+
+/* A CRL signed in tok by key for the CA certificate file cert. */
+static unsigned char *crl_made(otpca_token_t *tok, otpca_obj_t key, const char *cert, uint64_t number, size_t *len)
+{
+    char path[256];
+    uint8_t pem[4096];
+    unsigned char *der = NULL;
+    snprintf(path, sizeof path, "%s/%s", ct.dir, cert);
+    size_t n = read_all(path, pem, sizeof pem);
+    otpca_crl_entry e = {.serial = {0x42, 0x01}, .serial_len = 2, .revoked_at = 1790000000, .reason = 1};
+    int64_t now = (int64_t)time(NULL);
+    cr_assert_eq(otpca_crl_sign(tok, key, pem, n, number, now, now + 86400, &e, 1, &der, len), OTPCA_ERR_OK);
+    return der;
+}
+
+static void expect_crl_refused(otpca_cloud_client *c, const uint8_t w[16], uint64_t number, const unsigned char *der,
+                               size_t len, const char *why)
+{
+    cr_expect_eq(otpca_cloud_crl_publish(c, w, number, der, len), OTPCA_ERR_REFUSED, "%s", why);
+    cr_expect_eq(otpca_cloud_client_error(c, NULL), OTPCA_WIRE_BAD_REQUEST, "%s", why);
+}
+
+/* The cloud keeps a manager's CRL only if it is the manager's (issuer
+ * and signature against its registered certificate) and numbered as the
+ * message says; an older number is acknowledged and not kept; `crl get`
+ * hands out exactly the bytes kept. */
+Test(cloud, crl_publish_is_checked_and_only_a_newer_one_kept)
+{
+    otpca_cloud_client *c = ct_client();
+    otpca_cloud_lease l;
+    ct_open(c, &l);
+    size_t n3 = 0, n2 = 0, nx = 0;
+    unsigned char *crl3 = crl_made(ct.mgr, ct.mgr_key, "mgr-01.pem", 3, &n3);
+    unsigned char *crl2 = crl_made(ct.mgr, ct.mgr_key, "mgr-01.pem", 2, &n2);
+    cr_assert_eq(otpca_cloud_crl_publish(c, l.window, 3, crl3, n3), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_cloud_crl_publish(c, l.window, 3, crl3, n3), OTPCA_ERR_OK, "a retry is acknowledged");
+    cr_assert_eq(otpca_cloud_crl_publish(c, l.window, 2, crl2, n2), OTPCA_ERR_OK, "an older one is acknowledged");
+    char path[256];
+    uint8_t got[4096];
+    snprintf(path, sizeof path, "%s/got.crl", ct.dir);
+    cr_assert_eq(CT_CLOUD("crl get --manager mgr-01 --der --out '%s'", path), 0);
+    size_t gn = read_all(path, got, sizeof got);
+    cr_expect(gn == n3 && !memcmp(got, crl3, n3), "the cloud hands out CRL 3, not the older 2");
+    cr_expect_eq(ct_db_int("SELECT count(*) FROM audit WHERE event = 21", NULL, 0), 1, "one audit entry");
+
+    expect_crl_refused(c, l.window, 9, crl3, n3, "a number the CRL does not carry");
+    static const unsigned char junk[] = {0x30, 0x03, 0x02, 0x01, 0x01};
+    expect_crl_refused(c, l.window, 1, junk, sizeof junk, "not a CRL");
+    ct_add_mgr2();
+    unsigned char *other = crl_made(ct.root, ct.root_key, "mgr-02.pem", 5, &nx);
+    expect_crl_refused(c, l.window, 5, other, nx, "another manager's CRL");
+    crl3[n3 - 1] ^= 1; /* the signature's last byte */
+    expect_crl_refused(c, l.window, 3, crl3, n3, "a CRL whose signature is broken");
+    cr_assert_eq(CT_CLOUD("crl get --manager mgr-01 --der --out '%s'", path), 0);
+    crl3[n3 - 1] ^= 1;
+    gn = read_all(path, got, sizeof got);
+    cr_expect(gn == n3 && !memcmp(got, crl3, n3), "still CRL 3");
+    cr_expect_eq(CT_CLOUD("crl get --manager mgr-02"), 1, "mgr-02 published none");
+    free(crl3);
+    free(crl2);
+    free(other);
     otpca_cloud_client_destroy(&c);
 }
 
