@@ -740,3 +740,108 @@ Test(enroll, a_key_update_signed_by_old_and_new_key_certifies_the_new_key)
     otpca_p256_soft_wipe(&nk);
     otpca_p256_soft_wipe(&other);
 }
+
+/* A double-signed Claim (PROTOCOL.md 6.7): enroll fields with the new key,
+ * inner by `inner` (under new_pub's kid), outer by the node token's key,
+ * which plays the batch's product key here (or a forger under its kid). */
+static size_t make_claim(uint64_t now, const uint8_t *new_pub, otpca_p256_soft *inner, int forge_outer, uint8_t *out,
+                         size_t cap)
+{
+    uint8_t nonce[16], in[1024], pubc[33];
+    uint32_t totp = 0;
+    size_t in_len = 0, len = 0;
+    cr_assert_eq(otpca_random(nonce, sizeof nonce), 0);
+    cr_assert_eq(otpca_token_totp(node_tok, dev_seed, OTPCA_OTP_SHA1, (time_t)now, 30, 6, &totp), 0);
+    cr_assert_eq(otpca_p256_pub_compress(new_pub, pubc), 0);
+    otpca_enroll_request m;
+    memset(&m, 0, sizeof m);
+    m.nonce = (otpca_buf){nonce, 16};
+    m.time = now;
+    m.serial = (otpca_buf){(const uint8_t *)NODE, strlen(NODE)};
+    m.mac = (otpca_buf){mac, 6};
+    m.pubkey = (otpca_buf){pubc, 33};
+    m.totp = totp;
+    m.fw = (otpca_buf){(const uint8_t *)"fw-1.0", 6};
+    otpca_signer in_s = {otpca_p256_soft_sign, inner, {0}};
+    otpca_p256_kid(new_pub, in_s.kid);
+    cr_assert_eq(otpca_msg_sign(&otpca_desc_claim, &m, &in_s, (otpca_buf){NULL, 0}, in, sizeof in, &in_len), 0);
+    otpca_signer out_s = {node_sign, NULL, {0}};
+    otpca_p256_soft forged;
+    if (forge_outer) {
+        cr_assert_eq(otpca_p256_soft_generate(&forged), 0);
+        out_s.sign = otpca_p256_soft_sign;
+        out_s.ctx = &forged;
+    }
+    otpca_p256_kid(dev_pub, out_s.kid);
+    cr_assert_eq(otpca_cose_sign1_encode(&out_s, (otpca_buf){NULL, 0}, in, in_len, out, cap, &len), 0);
+    if (forge_outer)
+        otpca_p256_soft_wipe(&forged);
+    return len;
+}
+
+/* Batch claim: an unclaimed device proves its batch's product key and its
+ * TOTP and gets a certificate for a new key of its own (the network key
+ * sealed to it); the product key is never certified by an EnrollRequest;
+ * a claimed device, a forged outer layer, an inner layer by another key
+ * and the product key as the "new" key are refused. */
+Test(enroll, a_claim_with_the_product_key_certifies_a_new_unique_key)
+{
+    uint64_t now = (uint64_t)time(NULL);
+    otpca_mgr_window w = open_window(now);
+    uint8_t in[2048], out[4096], cert[OTPCA_CERT_DER_MAX], record[16];
+    size_t cert_len = sizeof cert, out_len = 0;
+    reg.claimable = 1; /* dev_pub stands for the batch's product key */
+    otpca_p256_soft nk, other;
+    cr_assert_eq(otpca_p256_soft_generate(&nk), 0);
+    cr_assert_eq(otpca_p256_soft_generate(&other), 0);
+    size_t len = make_claim(now, nk.pub, &nk, 0, in, sizeof in);
+    otpca_mgr_verdict v;
+    otpca_mgr_check_claim(&w, now, 90, &hooks, in, len, &v);
+    cr_assert_eq(v.reason, OTPCA_MGR_OK, "%s", otpca_mgr_reason_name(v.reason));
+    cr_expect_eq(v.type, OTPCA_MSG_CLAIM);
+    cr_expect_arr_eq(v.pub, nk.pub, 65, "the new key, uncompressed");
+    cr_assert_eq(otpca_mgr_issue(&issuer, &v, mac, 6, now, record, cert, &cert_len, out, sizeof out, &out_len), 0);
+    DecodedCert dc;
+    uint8_t spki[128];
+    word32 spki_len = sizeof spki;
+    wc_InitDecodedCert(&dc, cert, (word32)cert_len, NULL);
+    cr_assert_eq(wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL), 0);
+    cr_assert_eq(wc_GetPubKeyDerFromCert(&dc, spki, &spki_len), 0);
+    wc_FreeDecodedCert(&dc);
+    cr_expect(spki_len >= 65 && !memcmp(spki + spki_len - 65, nk.pub, 65), "the certificate holds the new key");
+    otpca_cose_sign1 c;
+    otpca_enroll_response r;
+    cr_assert_eq(otpca_cose_sign1_decode(out, out_len, &c), 0);
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_enroll_response, c.payload.p, c.payload.len, &r), 0);
+    uint8_t aad[64 + 16], pt[64];
+    size_t pt_len = 0, sl = strlen(NODE);
+    memcpy(aad, NODE, sl);
+    memcpy(aad + sl, v.req.nonce.p, 16);
+    cr_expect_eq(otpca_ecies_open(otpca_p256_soft_ecdh, &nk, nk.pub, OTPCA_ECIES_LABEL_NETKEY, aad, sl + 16,
+                                  r.netkey.p, r.netkey.len, pt, sizeof pt, &pt_len),
+                 0, "the network key is sealed to the new key");
+
+    struct req_opts ro = {0};
+    len = make_request(now, &ro, in, sizeof in);
+    otpca_mgr_check_enroll(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_KEY, "an EnrollRequest with the product key: %s", otpca_mgr_reason_name(v.reason));
+    len = make_claim(now, nk.pub, &other, 0, in, sizeof in);
+    otpca_mgr_check_claim(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_SIGNATURE, "inner by another key: %s", otpca_mgr_reason_name(v.reason));
+    len = make_claim(now, nk.pub, &nk, 1, in, sizeof in);
+    otpca_mgr_check_claim(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_SIGNATURE, "outer forged: %s", otpca_mgr_reason_name(v.reason));
+    cr_expect_eq(v.count_failure, 0);
+    len = make_claim(now, dev_pub, &nk, 0, in, sizeof in);
+    otpca_mgr_check_claim(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_KEY, "the product key as the new key: %s", otpca_mgr_reason_name(v.reason));
+    reg.claimable = 0; /* claimed (or never a batch device) */
+    len = make_claim(now, nk.pub, &nk, 0, in, sizeof in);
+    otpca_mgr_check_claim(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_KEY, "a claimed device: %s", otpca_mgr_reason_name(v.reason));
+    len = make_request(now, &ro, in, sizeof in);
+    otpca_mgr_check_claim(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_MALFORMED, "an EnrollRequest is not a Claim");
+    otpca_p256_soft_wipe(&nk);
+    otpca_p256_soft_wipe(&other);
+}

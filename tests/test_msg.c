@@ -245,9 +245,10 @@ static void dev_fill(otpca_device_entry *e, int v, unsigned i)
         e->last_step = INT64_MAX;
         e->failures = UINT32_MAX;
         e->cert_hash = mkbuf(HASH32, 32);
-        e->present |= KB(13) | KB(14);
+        e->present |= KB(13) | KB(14) | KB(15);
         e->revoked_at = T_MAX;
         e->revoke_reason = 10;
+        e->unclaimed = true;
         return;
     }
     switch (i % 3) {
@@ -304,6 +305,7 @@ static void cmp_device_entry(const void *a, const void *b)
     CB(12, cert_hash);
     CO(13, revoked_at);
     CO(14, revoke_reason);
+    COBOOL(15, unclaimed);
 }
 
 static void rec_fill(otpca_record *r, int v, unsigned i)
@@ -2129,7 +2131,7 @@ Test(msg, unknown_key_in_element_is_kept_on_reencoding)
     size_t ellen = enc_elem(&otpca_desc_device_entry, &de, el, sizeof el);
     edit e;
     ed_load(&e, el, ellen);
-    ed_insert(&e, e.n, LIT(0x0f), LIT(0x63, 'n', 'e', 'w'), 15);
+    ed_insert(&e, e.n, LIT(0x10), LIT(0x63, 'n', 'e', 'w'), 16);
     size_t l2 = ed_join(&e, el2, sizeof el2);
     size_t olen = with_one_element(OTPCA_MSG_SYNC_BATCH, 5, el2, l2, out, sizeof out);
     otpca_sync_batch g;
@@ -2377,12 +2379,12 @@ Test(msg, unknown_key_cap_counts_unknown_keys)
     size_t ellen = enc_elem(&otpca_desc_device_entry, &de, el, sizeof el);
     ed_load(&e, el, ellen);
     for (unsigned k = 0; k < 17; k++)
-        ed_insert(&e, e.n, raw_uint(15 + k), raw_uint(0), 15 + k);
+        ed_insert(&e, e.n, raw_uint(16 + k), raw_uint(0), 16 + k);
     size_t l2 = ed_join(&e, el2, sizeof el2);
     olen = with_one_element(OTPCA_MSG_SYNC_BATCH, 5, el2, l2, out, sizeof out);
     r = otpca_msg_decode(&otpca_desc_sync_batch, out, olen, &g);
     cr_expect_eq(r, OTPCA_ERR_CBOR_LIMIT,
-                 "SyncBatch whose DeviceEntry has 13 fields and keys 15..31 (17 unknown): %s",
+                 "SyncBatch whose DeviceEntry has 13 fields and keys 16..32 (17 unknown): %s",
                  otpca_errname(r));
 }
 
@@ -2424,7 +2426,7 @@ Test(msg, unknown_values_have_a_512_byte_budget_per_map)
     size_t ellen = enc_elem(&otpca_desc_device_entry, &de, el, sizeof el);
     edit e;
     ed_load(&e, el, ellen);
-    ed_insert(&e, e.n, LIT(0x0f), raw_bytes(BIG, 509), 15);
+    ed_insert(&e, e.n, LIT(0x10), raw_bytes(BIG, 509), 16);
     size_t l2 = ed_join(&e, el2, sizeof el2);
     size_t olen = with_one_element(OTPCA_MSG_SYNC_BATCH, 5, el2, l2, out, sizeof out);
     ed_load(&e, out, olen);
@@ -2436,7 +2438,7 @@ Test(msg, unknown_values_have_a_512_byte_budget_per_map)
     cr_expect_eq(r, OTPCA_ERR_OK, "512 unknown bytes in the entry and 512 in the batch: %s",
                  otpca_errname(r));
     ed_load(&e, el, ellen);
-    ed_insert(&e, e.n, LIT(0x0f), raw_bytes(BIG, 510), 15);
+    ed_insert(&e, e.n, LIT(0x10), raw_bytes(BIG, 510), 16);
     l2 = ed_join(&e, el2, sizeof el2);
     olen = with_one_element(OTPCA_MSG_SYNC_BATCH, 5, el2, l2, out, sizeof out);
     r = otpca_msg_decode(&otpca_desc_sync_batch, out, olen, &sb);
@@ -3011,7 +3013,7 @@ Test(msg, max_size_matches_the_protocol_table)
         size_t limit;
     } table[] = {{1, 21},      {2, 31},       {3, 227},    {4, 2256},   {5, 84},
                  {6, 39},      {7, 139},      {8, 207},    {9, 227},    {15, 290},
-                 {20, 4410},   {21, 4428},    {22, 102},   {23, 1552574}, {24, 580189},
+                 {20, 4410},   {21, 4428},    {22, 102},   {23, 1560766}, {24, 580189},
                  {25, 8734},   {26, 96},      {27, 731},   {28, 44},    {29, 524393}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         const otpca_msg_desc *d = otpca_msg_desc_of(table[i].type);

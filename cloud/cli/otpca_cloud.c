@@ -72,8 +72,9 @@ static const struct verb {
      "Create or migrate the store and the cloud token's keys (seed-wrap, seed key, CURVE key); print the "
      "cloud's public identity for managers."},
     {"device import", "FILE [--approve]",
-     "Import a factory manifest: CSV (header serial,mac,public_key,seed[,algorithm,digits,period]) or JSON (an "
-     "array of objects, or JSON Lines, with those keys); seeds are sealed at rest."},
+     "Import a factory manifest: CSV (header serial,mac,public_key,seed[,algorithm,digits,period,batch]) or JSON "
+     "(an array of objects, or JSON Lines, with those keys); seeds are sealed at rest. A row with a batch and no "
+     "public_key is a batch device: it proves the batch's product key once (Claim) for a key of its own."},
     {"device list", "[--state S] [--limit N]", "List devices (state: pending|approved|enrolled|revoked|locked)."},
     {"device show", "SERIAL", "Show one device."},
     {"device approve", "SERIAL | --all", "Approve a pending device (or every pending one) for enrollment."},
@@ -318,13 +319,20 @@ static const char *parse_mac(const char *s, uint8_t *mac, size_t *len)
     return NULL;
 }
 
+/* A manifest's columns (CSV header names, JSON keys); serial, mac and seed
+ * are required, and a row needs a public_key or a batch (an unclaimed
+ * batch device proves the batch's product key, PROTOCOL.md 6.7). */
+#define MANIFEST_COLS 8
+static const char *const manifest_cols[MANIFEST_COLS] = {"serial",    "mac",    "public_key", "seed",
+                                                        "algorithm", "digits", "period",     "batch"};
+
 /* One manifest row into d (seed sealed); NULL or the reason it is refused. */
-static const char *parse_row(char **f, size_t nf, const int col[7], struct cloud_token *t, int approve,
+static const char *parse_row(char **f, size_t nf, const int col[MANIFEST_COLS], struct cloud_token *t, int approve,
                              otpca_device *d, uint8_t *seed)
 {
     size_t len;
     memset(d, 0, sizeof *d);
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < MANIFEST_COLS; i++)
         if (col[i] >= (int)nf)
             return "missing columns";
     const char *serial = f[col[0]], *mac = f[col[1]], *pub = col[2] >= 0 ? f[col[2]] : "", *seed_hex = f[col[3]];
@@ -343,6 +351,13 @@ static const char *parse_row(char **f, size_t nf, const int col[7], struct cloud
             return "public key is not a P-256 point (SEC1 hex)";
         d->pubkey_len = 65;
     }
+    if (col[7] >= 0 && *f[col[7]]) {
+        if (!valid_id(f[col[7]]))
+            return "batch must be 1-64 characters [A-Za-z0-9._:-]";
+        snprintf(d->batch, sizeof d->batch, "%s", f[col[7]]);
+    }
+    if (!d->pubkey_len && !d->batch[0])
+        return "a device needs a public_key, or a batch whose product key it proves";
     if (otpca_hex_decode(seed_hex, strlen(seed_hex), seed, OTPCA_SEED_MAX, &len) || len < 16)
         return "seed is not 16-64 hex bytes";
     d->algorithm = 1;
@@ -392,15 +407,14 @@ static void progress(const struct import_stats *s, int tty, int done)
 
 /* Column indexes of serial, mac, public_key, seed, algorithm, digits,
  * period from the header line (-1 for an optional one that is absent). */
-static int header_columns(char *line, int col[7])
+static int header_columns(char *line, int col[MANIFEST_COLS])
 {
-    static const char *names[7] = {"serial", "mac", "public_key", "seed", "algorithm", "digits", "period"};
     char *f[16];
     size_t nf = split(line, f, 16);
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < MANIFEST_COLS; i++) {
         col[i] = -1;
         for (size_t j = 0; j < nf; j++)
-            if (!strcmp(f[j], names[i]))
+            if (!strcmp(f[j], manifest_cols[i]))
                 col[i] = (int)j;
     }
     return col[0] >= 0 && col[1] >= 0 && col[3] >= 0;
@@ -416,9 +430,9 @@ struct rows {
     FILE *in;
     const char *path;
     int json, array, done;
-    int col[7];
+    int col[MANIFEST_COLS];
     char line[4096];
-    char text[7][256]; /* a JSON row's fields as text */
+    char text[MANIFEST_COLS][256]; /* a JSON row's fields as text */
     unsigned long where; /* line (CSV) or object (JSON) number */
 };
 
@@ -430,11 +444,12 @@ static int skip_space(FILE *in)
     return c;
 }
 
-/* 1 and the row's fields in f (7, in col order for JSON), 0 at the end,
- * -1 on a fatal error (reported), -2 for a bad row (reported; skip it). */
+/* 1 and the row's fields in f (MANIFEST_COLS, in col order for JSON), 0 at
+ * the end, -1 on a fatal error (reported), -2 for a bad row (reported; skip
+ * it). */
 static int next_row(struct rows *r, char **f, size_t *nf)
 {
-    static const char *names[7] = {"serial", "mac", "public_key", "seed", "algorithm", "digits", "period"};
+    const char *const *names = manifest_cols;
     if (r->done)
         return 0;
     if (!r->json) {
@@ -489,14 +504,14 @@ static int next_row(struct rows *r, char **f, size_t *nf)
         return -1;
     }
     int bad = 0;
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < MANIFEST_COLS; i++) {
         json_t *v = json_object_get(o, names[i]);
         r->text[i][0] = '\0';
         if (!v || json_is_null(v))
             continue;
         if (json_is_string(v) && json_string_length(v) < sizeof r->text[i])
             snprintf(r->text[i], sizeof r->text[i], "%s", json_string_value(v));
-        else if (json_is_integer(v) && i >= 5) /* digits, period */
+        else if (json_is_integer(v) && (i == 5 || i == 6)) /* digits, period */
             snprintf(r->text[i], sizeof r->text[i], "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         else
             bad = 1;
@@ -506,9 +521,9 @@ static int next_row(struct rows *r, char **f, size_t *nf)
     if (json_is_string(seed))
         otpca_memzero((void *)json_string_value(seed), json_string_length(seed));
     json_decref(o);
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < MANIFEST_COLS; i++)
         f[i] = r->text[i];
-    *nf = 7;
+    *nf = MANIFEST_COLS;
     if (bad) {
         fprintf(stderr, "%s: object %lu: fields must be strings (digits and period may be numbers)\n", r->path,
                 r->where);
@@ -532,7 +547,7 @@ static int rows_open(struct rows *r, const char *path)
         r->array = c == '[';
         if (c == '{')
             ungetc(c, r->in);
-        for (int i = 0; i < 7; i++)
+        for (int i = 0; i < MANIFEST_COLS; i++)
             r->col[i] = i;
         return 0;
     }

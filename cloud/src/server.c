@@ -482,6 +482,8 @@ struct sync_ctx {
     uint64_t last;      /* last sequence looked at */
     int have_box, failed;
     otpca_seedbox box;
+    char pk_batch[OTPCA_STORE_ID_MAX + 1]; /* the last batch whose product key was read */
+    uint8_t pk[65];
 };
 
 static int in_scope(const struct sync_ctx *c, const char *batch)
@@ -515,6 +517,22 @@ static int add_entry(const otpca_device *d, void *arg)
     if (d->pubkey_len) {
         memcpy(x->pub, d->pubkey, d->pubkey_len);
         e->pubkey = (otpca_buf){x->pub, d->pubkey_len};
+    } else if (d->batch[0]) {
+        /* Unclaimed: the batch's product key is the key it proves (PROTOCOL.md 6.7). */
+        if (strcmp(c->pk_batch, d->batch)) {
+            otpca_batch bt;
+            if (otpca_store_batch_get(c->w->st, d->batch, &bt)) {
+                log_error("sync: batch %s of %s cannot be read", d->batch, d->serial);
+                c->failed = 1;
+                return 1;
+            }
+            memcpy(c->pk, bt.product_pub, 65);
+            snprintf(c->pk_batch, sizeof c->pk_batch, "%s", d->batch);
+        }
+        memcpy(x->pub, c->pk, 65);
+        e->pubkey = (otpca_buf){x->pub, 65};
+        e->unclaimed = true;
+        e->present |= OTPCA_MSG_BIT(15);
     }
     if (d->batch[0]) {
         snprintf(x->batch, sizeof x->batch, "%s", d->batch);
@@ -812,7 +830,7 @@ static size_t on_record_upload(struct worker *w, const char *who, const uint8_t 
         sr.step = r.step;
         sr.reason = (int)r.reason;
         uint8_t newkey[65];
-        if (r.kind == OTPCA_REC_KEY_UPDATED && r.pubkey.p &&
+        if ((r.kind == OTPCA_REC_KEY_UPDATED || r.kind == OTPCA_REC_ISSUED) && r.pubkey.p && /* a claim's key */
             otpca_p256_pub_normalize(r.pubkey.p, r.pubkey.len, newkey) == OTPCA_ERR_OK)
             sr.pubkey = newkey;
         /* Look (the flag is stored with the record, so a retry hears the

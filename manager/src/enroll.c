@@ -73,9 +73,10 @@ static int kid_is(otpca_buf kid, const uint8_t pub[65])
 }
 
 /* Decodes a request of the given type into the verdict's common view
- * (v->req: nonce, time, serial, totp; pubkey for an EnrollRequest and a
- * KeyUpdate's new key) and the COSE layers: *outer is signed by the
- * current device key, *inner (KeyUpdate only) by the new one. */
+ * (v->req: nonce, time, serial, totp; pubkey for an EnrollRequest, and
+ * the new key of a KeyUpdate or a Claim) and the COSE layers: *outer is
+ * signed by the current device key (a Claim: the product key), *inner
+ * (KeyUpdate and Claim) by the new one. */
 static int decode_request(int type, const uint8_t *in, size_t len, otpca_mgr_verdict *v, otpca_cose_sign1 *outer,
                           otpca_cose_sign1 *inner)
 {
@@ -94,6 +95,11 @@ static int decode_request(int type, const uint8_t *in, size_t len, otpca_mgr_ver
         v->cert_hash = r.cert_hash;
         return 0;
     }
+    if (type == OTPCA_MSG_CLAIM) /* outer by the product key, inner by the new key (6.7) */
+        return otpca_cose_sign1_decode(outer->payload.p, outer->payload.len, inner) != OTPCA_ERR_OK ||
+                       otpca_msg_decode(&otpca_desc_claim, inner->payload.p, inner->payload.len, &v->req)
+                   ? -1
+                   : 0;
     if (type == OTPCA_MSG_KEY_UPDATE) {
         otpca_key_update k;
         if (otpca_cose_sign1_decode(outer->payload.p, outer->payload.len, inner) != OTPCA_ERR_OK ||
@@ -117,8 +123,16 @@ static int key_check(int type, const otpca_mgr_device *d, const otpca_cose_sign1
 {
     if (d->pubkey_len != 65 || !kid_is(outer->kid, d->pubkey))
         return OTPCA_MGR_KEY;
+    /* An unclaimed batch device's registered key is its batch's product
+     * key: it is never certified, only proven by a Claim (6.7). */
     if (type == OTPCA_MSG_ENROLL_REQUEST)
-        return same_key(d->pubkey, v->req.pubkey) ? OTPCA_MGR_OK : OTPCA_MGR_KEY;
+        return !d->claimable && same_key(d->pubkey, v->req.pubkey) ? OTPCA_MGR_OK : OTPCA_MGR_KEY;
+    if (type == OTPCA_MSG_CLAIM) {
+        if (!d->claimable || otpca_p256_pub_normalize(v->req.pubkey.p, v->req.pubkey.len, v->pub) != OTPCA_ERR_OK ||
+            otpca_ct_equal(v->pub, d->pubkey, 65) || !kid_is(inner->kid, v->pub))
+            return OTPCA_MGR_KEY; /* claimed already, not a point, the product key itself, or not the signer */
+        return OTPCA_MGR_OK;
+    }
     /* Rejoin and KeyUpdate: the certificate named must be the current one
      * (not revoked, not superseded by a confirmed KeyUpdate). */
     if (!d->has_cert || v->cert_hash.len != 32 || !otpca_ct_equal(v->cert_hash.p, d->cert_hash, 32))
@@ -205,13 +219,14 @@ static void check_request(int type, const otpca_mgr_window *w, uint64_t now, uin
         v->count_failure = sig_ok;
         return;
     }
-    if (!sig_ok || (type == OTPCA_MSG_KEY_UPDATE && otpca_cose_sign1_verify(&inner, v->pub, 65) != OTPCA_ERR_OK)) {
+    int new_key = type == OTPCA_MSG_KEY_UPDATE || type == OTPCA_MSG_CLAIM;
+    if (!sig_ok || (new_key && otpca_cose_sign1_verify(&inner, v->pub, 65) != OTPCA_ERR_OK)) {
         v->reason = OTPCA_MGR_SIGNATURE;
         return;
     }
     v->reason = OTPCA_MGR_OK;
     v->step = matched;
-    if (type != OTPCA_MSG_KEY_UPDATE)
+    if (!new_key)
         memcpy(v->pub, d.pubkey, 65);
 }
 
@@ -231,6 +246,12 @@ void otpca_mgr_check_key_update(const otpca_mgr_window *w, uint64_t now, uint64_
                                 const uint8_t *in, size_t len, otpca_mgr_verdict *v)
 {
     check_request(OTPCA_MSG_KEY_UPDATE, w, now, skew, h, in, len, v);
+}
+
+void otpca_mgr_check_claim(const otpca_mgr_window *w, uint64_t now, uint64_t skew, const otpca_mgr_hooks *h,
+                           const uint8_t *in, size_t len, otpca_mgr_verdict *v)
+{
+    check_request(OTPCA_MSG_CLAIM, w, now, skew, h, in, len, v);
 }
 
 /* ------------------------------------------------------------- answers */

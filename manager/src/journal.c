@@ -159,6 +159,7 @@ static otpca_err write_issued(mgr_journal *j, mgr_job *job)
         ret = audit(j, MGR_EV_ISSUED, job->serial,
                     r->kind == OTPCA_REC_REJOINED       ? "network key sent (rejoin)"
                     : r->kind == OTPCA_REC_KEY_UPDATED ? "certificate issued for a new key"
+                    : r->pubkey_len                    ? "certificate issued for a claimed key"
                                                        : "certificate issued",
                     r->audit);
     if (!ret)

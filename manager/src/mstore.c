@@ -110,7 +110,8 @@ static const char SCHEMA_V1[] =
     "  window_id BLOB"
     ");";
 
-/* Version 2: revocations for the manager's CRL (PROTOCOL.md 7.7). A
+/* Version 2: unclaimed batch devices (below), and revocations for the
+ * manager's CRL (PROTOCOL.md 7.7). A
  * device carries when and why the cloud revoked it; crl_entries lists
  * every journaled certificate (records of kind 1 and 4) of a revoked
  * device, filled by triggers whichever comes first, the revocation or the
@@ -129,6 +130,9 @@ static const char SCHEMA_V2[] =
     "  CHECK (revoke_reason BETWEEN 0 AND 10 AND revoke_reason NOT IN (7, 8));"
     "ALTER TABLE staging ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE staging ADD COLUMN revoke_reason INTEGER NOT NULL DEFAULT 0;"
+    /* and whether its key is its batch's product key (PROTOCOL.md 6.7) */
+    "ALTER TABLE devices ADD COLUMN unclaimed INTEGER NOT NULL DEFAULT 0 CHECK (unclaimed IN (0, 1));"
+    "ALTER TABLE staging ADD COLUMN unclaimed INTEGER NOT NULL DEFAULT 0;"
     "CREATE TABLE crl_entries ("
     "  record INTEGER PRIMARY KEY REFERENCES records(seq),"
     "  revoked_at INTEGER NOT NULL,"
@@ -152,8 +156,8 @@ static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2};
 
 #define DEV_COLS                                                                                          \
     "serial, seq, state, mac, pubkey, batch, seed, box, digits, period, algorithm, last_step, failures, " \
-    "cert_hash, enrolled_here, revoked_at, revoke_reason"
-#define DEV_VALUES "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17"
+    "cert_hash, enrolled_here, revoked_at, revoke_reason, unclaimed"
+#define DEV_VALUES "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18"
 #define REC_COLS "seq, id, window_id, kind, serial, time, cert, cert_hash, step, reason, audit, pubkey, uploaded"
 #define AUDIT_COLS "seq, prev, hash, time, actor, event, subject, detail, window_id"
 
@@ -173,7 +177,7 @@ static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2};
 #define MERGE_SET                                                                                        \
     "seq = CASE WHEN ?20 THEN max(devices.seq, excluded.seq) ELSE excluded.seq END, " M_CLOUD("mac")      \
     M_CLOUD("pubkey") M_CLOUD("batch") M_CLOUD("seed") M_CLOUD("box") M_CLOUD("digits") M_CLOUD("period") \
-    M_CLOUD("algorithm") M_CLOUD("revoked_at") M_CLOUD("revoke_reason")                                   \
+    M_CLOUD("algorithm") M_CLOUD("revoked_at") M_CLOUD("revoke_reason") M_CLOUD("unclaimed")                                 \
     "state = CASE WHEN " M_STALE " THEN devices.state"                                                   \
     " WHEN excluded.state IN (3, 4) THEN excluded.state"                                                 \
     " WHEN devices.state = 4 AND " M_LOCK_PENDING " THEN 4"                                              \
@@ -248,7 +252,7 @@ static const char *const SQL[ST_COUNT] = {
     [ST_DEVICE_DELETE] = "DELETE FROM devices WHERE serial = ?1",
     [ST_DEVICE_GET] = "SELECT d.serial, d.seq, d.state, d.mac, d.pubkey, d.batch, d.seed, d.box, d.digits, "
                       "d.period, d.algorithm, d.last_step, d.failures, d.cert_hash, d.enrolled_here, b.eph, "
-                      "d.revoked_at, d.revoke_reason "
+                      "d.revoked_at, d.revoke_reason, d.unclaimed "
                       "FROM devices d LEFT JOIN boxes b ON b.id = d.box WHERE d.serial = ?1",
     [ST_DEVICE_BRIEF] = "SELECT state, seq, failures FROM devices WHERE serial = ?1",
     [ST_COUNTS] = "SELECT state, count(*) FROM devices GROUP BY state",
@@ -260,8 +264,8 @@ static const char *const SQL[ST_COUNT] = {
     [ST_ACCEPT] = "UPDATE devices SET last_step = ?2, cert_hash = coalesce(?3, cert_hash) "
                   "WHERE serial = ?1 AND last_step < ?2 AND state IN (1, 2)",
     [ST_FAIL_SET] = "UPDATE devices SET failures = ?2, state = ?3 WHERE serial = ?1",
-    [ST_ENROLLED] = "UPDATE devices SET state = 2, cert_hash = ?2, enrolled_here = 1, pubkey = coalesce(?3, pubkey) "
-                    "WHERE serial = ?1 AND state IN (1, 2)",
+    [ST_ENROLLED] = "UPDATE devices SET state = 2, cert_hash = ?2, enrolled_here = 1, pubkey = coalesce(?3, pubkey), "
+                    "unclaimed = CASE WHEN ?3 IS NULL THEN unclaimed ELSE 0 END WHERE serial = ?1 AND state IN (1, 2)",
     [ST_SET_STATE] = "UPDATE devices SET state = ?2, seq = max(seq, ?3), "
                      "failures = CASE WHEN ?4 THEN 0 ELSE failures END, "
                      "revoked_at = CASE WHEN ?2 = 3 THEN ?5 ELSE revoked_at END, "
@@ -499,6 +503,7 @@ struct mrow {
     const uint8_t *cert_hash;
     uint64_t revoked_at;
     unsigned revoke_reason;
+    int unclaimed;
 };
 
 /* Checks an entry the way the decoder does (a caller may hand in a batch
@@ -561,6 +566,9 @@ static otpca_err entry_row(const otpca_device_entry *e, uint64_t box, struct mro
             return bad_arg("entry certificate hash");
         r->cert_hash = e->cert_hash.p;
     }
+    r->unclaimed = (e->present & OTPCA_MSG_BIT(15)) && e->unclaimed;
+    if (r->unclaimed && !r->pub_len)
+        return bad_arg("entry: an unclaimed device without its product key");
     if (r->state == OTPCA_DEV_REVOKED && (e->present & OTPCA_MSG_BIT(13))) {
         if (e->revoked_at > TIME_MAX)
             return bad_arg("entry revocation time");
@@ -594,6 +602,7 @@ static void bind_row(sqlite3_stmt *st, const struct mrow *r, int *rc)
     otpca_sqlite_bind_int(st, 15, 0, rc);
     otpca_sqlite_bind_int(st, 16, r->revoked_at, rc);
     otpca_sqlite_bind_int(st, 17, r->revoke_reason, rc);
+    otpca_sqlite_bind_int(st, 18, r->unclaimed ? 1 : 0, rc);
 }
 
 /* The entries of a batch, from the caller's array or the decoded one. */
@@ -865,6 +874,7 @@ static otpca_err device_from_row(sqlite3_stmt *st, otpca_mdevice *d)
     d->enrolled_here = sqlite3_column_int(st, 14) != 0;
     d->revoked_at = otpca_sqlite_col_u64(st, 16);
     d->revoke_reason = (unsigned)sqlite3_column_int(st, 17);
+    d->unclaimed = sqlite3_column_int(st, 18) != 0;
     return OTPCA_ERR_OK;
 }
 

@@ -233,6 +233,7 @@ static otpca_err hook_device(void *arg, const char *serial, otpca_mgr_device *ou
     out->last_step = d->last_step;
     out->has_cert = d->has_cert;
     memcpy(out->cert_hash, d->cert_hash, 32);
+    out->claimable = d->unclaimed;
     return OTPCA_ERR_OK;
 }
 
@@ -259,7 +260,8 @@ static otpca_err hook_record(void *arg, const uint8_t id[16], otpca_mgr_issued *
     otpca_err ret = otpca_mstore_record_get(w->st, id, r);
     if (!ret && ((r->kind != OTPCA_REC_ISSUED && r->kind != OTPCA_REC_KEY_UPDATED) || !r->cert_len))
         ret = OTPCA_ERR_NOT_FOUND;
-    out->key_update = !ret && r->kind == OTPCA_REC_KEY_UPDATED;
+    /* A KeyUpdate's record, or an issuance with a new key (a Claim). */
+    out->key_update = !ret && (r->kind == OTPCA_REC_KEY_UPDATED || r->pubkey_len == 65);
     if (!ret && out->key_update && r->pubkey_len != 65)
         ret = OTPCA_ERR_NOT_FOUND;
     if (!ret && !out->key_update)
@@ -338,7 +340,10 @@ static size_t reject(struct worker *w, const otpca_mgr_verdict *v)
         return node_error(w, OTPCA_WIRE_BAD_REQUEST, NULL);
     }
     log_warn("%s of %s rejected: %s",
-             v->type == OTPCA_MSG_REJOIN ? "rejoin" : v->type == OTPCA_MSG_KEY_UPDATE ? "key update" : "enrollment",
+             v->type == OTPCA_MSG_REJOIN       ? "rejoin"
+             : v->type == OTPCA_MSG_KEY_UPDATE ? "key update"
+             : v->type == OTPCA_MSG_CLAIM      ? "claim"
+                                               : "enrollment",
              v->serial, otpca_mgr_reason_name(v->reason));
     unsigned code = v->reason == OTPCA_MGR_WINDOW ? OTPCA_WIRE_WINDOW_CLOSED : OTPCA_WIRE_AUTH_FAILED;
     size_t len = node_error(w, code, nonce);
@@ -354,7 +359,7 @@ static size_t reject(struct worker *w, const otpca_mgr_verdict *v)
     return defer(w, job, nonce);
 }
 
-/* EnrollRequest, Rejoin and KeyUpdate: the same checks but for the key
+/* EnrollRequest, Rejoin, KeyUpdate and Claim: the same checks but for the key
  * (enroll.h), the same issuance but for the certificate (none for a
  * Rejoin) and the record's kind. */
 static size_t on_request(struct worker *w, unsigned type, const uint8_t *in, size_t len)
@@ -370,6 +375,8 @@ static size_t on_request(struct worker *w, unsigned type, const uint8_t *in, siz
         otpca_mgr_check_rejoin(&win, now_s(), m->n.max_skew, &h, in, len, &v);
     else if (type == OTPCA_MSG_KEY_UPDATE)
         otpca_mgr_check_key_update(&win, now_s(), m->n.max_skew, &h, in, len, &v);
+    else if (type == OTPCA_MSG_CLAIM)
+        otpca_mgr_check_claim(&win, now_s(), m->n.max_skew, &h, in, len, &v);
     else
         otpca_mgr_check_enroll(&win, now_s(), m->n.max_skew, &h, in, len, &v);
     if (v.reason == OTPCA_MGR_REPLAY) { /* the same request again: the same answer (PROTOCOL.md 6.8) */
@@ -429,7 +436,7 @@ static size_t on_request(struct worker *w, unsigned type, const uint8_t *in, siz
     r->kind = type == OTPCA_MSG_REJOIN       ? OTPCA_REC_REJOINED
               : type == OTPCA_MSG_KEY_UPDATE ? OTPCA_REC_KEY_UPDATED
                                              : OTPCA_REC_ISSUED;
-    if (r->kind == OTPCA_REC_KEY_UPDATED) {
+    if (r->kind == OTPCA_REC_KEY_UPDATED || type == OTPCA_MSG_CLAIM) { /* a Claim: an issuance with its new key */
         memcpy(r->pubkey, v.pub, 65);
         r->pubkey_len = 65;
     }
@@ -501,11 +508,10 @@ static size_t handle(void *arg, const char *user, zmq_msg_t *client, const uint8
     case OTPCA_MSG_ENROLL_REQUEST:
     case OTPCA_MSG_REJOIN:
     case OTPCA_MSG_KEY_UPDATE:
+    case OTPCA_MSG_CLAIM:
         return on_request(w, type, in, len);
     case OTPCA_MSG_ENROLL_CONFIRM:
         return on_confirm(w, in, len);
-    case OTPCA_MSG_CLAIM:
-        return node_error(w, OTPCA_WIRE_UNSUPPORTED, NULL); /* batch claim: issue #10 */
     default:
         return node_error(w, OTPCA_WIRE_BAD_REQUEST, NULL);
     }

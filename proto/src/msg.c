@@ -222,6 +222,7 @@ static const field f_device_entry[] = {
     HASH(12, O, otpca_device_entry, cert_hash),
     TIME(13, O, otpca_device_entry, revoked_at),
     UINT(14, O, otpca_device_entry, revoke_reason, 0, 10),
+    BOOL(15, O, otpca_device_entry, unclaimed),
 };
 DESC(otpca_desc_device_entry, "DeviceEntry", 0, otpca_device_entry, f_device_entry);
 

@@ -5,7 +5,10 @@
 # `otpca-node enroll` enrolls one node again; `openssl verify` accepts
 # root -> manager -> node for every certificate a node committed to its
 # flash image; a node pinned to another root refuses the manager; Rejoin
-# and KeyUpdate run when the manager serves them; usage errors exit 2.
+# and KeyUpdate run when the manager serves them; a batch device claims a
+# key of its own with its batch's product key (`otpca-node claim`), after
+# which the registry holds the new key and refuses a second claim; usage
+# errors exit 2.
 . "$(dirname "$0")/lib.sh"
 M="$OTPCA_BIN/otpca-manager"
 C="$OTPCA_BIN/otpca-cloud"
@@ -46,6 +49,12 @@ END
 curve=$(sed -n 's/^cloud_curve_key = //p' init.out)
 sign=$(sed -n 's/^cloud_sign_key = //p' init.out)
 "$C" --config cloud.conf device import "$RIG/manifest.csv" --approve >>cmd.log 2>&1 || bad "device import"
+# A batch device (PROTOCOL.md 6.7): claim-01 proves batch-b1's product key,
+# which is node-000006's device key here, and that token's TOTP seed.
+"$T" pubkey "$(uri node-000006 device-key)" --out product.pem >>cmd.log 2>&1 || bad "product key"
+"$C" --config cloud.conf batch add batch-b1 --product-key product.pem >>cmd.log 2>&1 || bad "batch add"
+printf 'serial,mac,seed,batch\nclaim-01,02:00:00:00:00:c1,%s,batch-b1\n' "$(seed_of node-000006)" >batch.csv
+"$C" --config cloud.conf device import batch.csv --approve >>cmd.log 2>&1 || bad "batch device import"
 awk -F, 'NR == 2 { print $3 }' "$RIG/operators.csv" >op.seed
 "$C" --config cloud.conf operator add otpca-op-01 --seed-file op.seed >>cmd.log 2>&1 || bad "operator add"
 
@@ -164,7 +173,32 @@ else
     bad "rejoin: $(cat rejoin.out rejoin.err | head -c 600)"
 fi
 
+# ---- batch claim: the product key proves, a new key in the token is certified ----
+claim_token="pkcs11:token=node-000006?pin-source=file:$RIG/pins/node-000006.pin"
+if "$N" claim --token "$claim_token" --serial claim-01 --mac 02:00:00:00:00:c1 --manager "$ep" --root root.pem \
+    --state claim --keep-old-key --cert-out claim.pem >claim.out 2>claim.err; then
+    ok "claim: $(cat claim.out)"
+else
+    bad "claim: $(cat claim.out claim.err | head -c 600)"
+fi
+openssl verify -CAfile root.pem -untrusted mgr-07.pem claim.pem >/dev/null 2>&1 && ok "openssl verify: the claimed certificate" ||
+    bad "verify claim.pem"
+openssl x509 -in claim.pem -noout -subject 2>/dev/null | grep -q "CN = claim-01" && ok "claim: CN = claim-01" || bad "claim subject"
+openssl x509 -in claim.pem -noout -pubkey >claim.pub 2>/dev/null
+[ -s claim.pub ] && ! cmp -s claim.pub product.pem && ok "claim: a new key, not the product key" ||
+    bad "claim: the certificate holds the product key"
+step=$(($(date +%s) / 30))
+while [ $(($(date +%s) / 30)) -eq "$step" ]; do sleep 0.2; done
+expect_fail "a second claim (the device is claimed) is refused" 1 "AUTH_FAILED" -- \
+    "$N" claim --token "$claim_token" --serial claim-01 --mac 02:00:00:00:00:c1 --manager "$ep" --root root.pem \
+    --state claim2 --keep-old-key --timeout 500
+
 "$M" window close --config manager.conf >>cmd.log 2>&1
 wait "$mgr_pid" && ok "window closes with exit 0" || bad "window exit"
+# The registry binds the claimed key to the serial (the product key is gone from it).
+newhex=$(openssl pkey -pubin -in claim.pub -outform DER 2>/dev/null | tail -c 65 | od -An -tx1 | tr -d ' \n')
+"$C" --config cloud.conf device show claim-01 >claim.show 2>&1
+grep -q "^public key *$newhex" claim.show && grep -q "^state *enrolled" claim.show &&
+    ok "the cloud holds claim-01 enrolled with its new key" || bad "cloud after the claim: $(cat claim.show)"
 grep -q "confirmed" manager.out && ok "manager summary: $(grep 'window closed' manager.out)" || bad "manager summary: $(cat manager.out)"
 finish

@@ -67,6 +67,7 @@ typedef struct otpca_mgr_device {
     uint64_t last_step;
     int has_cert;
     uint8_t cert_hash[32]; /* the current certificate (Rejoin and KeyUpdate must name it) */
+    int claimable;         /* a batch device not claimed yet: pubkey is its batch's product key */
 } otpca_mgr_device;
 
 /* What the journal knows about an issued certificate. */
@@ -74,7 +75,7 @@ typedef struct otpca_mgr_issued {
     char serial[65];
     uint8_t cert_hash[32]; /* SHA-256 of the DER certificate */
     uint8_t pub[65];       /* the key it certifies */
-    int key_update;        /* issued for a KeyUpdate: pub is the new key */
+    int key_update;        /* issued for a KeyUpdate or a Claim: pub is the new key */
 } otpca_mgr_issued;
 
 typedef struct otpca_mgr_hooks {
@@ -90,7 +91,7 @@ typedef struct otpca_mgr_hooks {
 } otpca_mgr_hooks;
 
 typedef struct otpca_mgr_verdict {
-    int type;               /* OTPCA_MSG_ENROLL_REQUEST, _REJOIN or _KEY_UPDATE */
+    int type;               /* OTPCA_MSG_ENROLL_REQUEST, _REJOIN, _KEY_UPDATE or _CLAIM */
     int reason;             /* OTPCA_MGR_* */
     int count_failure;      /* 1: count towards the device's lockout */
     char serial[65];        /* the request's serial ("" if it did not decode) */
@@ -101,7 +102,7 @@ typedef struct otpca_mgr_verdict {
     otpca_enroll_request req;
     otpca_buf cert_hash;    /* Rejoin, KeyUpdate: the certificate named */
     /* reason 0: the key the answer certifies and seals the network key to:
-     * the registered device key, or a KeyUpdate's new key. */
+     * the registered device key, or the new key of a KeyUpdate or Claim. */
     uint8_t pub[65];
 } otpca_mgr_verdict;
 
@@ -118,6 +119,14 @@ void otpca_mgr_check_rejoin(const otpca_mgr_window *w, uint64_t now, uint64_t sk
  * point other than the old one, inner signature (and kid) by the new key. */
 void otpca_mgr_check_key_update(const otpca_mgr_window *w, uint64_t now, uint64_t skew, const otpca_mgr_hooks *h,
                                 const uint8_t *in, size_t len, otpca_mgr_verdict *v);
+
+/* Claim (PROTOCOL.md 6.7, double signature 4.3): the device is an
+ * unclaimed batch device (claimable), the outer signature is by its
+ * registered key (the batch's product key), the new key is a point other
+ * than it and signs the inner layer. An EnrollRequest from a claimable
+ * device is refused (reason 7): a product key is never certified. */
+void otpca_mgr_check_claim(const otpca_mgr_window *w, uint64_t now, uint64_t skew, const otpca_mgr_hooks *h,
+                           const uint8_t *in, size_t len, otpca_mgr_verdict *v);
 
 /* TOTP of seed at step (liboath), as a number. For the tests and the
  * simulator; the checks use it too. */

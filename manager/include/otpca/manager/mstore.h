@@ -88,6 +88,7 @@ typedef struct otpca_mdevice {
     int enrolled_here;       /* this manager issued the current certificate and it was confirmed */
     uint64_t revoked_at;     /* state revoked: when the cloud revoked it (0: not said) */
     unsigned revoke_reason;  /* state revoked: RFC 5280 CRLReason */
+    int unclaimed;           /* a batch device not claimed yet: pubkey is its batch's product key */
 } otpca_mdevice;
 
 /* Applies a verified delta (kind OTPCA_SYNC_DELTA) in one transaction (or

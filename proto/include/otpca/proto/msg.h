@@ -250,6 +250,7 @@ typedef struct otpca_device_entry {
     otpca_buf cert_hash; /* 12 */
     uint64_t revoked_at; /* 13: state 3, when the registry revoked it */
     uint64_t revoke_reason; /* 14: state 3, RFC 5280 CRLReason */
+    bool unclaimed;      /* 15: key 4 is the batch's product key (6.7) */
 } otpca_device_entry;
 
 typedef struct otpca_sync_batch {
