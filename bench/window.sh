@@ -24,7 +24,9 @@
 #      window does and the engine benchmark leaves out.
 # Prints a table (or --json: one object) with enrollments/s, the bound, the
 # ratio (target >= 0.80), latency percentiles, bytes per enrollment, the
-# client's CPU share, and the open/close times (target <= 1 s each).
+# client's CPU share, the open/close times (target <= 1 s each), and the
+# peak RSS (VmHWM from /proc) of the manager (window 1, read just before
+# its close) and of the cloud (read after the second window).
 # The binaries come from --build DIR (default build/, made by
 # deploy/test.sh; a Release build measures best). Takes about 1-2 minutes
 # at the defaults. Exit status: 0 done, 1 a step failed, 2 bad usage.
@@ -46,7 +48,7 @@ while [ $# -gt 0 ]; do
     --concurrency) conc=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
     --build) build=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
     --json) json=1; shift ;;
-    -h | --help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) say "unknown argument: $1"; usage >&2; exit 2 ;;
     esac
 done
@@ -150,9 +152,13 @@ open_window() {
     pids+=("$mpid")
     open_ms=$((t1 - t0))
 }
-# close_window: SIGTERM, timed until the process is gone; $close_ms.
+# vmhwm PID: the process's peak resident set (VmHWM, KiB) so far.
+vmhwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+# close_window: SIGTERM, timed until the process is gone; $close_ms, and
+# $mgr_hwm, the manager's VmHWM read just before the signal.
 close_window() {
     local t0 i
+    mgr_hwm=$(vmhwm "$mpid")
     t0=$(ms)
     kill -TERM "$mpid"
     for ((i = 0; i < 6000 && $(kill -0 "$mpid" 2>/dev/null && echo 1 || echo 0); i++)); do sleep 0.005; done
@@ -180,6 +186,7 @@ mcpu=$(awk -v a="$m0" -v b="$(cpu_ticks "$mpid")" -v hz="$hz" 'BEGIN { printf "%
 ccpu_cloud=$(awk -v a="$c0" -v b="$(cpu_ticks "$cloudpid")" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
 close_window
 close1=$close_ms
+hwm_mgr=${mgr_hwm:-0}
 grep -q " $enroll issued, $enroll confirmed" "$tmp/summary.out" ||
     fail "the summary does not show $enroll issued and confirmed: $(cat "$tmp/summary.out")"
 pending=$(sed -n 's/.* \([0-9]*\) pending.*/\1/p' "$tmp/summary.out")
@@ -188,6 +195,8 @@ open_window 2
 open2=$open_ms
 close_window
 close2=$close_ms
+hwm_cloud=$(vmhwm "$cloudpid") # after both windows: the cloud's peak over the run
+hwm_cloud=${hwm_cloud:-0}
 
 say "crypto bound (otpca-bench-enroll, same rig) ..."
 "$bin/otpca-bench-enroll" --json --rig "$rig" --seconds 1 --rounds 4 >"$tmp/bound.json" 2>"$tmp/bound.log" ||
@@ -223,8 +232,9 @@ if [ "$json" = 1 ]; then
     printf '"bytes_per_enrollment":%s,"client_cpu_seconds":%s,"seconds":%s,' "$bytes" "$ccpu" "$secs"
     printf '"manager_cpu_seconds":%s,"cloud_cpu_seconds":%s,"per_manager_cpu_second":%s,' "$mcpu" "$ccpu_cloud" "$mrate"
     printf '"bound_per_cpu_second":%s,"ratio_cpu":%s,' "$boundcpu" "$ratiocpu"
-    printf '"open_snapshot_ms":%s,"close_ms":%s,"open_delta_ms":%s,"close_idle_ms":%s,"pending_after_close":%s}\n' \
+    printf '"open_snapshot_ms":%s,"close_ms":%s,"open_delta_ms":%s,"close_idle_ms":%s,"pending_after_close":%s,' \
         "$open1" "$close1" "$open2" "$close2" "${pending:-null}"
+    printf '"manager_vmhwm_kib":%s,"cloud_vmhwm_kib":%s}\n' "$hwm_mgr" "$hwm_cloud"
 else
     cat <<END
 Full enrollments through otpca-manager (2 workers, group-committed journal), $(nproc) cores,
@@ -241,5 +251,6 @@ $devices devices in scope, $enroll enrollments, $conc in flight:
   window close after the load   $close1 ms (records uploaded; ${pending:-?} pending)
   window open, again (delta)    $open2 ms
   window close, idle            $close2 ms
+  peak RSS (VmHWM)              manager $((hwm_mgr / 1024)) MiB (window 1, before its close), cloud $((hwm_cloud / 1024)) MiB (whole run)
 END
 fi
