@@ -238,3 +238,190 @@ bench_json_runs() {
     for ((k = 1; k <= runs; k++)); do printf '%s' "$sep"; tr -d '\n' <"$tmp/sp-$k.json"; sep=,; done
     printf ']}}\n'
 }
+
+# ---- the window rig: what bench/window.sh and bench/faults.sh share ------
+#
+# A SoftHSM rig (root, cloud, manager mgr-01 and its operator token; no
+# node tokens), N devices with software keys (otpca-bench-window gen)
+# imported into a real cloud and approved, the root ceremony, the manager
+# registered, `otpca-cloud serve` and `otpca-manager window open` on
+# loopback. The sourcing script sets bin (the binaries), tmp (a directory
+# of its own), an array pids (what its EXIT trap kills) and a function
+# fail (says why and exits); everything below writes in $tmp and logs
+# there.
+
+# wrig_setup N: rig, N devices, cloud store, import, ceremony, registration;
+# sets rig, M, curve, sign and exports SOFTHSM2_CONF.
+wrig_setup() {
+    local devices=$1 mcurve
+    rig=$tmp/rig
+    M=$bin/otpca-manager
+    export SOFTHSM2_CONF=$rig/softhsm2.conf
+    "$bin/otpca-token" rig create "$rig" --nodes 0 --managers 1 >"$tmp/rig.log" 2>&1 || fail "rig create failed"
+    "$bin/otpca-bench-window" gen --count "$devices" --out "$tmp" || fail "gen failed"
+    cat >"$tmp/cloud.conf" <<END
+store = $tmp/cloud.db
+token = pkcs11:token=otpca-cloud?$(wrig_pin otpca-cloud)
+listen = tcp://127.0.0.1:*
+notices = tcp://127.0.0.1:*
+workers = 2
+log_level = warn
+END
+    wrig_cloud init >"$tmp/init.out" 2>"$tmp/init.log" || fail "cloud init failed"
+    curve=$(sed -n 's/^cloud_curve_key *= *//p' "$tmp/init.out")
+    sign=$(sed -n 's/^cloud_sign_key *= *//p' "$tmp/init.out")
+    wrig_cloud device import "$tmp/manifest.csv" --approve >"$tmp/import.log" 2>&1 || fail "import failed"
+    "$M" ca init-root --key "pkcs11:token=otpca-root;object=root-key?$(wrig_pin otpca-root)" --cn "bench root" \
+        --out "$tmp/root" >"$tmp/ceremony.log" 2>&1 || fail "ca init-root failed"
+    "$M" ca certify --root "pkcs11:token=otpca-root;object=root-key?$(wrig_pin otpca-root)" \
+        --root-cert "$tmp/root.pem" --key "pkcs11:token=otpca-mgr-01;object=ca-key?$(wrig_pin otpca-mgr-01)" \
+        --id mgr-01 --out "$tmp/mgr-01" >"$tmp/certify.out" 2>>"$tmp/ceremony.log" || fail "ca certify failed"
+    mcurve=$(sed -n "s/.*--curve-key '\(.\{40\}\)'.*/\1/p" "$tmp/certify.out")
+    wrig_cloud manager add mgr-01 --ca-cert "$tmp/mgr-01.pem" --curve-key "$mcurve" >>"$tmp/ceremony.log" 2>&1 ||
+        fail "manager add failed"
+    awk -F, 'NR == 2 { print $3 }' "$rig/operators.csv" >"$tmp/op.seed"
+    wrig_cloud operator add otpca-op-01 --seed-file "$tmp/op.seed" >>"$tmp/ceremony.log" 2>&1 ||
+        fail "operator add failed"
+    wrig_cloud operator allow otpca-op-01 --manager mgr-01 >>"$tmp/ceremony.log" 2>&1 || fail "operator allow failed"
+}
+wrig_pin() { printf 'pin-source=file:%s/pins/%s.pin' "$rig" "$1"; }
+wrig_cloud() { "$bin/otpca-cloud" --config "$tmp/cloud.conf" "$@"; }
+
+# wrig_cloud_start: `otpca-cloud serve` on the endpoints of the last start
+# (new loopback ports the first time); sets cloudpid, listen, notices.
+wrig_cloud_start() {
+    local i line=
+    : >"$tmp/cloud.out"
+    OTPCA_CLOUD_LISTEN=${listen:-tcp://127.0.0.1:*} OTPCA_CLOUD_NOTICES=${notices:-tcp://127.0.0.1:*} \
+        "$bin/otpca-cloud" --config "$tmp/cloud.conf" serve >"$tmp/cloud.out" 2>>"$tmp/cloud.log" &
+    cloudpid=$!
+    pids+=("$cloudpid")
+    for ((i = 0; i < 6000; i++)); do # 30 s
+        read -r line <"$tmp/cloud.out" && [ -n "$line" ] && break
+        kill -0 "$cloudpid" 2>/dev/null || break
+        sleep 0.005
+    done
+    read -r _ listen _ notices <<<"$line"
+    [ -n "$notices" ] || fail "the cloud did not start"
+}
+# wrig_cloud_stop: SIGTERM, bounded wait (20 s), then SIGKILL; its exit
+# status in $cloud_rc.
+wrig_cloud_stop() {
+    wrig_stop "$cloudpid" 20
+    cloud_rc=$stop_rc
+}
+
+# wrig_manager_conf [STORE]: manager.conf for mgr-01 against the running
+# cloud, journal in STORE (default $tmp/manager.db), nodes on a new port.
+wrig_manager_conf() {
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/netkey.hex"
+    chmod 600 "$tmp/netkey.hex"
+    cat >"$tmp/manager.conf" <<END
+id = mgr-01
+token = pkcs11:token=otpca-mgr-01?$(wrig_pin otpca-mgr-01)
+ca_cert = $tmp/mgr-01.pem
+store = ${1:-$tmp/manager.db}
+cloud = $listen
+cloud_notices = $notices
+cloud_curve_key = $curve
+cloud_sign_key = $sign
+listen = tcp://127.0.0.1:*
+operator = otpca-op-01
+operator_token = pkcs11:token=otpca-op-01;object=op-totp?$(wrig_pin otpca-op-01)
+netkey_file = $tmp/netkey.hex
+window_seconds = 3600
+workers = 2
+log_level = warn
+END
+}
+
+# wrig_open N [OPERATOR CODE]: window N (`window open`, stdout to
+# $tmp/manager-N.out, stderr to .log); with CODE, as OPERATOR with the code
+# typed (--totp-stdin), else with otpca-op-01's code computed in its token.
+# Waits (60 s at most) until it serves; sets mpid, endpoint and open_ms.
+wrig_open() {
+    local n=$1 t0 i line=
+    local out=$tmp/manager-$n.out log=$tmp/manager-$n.log
+    : >"$out"
+    t0=$(date +%s%3N)
+    if [ -n "${3:-}" ]; then
+        OTPCA_MANAGER_OPERATOR=$2 "$M" window open --config "$tmp/manager.conf" --totp-stdin \
+            <<<"$3" >"$out" 2>"$log" &
+    else
+        "$M" window open --config "$tmp/manager.conf" </dev/null >"$out" 2>"$log" &
+    fi
+    mpid=$!
+    pids+=("$mpid")
+    for ((i = 0; i < 12000; i++)); do # 60 s
+        read -r line <"$out" && [ -n "$line" ] && break
+        kill -0 "$mpid" 2>/dev/null || break
+        sleep 0.005
+    done
+    open_ms=$(($(date +%s%3N) - t0))
+    read -r _ endpoint <<<"$line"
+    [ -n "$endpoint" ] || fail "window $n did not open: $(tail -3 "$log")"
+}
+# wrig_close: SIGTERM to the window, timed until it has exited (30 s at
+# most, then SIGKILL and a failure); close_ms, close_rc (its exit status).
+wrig_close() {
+    local t0
+    t0=$(date +%s%3N)
+    wrig_stop "$mpid" 30
+    close_ms=$(($(date +%s%3N) - t0))
+    close_rc=$stop_rc
+    [ "$close_rc" -ne 137 ] || fail "the window did not close within 30 s"
+}
+
+# wrig_stop PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL; the
+# exit status in stop_rc (137 if it had to be killed).
+wrig_stop() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < $2 * 200 && $(kill -0 "$pid" 2>/dev/null && echo 1 || echo 0); i++)); do sleep 0.005; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    stop_rc=$?
+}
+
+# wrig_vmhwm PID: the process's peak resident set so far (VmHWM, KiB).
+wrig_vmhwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+
+# wrig_operators K: K more operators (bench-op-01..K) with software seeds
+# in $tmp/ops/, allowed on mgr-01: each may open one window per TOTP step
+# (the cloud takes a step once per operator), so K of them allow K
+# restarts in the same 30 s. Needs oathtool.
+wrig_operators() {
+    local i id
+    command -v oathtool >/dev/null || fail "oathtool is needed (Debian: oathtool)"
+    mkdir -p "$tmp/ops"
+    for ((i = 1; i <= $1; i++)); do
+        printf -v id 'bench-op-%02d' "$i"
+        head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/ops/$id.seed"
+        wrig_cloud operator add "$id" --seed-file "$tmp/ops/$id.seed" >>"$tmp/ceremony.log" 2>&1 ||
+            fail "operator add $id failed"
+        wrig_cloud operator allow "$id" --manager mgr-01 >>"$tmp/ceremony.log" 2>&1 || fail "operator allow $id failed"
+        op_last[$i]=0
+    done
+    op_count=$1
+}
+# wrig_op_code: an operator and a code the cloud has not taken yet: the
+# first operator whose last step is below the current step + 1 types the
+# code of the smallest step it may still use (now - 0 .. now + 1); sets
+# op_id and op_code; fails when every operator has used up its steps.
+wrig_op_code() {
+    local i now step
+    now=$(($(date +%s) / 30))
+    for ((i = 1; i <= op_count; i++)); do
+        step=$((op_last[i] + 1 > now ? op_last[i] + 1 : now))
+        if [ "$step" -le $((now + 1)) ]; then
+            op_last[$i]=$step
+            printf -v op_id 'bench-op-%02d' "$i"
+            op_code=$(oathtool --totp -d 6 -N "@$((step * 30))" "$(cat "$tmp/ops/$op_id.seed")") ||
+                fail "oathtool failed"
+            return 0
+        fi
+    done
+    fail "every operator has used this TOTP step and the next; add more (wrig_operators)"
+}
+declare -a op_last
+op_count=0

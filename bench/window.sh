@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2128 # bin is an array only inside lib.sh's bench_build_both (not called here)
 # Full enrollments through a real window, against the crypto bound of the
 # same run; window open and close times with many devices in scope.
 #
@@ -40,7 +41,7 @@ build=$root/build
 json=0
 prog=window.sh
 say() { echo "$prog: $*" >&2; }
-usage() { sed -n '5p' "${BASH_SOURCE[0]}" | sed 's/^# *//'; }
+usage() { sed -n '6p' "${BASH_SOURCE[0]}" | sed 's/^# *//'; }
 while [ $# -gt 0 ]; do
     case $1 in
     --devices) devices=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
@@ -48,7 +49,7 @@ while [ $# -gt 0 ]; do
     --concurrency) conc=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
     --build) build=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
     --json) json=1; shift ;;
-    -h | --help) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) say "unknown argument: $1"; usage >&2; exit 2 ;;
     esac
 done
@@ -65,112 +66,51 @@ for b in otpca-token otpca-cloud otpca-manager otpca-bench-window otpca-bench-en
     [ -x "$bin/$b" ] || { say "$bin/$b is missing: build first (deploy/test.sh, or cmake --build $build)"; exit 1; }
 done
 
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh" # the window rig (wrig_*); say and usage are this script's own
+say() { echo "$prog: $*" >&2; }
+usage() { sed -n '6p' "${BASH_SOURCE[0]}" | sed 's/^# *//'; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/otpca-window-bench.XXXXXX")
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    [ -n "${KEEP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
+    if [ -n "${KEEP:-}" ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
 trap 'say interrupted; exit 130' INT TERM
 fail() { say "$*"; for f in "$tmp"/*.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -5 "$f" >&2; }; done; exit 1; }
 ms() { date +%s%3N; }
 
-rig=$tmp/rig
-export SOFTHSM2_CONF=$rig/softhsm2.conf
-pin() { printf 'pin-source=file:%s/pins/%s.pin' "$rig" "$1"; }
 say "rig, $devices devices, cloud, ceremony ..."
-"$bin/otpca-token" rig create "$rig" --nodes 0 --managers 1 >"$tmp/rig.log" 2>&1 || fail "rig create failed"
-"$bin/otpca-bench-window" gen --count "$devices" --out "$tmp" || fail "gen failed"
-cat >"$tmp/cloud.conf" <<END
-store = $tmp/cloud.db
-token = pkcs11:token=otpca-cloud?$(pin otpca-cloud)
-listen = tcp://127.0.0.1:*
-notices = tcp://127.0.0.1:*
-workers = 2
-log_level = warn
-END
-C() { "$bin/otpca-cloud" --config "$tmp/cloud.conf" "$@"; }
-C init >"$tmp/init.out" 2>"$tmp/init.log" || fail "cloud init failed"
-curve=$(sed -n 's/^cloud_curve_key *= *//p' "$tmp/init.out")
-sign=$(sed -n 's/^cloud_sign_key *= *//p' "$tmp/init.out")
-C device import "$tmp/manifest.csv" --approve >"$tmp/import.log" 2>&1 || fail "import failed"
-M=$bin/otpca-manager
-$M ca init-root --key "pkcs11:token=otpca-root;object=root-key?$(pin otpca-root)" --cn "bench root" \
-    --out "$tmp/root" >"$tmp/ceremony.log" 2>&1 || fail "ca init-root failed"
-$M ca certify --root "pkcs11:token=otpca-root;object=root-key?$(pin otpca-root)" --root-cert "$tmp/root.pem" \
-    --key "pkcs11:token=otpca-mgr-01;object=ca-key?$(pin otpca-mgr-01)" --id mgr-01 --out "$tmp/mgr-01" \
-    >"$tmp/certify.out" 2>>"$tmp/ceremony.log" || fail "ca certify failed"
-mcurve=$(sed -n "s/.*--curve-key '\(.\{40\}\)'.*/\1/p" "$tmp/certify.out")
-C manager add mgr-01 --ca-cert "$tmp/mgr-01.pem" --curve-key "$mcurve" >>"$tmp/ceremony.log" 2>&1 ||
-    fail "manager add failed"
-awk -F, 'NR == 2 { print $3 }' "$rig/operators.csv" >"$tmp/op.seed"
-C operator add otpca-op-01 --seed-file "$tmp/op.seed" >>"$tmp/ceremony.log" 2>&1 || fail "operator add failed"
-C operator allow otpca-op-01 --manager mgr-01 >>"$tmp/ceremony.log" 2>&1 || fail "operator allow failed"
-
-exec 3< <(exec "$bin/otpca-cloud" --config "$tmp/cloud.conf" serve 2>"$tmp/cloud.log")
-read -r -t 30 _ listen _ notices <&3 || fail "the cloud did not start"
-pids+=($(pgrep -f "otpca-cloud --config $tmp/cloud.conf serve" | head -1))
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/netkey.hex"
-chmod 600 "$tmp/netkey.hex"
-cat >"$tmp/manager.conf" <<END
-id = mgr-01
-token = pkcs11:token=otpca-mgr-01?$(pin otpca-mgr-01)
-ca_cert = $tmp/mgr-01.pem
-store = $tmp/manager.db
-cloud = $listen
-cloud_notices = $notices
-cloud_curve_key = $curve
-cloud_sign_key = $sign
-listen = tcp://127.0.0.1:*
-operator = otpca-op-01
-operator_token = pkcs11:token=otpca-op-01;object=op-totp?$(pin otpca-op-01)
-netkey_file = $tmp/netkey.hex
-window_seconds = 3600
-workers = 2
-log_level = warn
-END
+wrig_setup "$devices"
+wrig_cloud_start
+wrig_manager_conf "$tmp/manager.db"
 
 # open_window N: starts window N; $endpoint, $mpid, $open_ms. The cloud
 # takes an operator code once: window 2 types the next step's code (the
 # ±1 tolerance), computed in the operator token before the clock starts.
 open_window() {
-    local t0 t1 code=
+    local code=
     if [ "$1" != 1 ]; then
-        code=$("$bin/otpca-token" otp "pkcs11:token=otpca-op-01;object=op-totp?$(pin otpca-op-01)" \
+        code=$("$bin/otpca-token" otp "pkcs11:token=otpca-op-01;object=op-totp?$(wrig_pin otpca-op-01)" \
             --time $(($(date +%s) + 30))) || fail "no operator code"
-    fi
-    t0=$(ms)
-    if [ -n "$code" ]; then
-        exec 4< <(echo "$code" | exec "$M" window open --config "$tmp/manager.conf" --totp-stdin 2>"$tmp/manager-$1.log")
+        wrig_open "$1" otpca-op-01 "$code"
     else
-        exec 4< <(exec "$M" window open --config "$tmp/manager.conf" 2>"$tmp/manager-$1.log")
+        wrig_open "$1"
     fi
-    read -r -t 60 _ endpoint <&4 || fail "window $1 did not open"
-    t1=$(ms)
-    mpid=$(pgrep -f "otpca-manager window open --config $tmp/manager.conf" | head -1)
-    pids+=("$mpid")
-    open_ms=$((t1 - t0))
+    summary=$tmp/manager-$1.out
 }
-# vmhwm PID: the process's peak resident set (VmHWM, KiB) so far.
-vmhwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 # close_window: SIGTERM, timed until the process is gone; $close_ms, and
 # $mgr_hwm, the manager's VmHWM read just before the signal.
 close_window() {
-    local t0 i
-    mgr_hwm=$(vmhwm "$mpid")
-    t0=$(ms)
-    kill -TERM "$mpid"
-    for ((i = 0; i < 6000 && $(kill -0 "$mpid" 2>/dev/null && echo 1 || echo 0); i++)); do sleep 0.005; done
-    kill -0 "$mpid" 2>/dev/null && fail "the window did not close within 30 s"
-    close_ms=$(($(ms) - t0))
-    cat <&4 >"$tmp/summary.out"
+    mgr_hwm=$(wrig_vmhwm "$mpid")
+    wrig_close
+    [ "$close_rc" = 0 ] || fail "the window exited with status $close_rc"
 }
 
 say "window 1: open (snapshot of $devices devices), $enroll enrollments, close ..."
 open_window 1
 open1=$open_ms
-cloudpid=${pids[0]}
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime
 m0=$(cpu_ticks "$mpid"); c0=$(cpu_ticks "$cloudpid")
 # OTPCA_BENCH_PERF=FILE: perf record of the manager during the load.
@@ -187,15 +127,15 @@ ccpu_cloud=$(awk -v a="$c0" -v b="$(cpu_ticks "$cloudpid")" -v hz="$hz" 'BEGIN {
 close_window
 close1=$close_ms
 hwm_mgr=${mgr_hwm:-0}
-grep -q " $enroll issued, $enroll confirmed" "$tmp/summary.out" ||
-    fail "the summary does not show $enroll issued and confirmed: $(cat "$tmp/summary.out")"
-pending=$(sed -n 's/.* \([0-9]*\) pending.*/\1/p' "$tmp/summary.out")
+grep -q " $enroll issued, $enroll confirmed" "$summary" ||
+    fail "the summary does not show $enroll issued and confirmed: $(cat "$summary")"
+pending=$(sed -n 's/.* \([0-9]*\) pending.*/\1/p' "$summary")
 say "window 2: open (delta), close ..."
 open_window 2
 open2=$open_ms
 close_window
 close2=$close_ms
-hwm_cloud=$(vmhwm "$cloudpid") # after both windows: the cloud's peak over the run
+hwm_cloud=$(wrig_vmhwm "$cloudpid") # after both windows: the cloud's peak over the run
 hwm_cloud=${hwm_cloud:-0}
 
 say "crypto bound (otpca-bench-enroll, same rig) ..."
