@@ -407,7 +407,8 @@ wrig_operators() {
 # wrig_op_code: an operator and a code the cloud has not taken yet: the
 # first operator whose last step is below the current step + 1 types the
 # code of the smallest step it may still use (now - 0 .. now + 1); sets
-# op_id and op_code; fails when every operator has used up its steps.
+# op_id and op_code; returns 1 when every operator has used up its steps
+# (the next step brings new ones).
 wrig_op_code() {
     local i now step
     now=$(($(date +%s) / 30))
@@ -421,7 +422,7 @@ wrig_op_code() {
             return 0
         fi
     done
-    fail "every operator has used this TOTP step and the next; add more (wrig_operators)"
+    return 1
 }
 declare -a op_last
 op_count=0
