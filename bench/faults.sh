@@ -420,8 +420,8 @@ variant_diskfull() {
     errs=$(grep -c 'journal: a group of .* not written' "$tmp/manager-1.log")
     prop "$([ "${f2:-0}" -gt 0 ] && [ "${e2:-0}" -lt "$then" ] && echo 1 || echo 0)" \
         "issuance stops when the journal's file system is full (${e2:-0} of $then enrolled, ${f2:-0} failed)"
-    prop "$([ "$errs" -gt 0 ] && grep -qi 'full' "$tmp/manager-1.log" && echo 1 || echo 0)" \
-        "a clear error in the manager's log ($errs groups not written: $(grep -m1 'not written' "$tmp/manager-1.log" | cut -c1-160))"
+    prop "$([ "$errs" -gt 0 ] && grep -q 'disk is full' "$tmp/manager-1.log" && echo 1 || echo 0)" \
+        "a clear error in the manager's log ($errs groups not written; $(grep -c 'disk is full' "$tmp/manager-1.log") lines say: $(grep -m1 'disk is full' "$tmp/manager-1.log" | cut -c26-120))"
     prop "$(alive "$mpid" && echo 1 || echo 0)" "the window is still up"
     local recv_full
     recv_full=$(tail -n +"$((lines0 + 1))" "$tmp/nodes.rec" | grep -c '^issued')
