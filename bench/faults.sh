@@ -55,7 +55,7 @@ while [ $# -gt 0 ]; do
     --small) small=1; shift ;;
     --keep) keep=1; shift ;;
     --one) one=${2:-}; shift 2 || exit 2 ;; # internal: run one variant in this process
-    -h | --help) sed -n '3,38p' "$script" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,37p' "$script" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) say "unknown argument: $1"; usage >&2; exit 2 ;;
     esac
 done

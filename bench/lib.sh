@@ -4,7 +4,9 @@
 # the SP ECC build of wolfSSL, configuring and building one benchmark
 # target against both wolfSSL builds (each binary must report the wolfSSL
 # it is meant to have), the runs in ABBA order, the top-level fields of a
-# run's JSON, the awk median and the runs' JSON for --json.
+# run's JSON, the awk median and the runs' JSON for --json. At the end,
+# the window rig that bench/window.sh and bench/faults.sh share (wrig_*:
+# rig, devices, cloud, ceremony, starting and stopping the daemons).
 #
 # The sourcing script sets prog (its name in messages), root (the tree),
 # seconds, rounds, runs and json (the defaults), usage_lines and help_lines
