@@ -320,7 +320,7 @@ variant_kill() {
     fi
     wrig_close
     prop "$([ "$close_rc" = 0 ] && grep -q ' 0 pending' "$tmp/manager-$round.out" && echo 1 || echo 0)" \
-        "the last window closed cleanly with nothing pending (exit $close_rc: $(tail -1 "$tmp/manager-$round.out"))"
+        "the last window closed cleanly with nothing pending (exit $close_rc: $(grep -m1 '^window closed' "$tmp/manager-$round.out"))"
     check_records
     prop "$([ "$confirmed_devices" = "$n" ] && echo 1 || echo 0)" \
         "every device enrolled in the end ($confirmed_devices of $n, $round windows)"
@@ -374,7 +374,7 @@ variant_cloud() {
     prop "$([ "${pend:-0}" -gt 0 ] && echo 1 || echo 0)" "records waited in the journal while the cloud was down ($pend pending)"
     wrig_close
     prop "$([ "$close_rc" = 0 ] && grep -q ' 0 pending' "$tmp/manager-1.out" && echo 1 || echo 0)" \
-        "the window closed cleanly with nothing pending (exit $close_rc: $(tail -1 "$tmp/manager-1.out"))"
+        "the window closed cleanly with nothing pending (exit $close_rc: $(grep -m1 '^window closed' "$tmp/manager-1.out"))"
     check_records
     prop "$(alive "$cloudpid" && echo 1 || echo 0)" "the restarted cloud is alive"
     verdict "$n devices, $(($(date +%s) - t_begin)) s"
@@ -433,7 +433,7 @@ variant_diskfull() {
     e3=$(num enrolled "$tmp/load-3.json")
     prop "$([ "${e3:-0}" = "$after" ] && echo 1 || echo 0)" "issuance resumes once space is freed (${e3:-0} of $after enrolled)"
     wrig_close
-    prop "$([ "$close_rc" = 0 ] && echo 1 || echo 0)" "the window closed cleanly (exit $close_rc: $(tail -1 "$tmp/manager-1.out"))"
+    prop "$([ "$close_rc" = 0 ] && echo 1 || echo 0)" "the window closed cleanly (exit $close_rc: $(grep -m1 '^window closed' "$tmp/manager-1.out"))"
     say "checking: $recv_full certificates were received while the disk was full"
     check_records
     verdict "$n devices, ${e1:-0} + ${e2:-0} + ${e3:-0} enrolled, $(($(date +%s) - t_begin)) s"
@@ -483,12 +483,16 @@ variant_many() {
     cat "$tmp"/nodes-*.rec >"$tmp/nodes.rec"
     prop "$([ "$total" = "$n" ] && [ "$failed" = 0 ] && [ "$bad" = 0 ] && echo 1 || echo 0)" \
         "all $n nodes enrolled ($total enrolled, $failed failed, $bad of $procs clients exited non-zero, ${secs} s)"
-    prop "$([ "$peak" -ge "$n" ] && echo 1 || echo 0)" \
-        "$n connections at once (peak of established connections on the node port: $peak)"
+    if [ "$small" = 1 ]; then # 1,000 enroll within a second or so: faster than ss is sampled here
+        echo "$one: info peak of established connections on the node port: $peak of $n (not checked with --small)"
+    else
+        prop "$([ "$peak" -ge "$n" ] && echo 1 || echo 0)" \
+            "$n connections at once (peak of established connections on the node port: $peak)"
+    fi
     prop "$(alive "$mpid" && echo 1 || echo 0)" "the manager is alive (VmHWM $(($(wrig_vmhwm "$mpid") / 1024)) MiB)"
     wrig_close
     prop "$([ "$close_rc" = 0 ] && grep -q " $n issued, $n confirmed" "$tmp/manager-1.out" && echo 1 || echo 0)" \
-        "the window closed cleanly with all confirmed (exit $close_rc: $(tail -1 "$tmp/manager-1.out"))"
+        "the window closed cleanly with all confirmed (exit $close_rc: $(grep -m1 '^window closed' "$tmp/manager-1.out"))"
     check_records
     verdict "$n nodes, $procs clients of $per connections, $(($(date +%s) - t_begin)) s"
 }
@@ -543,7 +547,7 @@ variant_flood() {
     rej=$(grep -c 'rejected' "$tmp/manager-1.log")
     wrig_close
     prop "$([ "$close_rc" = 0 ] && grep -q " $n confirmed" "$tmp/manager-1.out" && echo 1 || echo 0)" \
-        "the window closed cleanly (exit $close_rc: $(tail -1 "$tmp/manager-1.out"); $rej rejections logged)"
+        "the window closed cleanly (exit $close_rc: $(grep -m1 '^window closed' "$tmp/manager-1.out"); $rej rejections logged)"
     check_records
     prop "$([ "$locked" = 0 ] && echo 1 || echo 0)" "no device locked by the flood ($locked locked)"
     wrig_cloud_stop

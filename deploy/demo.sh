@@ -517,7 +517,9 @@ if [ "$keep" = 1 ]; then
    openssl verify -CAfile root.pem -untrusted mgr-01.pem node-000001.pem
    \$B/otpca-cloud --config cloud.conf device revoke node-000001 --reason 1
    sleep 2; grep 'notice: node-000001' tour-window.log    # the revocation reached the manager
-   \$B/otpca-manager window close --config manager.conf; sleep 1; tail -n 1 tour-window.out
+   \$B/otpca-manager window close --config manager.conf; sleep 1; tail -n 2 tour-window.out   # summary, CRL
+   \$B/otpca-cloud --config cloud.conf crl get --manager mgr-01 --out mgr-01.crl.pem   # the manager's CRL
+   openssl verify -crl_check -CAfile root.pem -untrusted mgr-01.pem -CRLfile mgr-01.crl.pem node-000001.pem
    kill %1                                              # the cloud
 END
 else

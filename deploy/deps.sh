@@ -19,7 +19,7 @@ packages=(
     libcriterion-dev                          # unit tests
     clang libclang-rt-14-dev                  # libFuzzer targets (tests/fuzz)
     dpkg-dev autoconf automake libtool        # wolfSSL with SP ECC from source (wolfssl.sh)
-    util-linux procps                         # setsid, pgrep in scripts
+    util-linux procps iproute2                # setsid, pgrep, ss in scripts
 )
 
 missing=()
