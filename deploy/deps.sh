@@ -14,6 +14,7 @@ packages=(
     libengine-pkcs11-openssl                  # openssl s_client with a token key (deploy/demo.sh)
     libzmq3-dev libcbor-dev                   # transport and wire encoding
     libsqlite3-dev libpq-dev                  # cloud and manager stores
+    postgresql                                # the cloud store's PostgreSQL tests (deploy/postgres.sh)
     libjansson-dev                            # JSON factory manifests (otpca-cloud device import)
     sqlite3                                   # the sqlite3 shell as a checker in tests
     libcriterion-dev                          # unit tests

@@ -113,8 +113,7 @@ otpca_err otpca_store_open(const char *url, otpca_store **out)
         be = &otpca_store_sqlite_backend;
         target = url + n + 1;
     } else if (scheme_is(url, n, "postgresql") || scheme_is(url, n, "postgres")) {
-        log_error("store: the PostgreSQL backend is not built yet (issue #8); use sqlite:PATH");
-        return OTPCA_ERR_UNSUPPORTED;
+        be = &otpca_store_pg_backend; /* libpq reads the whole URL */
     } else {
         log_error("store: unknown store URL scheme '%.*s' (use sqlite:PATH, a path, or postgresql://)", (int)n,
                   url);

@@ -1,6 +1,6 @@
 /*
  * The store's backend interface: one table of functions per backend
- * (SQLite today, PostgreSQL with issue #8). store.c parses the URL, checks
+ * (SQLite: store_sqlite.c; PostgreSQL: store_pg.c). store.c parses the URL, checks
  * every argument a caller hands in (ids, lengths, ranges) and forwards the
  * call to the backend, so a backend only stores and fetches: it may assume
  * its arguments are valid and must keep the contracts of store.h (change
@@ -20,7 +20,8 @@ typedef struct otpca_store_impl otpca_store_impl;
 
 typedef struct otpca_store_backend {
     const char *name;
-    /* target: what follows the URL's scheme (a path for SQLite). */
+    /* target: what follows the URL's scheme for SQLite (a path), the
+     * whole URL for PostgreSQL. */
     otpca_err (*open)(const char *target, otpca_store_impl **out);
     void (*destroy)(otpca_store_impl **impl);
     unsigned (*schema_version)(otpca_store_impl *impl);
@@ -77,6 +78,7 @@ typedef struct otpca_store_backend {
 } otpca_store_backend;
 
 extern const otpca_store_backend otpca_store_sqlite_backend;
+extern const otpca_store_backend otpca_store_pg_backend;
 
 /* Shared by the backends: the audit chain's hash of an entry (seq, prev
  * and the fields set): SHA-256 of its PROTOCOL.md AuditEntry encoding. An

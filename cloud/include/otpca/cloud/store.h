@@ -2,8 +2,9 @@
  * The cloud registry's store: devices, batches, managers, operators, the
  * change log that trust-list sync reads, ingested records, leases and the
  * audit chain. One interface; backends are chosen by URL (`sqlite:PATH`
- * or a plain path: SQLite, WAL, one file; `postgresql://...`: a later
- * issue, OTPCA_ERR_UNSUPPORTED today), so callers never see which one.
+ * or a plain path: SQLite, WAL, one file; `postgresql://...` or
+ * `postgres://...`: PostgreSQL through libpq, the URL as libpq reads it),
+ * so callers never see which one.
  *
  * Seeds are stored only as sealed blobs (the caller seals them with the
  * store's seed key, seeds.h, before they get here); the store never sees a
@@ -12,7 +13,7 @@
  * sequence N sees every change after N exactly once (in its latest state).
  *
  * Threads: one otpca_store per thread (open the same URL again); SQLite's
- * WAL lets them read while one writes.
+ * WAL, and PostgreSQL, let them read while one writes.
  */
 #ifndef OTPCA_CLOUD_STORE_H
 #define OTPCA_CLOUD_STORE_H
@@ -103,10 +104,11 @@ typedef struct otpca_audit {
 } otpca_audit;
 
 /* Opens (creating and migrating to the current schema) the store at url.
- * *out is NULL on failure: OTPCA_ERR_UNSUPPORTED for a postgresql:// URL
- * (issue #8) or a file at a newer schema than this build knows,
- * OTPCA_ERR_CONFIG for another scheme or a file that is not an otpca store,
- * OTPCA_ERR_IO if the file cannot be created or opened. */
+ * *out is NULL on failure: OTPCA_ERR_UNSUPPORTED for a file or database at
+ * a newer schema than this build knows, OTPCA_ERR_CONFIG for another
+ * scheme, a malformed URL, or a file or database that is not an otpca
+ * store, OTPCA_ERR_IO if the file cannot be created or opened or the
+ * server cannot be reached. */
 otpca_err otpca_store_open(const char *url, otpca_store **out) __attribute__((warn_unused_result));
 void otpca_store_destroy(otpca_store **s);
 /* The schema version the store is at. */
