@@ -460,6 +460,17 @@ Test(store, urls_pick_the_backend)
     make_device(&d, 1);
     cr_expect_eq(otpca_store_device_add(s, &d), OTPCA_ERR_OK);
     otpca_store_destroy(&s);
+
+    /* What may be shown of a URL: no password, no query string. */
+    char shown[64];
+    otpca_store_url_redact("postgresql://otpca:s3cret@db.example:5432/otpca?sslmode=require", shown, sizeof shown);
+    cr_expect_str_eq(shown, "postgresql://otpca:***@db.example:5432/otpca");
+    otpca_store_url_redact("postgres://otpca@db/otpca?password=s3cret", shown, sizeof shown);
+    cr_expect_str_eq(shown, "postgres://otpca@db/otpca");
+    otpca_store_url_redact("sqlite:/var/lib/otpca/cloud.db", shown, sizeof shown);
+    cr_expect_str_eq(shown, "sqlite:/var/lib/otpca/cloud.db");
+    otpca_store_url_redact("postgresql://u:p@h/" "0123456789012345678901234567890123456789012345678901234567890123", shown, 20);
+    cr_expect_str_eq(shown, "postgresql://u:***@");
 }
 
 /* ------------------------------------------------------------- devices */

@@ -121,6 +121,14 @@ static int fail(otpca_err e, const char *what)
     return EXIT_FAILURE;
 }
 
+/* The store URL as it may be printed: without a password. */
+static const char *store_shown(const char *url)
+{
+    static char buf[512];
+    otpca_store_url_redact(url, buf, sizeof buf);
+    return buf;
+}
+
 static int usage_error(const struct verb *v, const char *msg)
 {
     fprintf(stderr, "otpca-cloud: %s\nusage: otpca-cloud %s %s\n", msg, v->name, v->args);
@@ -233,8 +241,8 @@ static int cmd_init(const otpca_cloud_config *cfg)
     uint8_t pub[65], kid[8];
     otpca_err ret = otpca_store_open(cfg->store, &st);
     if (ret)
-        return fail(ret, cfg->store);
-    printf("store %s at schema version %u\n", cfg->store, otpca_store_schema_version(st));
+        return fail(ret, store_shown(cfg->store));
+    printf("store %s at schema version %u\n", store_shown(cfg->store), otpca_store_schema_version(st));
     if ((ret = token_open(cfg, st, 1, &t))) {
         otpca_store_destroy(&st);
         return fail(ret, "cloud token");
@@ -596,7 +604,7 @@ static int cmd_device_import(const otpca_cloud_config *cfg, const char *path, co
         goto out;
     }
     if ((ret = otpca_store_open(cfg->store, &st))) {
-        fail(ret, cfg->store);
+        fail(ret, store_shown(cfg->store));
         goto out;
     }
     if ((ret = token_open(cfg, st, 1, &t))) {
@@ -1148,7 +1156,7 @@ static int cmd_operator_add(const otpca_cloud_config *cfg, const char *id, const
     }
     otpca_memzero(text, TEXT_MAX);
     if ((ret = otpca_store_open(cfg->store, &st))) {
-        fail(ret, cfg->store);
+        fail(ret, store_shown(cfg->store));
         goto out;
     }
     if ((ret = token_open(cfg, st, 1, &t))) {
@@ -1224,7 +1232,7 @@ static int cmd_lease_issue(const otpca_cloud_config *cfg, const struct opts *o)
     memset(&w, 0, sizeof w);
     otpca_err ret = otpca_store_open(cfg->store, &st);
     if (ret) {
-        fail(ret, cfg->store);
+        fail(ret, store_shown(cfg->store));
         goto out;
     }
     if ((ret = otpca_store_manager_get(st, o->manager, &m)) || m.revoked) {
@@ -1568,7 +1576,7 @@ int main(int argc, char **argv)
             return usage_error(v, "unexpected argument");
         otpca_store *st = NULL;
         if ((ret = otpca_store_open(cfg.store, &st)))
-            return fail(ret, cfg.store);
+            return fail(ret, store_shown(cfg.store));
         int rc;
         if (!strcmp(v->name, "device list"))
             rc = cmd_device_list(st, &o);
@@ -1599,7 +1607,7 @@ int main(int argc, char **argv)
             return usage_error(v, "an id is 1-64 characters [A-Za-z0-9._:-]");
         otpca_store *st = NULL;
         if ((ret = otpca_store_open(cfg.store, &st)))
-            return fail(ret, cfg.store);
+            return fail(ret, store_shown(cfg.store));
         char detail[128];
         snprintf(detail, sizeof detail, "may open windows on %s", o.manager);
         if (!(ret = otpca_store_begin(st)))
@@ -1633,7 +1641,7 @@ int main(int argc, char **argv)
             return usage_error(v, "--ca-cert and --curve-key are required");
         otpca_store *st = NULL;
         if ((ret = otpca_store_open(cfg.store, &st)))
-            return fail(ret, cfg.store);
+            return fail(ret, store_shown(cfg.store));
         int rc;
         if (!strcmp(v->name, "batch add"))
             rc = cmd_batch_add(st, arg, &o);

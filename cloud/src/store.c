@@ -6,6 +6,7 @@
  * taken here too (proto's otpca_audit_entry_hash, the manager's as well),
  * so that every backend chains the same bytes.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -137,6 +138,25 @@ otpca_err otpca_store_open(const char *url, otpca_store **out)
 out:
     free(s);
     return ret;
+}
+
+void otpca_store_url_redact(const char *url, char *out, size_t cap)
+{
+    const char *body = strstr(url, "://");
+    if (!cap)
+        return;
+    if (!body) {
+        snprintf(out, cap, "%s", url);
+        return;
+    }
+    const char *start = body + 3;
+    size_t host_len = strcspn(start, "/?");
+    const char *at = memchr(start, '@', host_len);
+    const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
+    if (colon)
+        snprintf(out, cap, "%.*s:***%.*s", (int)(colon - url), url, (int)strcspn(at, "?"), at);
+    else
+        snprintf(out, cap, "%.*s", (int)strcspn(url, "?"), url);
 }
 
 void otpca_store_destroy(otpca_store **p)

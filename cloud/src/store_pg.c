@@ -308,13 +308,17 @@ static otpca_err unreadable(const char *what)
     return OTPCA_ERR_INTERNAL;
 }
 
-/* The length of a server message without its trailing newline. */
-static int msg_len(const char *m)
+/* A libpq message on one line: its line breaks and tabs as spaces, the
+ * trailing ones dropped, cut short to fit buf. */
+static const char *one_line(const char *m, char *buf, size_t cap)
 {
-    size_t n = strlen(m);
-    while (n && (m[n - 1] == '\n' || m[n - 1] == '\r'))
+    size_t n = 0;
+    for (; m && *m && n + 1 < cap; m++)
+        buf[n++] = (*m == '\n' || *m == '\r' || *m == '\t') ? ' ' : *m;
+    while (n && buf[n - 1] == ' ')
         n--;
-    return (int)n;
+    buf[n] = '\0';
+    return buf;
 }
 
 /* A failed result (or a connection failure: r NULL) as an otpca_err. Only
@@ -323,6 +327,7 @@ static otpca_err pg_err(otpca_store_impl *s, const PGresult *r, const char *what
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char line[512];
     if (!msg)
         msg = PQerrorMessage(s->conn);
     if (state) {
@@ -335,7 +340,7 @@ static otpca_err pg_err(otpca_store_impl *s, const PGresult *r, const char *what
             return OTPCA_ERR_NOT_FOUND;
         }
         if (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0) {
-            log_debug("store: %s: %.*s", what, msg_len(msg), msg);
+            log_debug("store: %s: %s", what, one_line(msg, line, sizeof line));
             return OTPCA_ERR_INVALID_ARG;
         }
         if (strcmp(state, "53200") == 0) {
@@ -347,7 +352,7 @@ static otpca_err pg_err(otpca_store_impl *s, const PGresult *r, const char *what
             return OTPCA_ERR_IO;
         }
     }
-    log_error("store: %s: %s: %.*s%s%s%s", what, s->where, msg_len(msg), msg, state ? " (SQLSTATE " : "",
+    log_error("store: %s: %s: %s%s%s%s", what, s->where, one_line(msg, line, sizeof line), state ? " (SQLSTATE " : "",
               state ? state : "", state ? ")" : "");
     return OTPCA_ERR_IO;
 }
@@ -473,7 +478,8 @@ static int col_bool(const PGresult *r, int row, int col)
 static void notice_to_log(void *arg, const char *msg)
 {
     (void)arg;
-    log_debug("store: PostgreSQL says: %.*s", msg_len(msg), msg);
+    char line[512];
+    log_debug("store: PostgreSQL says: %s", one_line(msg, line, sizeof line));
 }
 
 /* What every connection (and reconnection) sets: notices to the debug
@@ -738,20 +744,6 @@ static otpca_err snap_leave(otpca_store_impl *s, int own, otpca_err ret)
 
 /* ------------------------------------------------------ open and migrate */
 
-/* url with any password and query string left out, for logs. */
-static void redact(const char *url, char *out, size_t cap)
-{
-    const char *body = strstr(url, "://");
-    const char *start = body ? body + 3 : url;
-    size_t host_len = strcspn(start, "/?");
-    const char *at = memchr(start, '@', host_len);
-    const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
-    if (colon)
-        snprintf(out, cap, "%.*s:***%.*s", (int)(colon - url), url, (int)(strcspn(at, "?")), at);
-    else
-        snprintf(out, cap, "%.*s", (int)strcspn(url, "?"), url);
-}
-
 static otpca_err too_new(otpca_store_impl *s, unsigned v)
 {
     log_error("store: %s is at schema version %u; this build knows up to %u (upgrade otpca)", s->where, v,
@@ -887,7 +879,7 @@ static otpca_err pg_open(const char *url, otpca_store_impl **out)
 {
     otpca_store_impl *s = NULL;
     PQconninfoOption *opts = NULL;
-    char *err = NULL;
+    char *err = NULL, line[512];
     otpca_err ret;
 
     s = calloc(1, sizeof *s);
@@ -895,11 +887,10 @@ static otpca_err pg_open(const char *url, otpca_store_impl **out)
         ret = OTPCA_ERR_NOMEM;
         goto out;
     }
-    redact(url, s->where, sizeof s->where);
+    otpca_store_url_redact(url, s->where, sizeof s->where);
     opts = PQconninfoParse(url, &err);
     if (!opts) {
-        log_error("store: %s is not a valid PostgreSQL URL: %.*s", s->where, err ? msg_len(err) : 0,
-                  err ? err : "");
+        log_error("store: %s is not a valid PostgreSQL URL: %s", s->where, one_line(err, line, sizeof line));
         ret = err ? OTPCA_ERR_CONFIG : OTPCA_ERR_NOMEM;
         goto out;
     }
@@ -913,7 +904,7 @@ static otpca_err pg_open(const char *url, otpca_store_impl **out)
     }
     if (PQstatus(s->conn) != CONNECTION_OK) {
         const char *m = PQerrorMessage(s->conn);
-        log_error("store: cannot connect to PostgreSQL at %s: %.*s", s->where, msg_len(m), m);
+        log_error("store: cannot connect to PostgreSQL at %s: %s", s->where, one_line(m, line, sizeof line));
         ret = OTPCA_ERR_IO;
         goto out;
     }

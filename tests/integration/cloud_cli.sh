@@ -195,7 +195,8 @@ expect_fail "unknown config key" 1 "badkey.conf:2: unknown key 'frobnicate'" -- 
 expect_fail "missing config file" 1 "nope.conf" -- "$C" --config "$WORK/nope.conf" device list
 printf 'wrong-pin\n' >"$WORK/wrong.pin" && chmod 600 "$WORK/wrong.pin"
 expect_fail "wrong token PIN" 1 "PIN incorrect" -- env OTPCA_CLOUD_TOKEN="pkcs11:token=otpca-cloud?pin-source=file:$WORK/wrong.pin" "$C" --config "$WORK/cloud.conf" init
-expect_fail "postgresql store not built yet" 1 "not supported" -- env OTPCA_CLOUD_STORE=postgresql://localhost/otpca "$C" --config "$WORK/cloud.conf" device list
+expect_fail "postgresql store that does not answer" 1 "cannot connect to PostgreSQL at postgresql://otpca:\\*\\*\\*@127.0.0.1:1/otpca" -- env OTPCA_CLOUD_STORE=postgresql://otpca:pw@127.0.0.1:1/otpca "$C" --config "$WORK/cloud.conf" device list
+grep -q ':pw@' "$WORK/err" && bad "the store password is in the log" || ok "the store password stays out of the log"
 expect_fail "serve on an endpoint it cannot bind" 1 "cannot listen on tcp://256.0.0.1:1" -- env OTPCA_CLOUD_LISTEN=tcp://256.0.0.1:1 "$C" --config "$WORK/cloud.conf" serve
 expect_fail "serve with 0 workers" 1 "workers must be a number" -- env OTPCA_CLOUD_WORKERS=0 "$C" --config "$WORK/cloud.conf" serve
 printf 'serial,mac,seed\nop:x,02:00:00:00:00:09,00112233445566778899aabbccddeeff\n' >"$WORK/opserial.csv"

@@ -111,6 +111,10 @@ typedef struct otpca_audit {
  * server cannot be reached. */
 otpca_err otpca_store_open(const char *url, otpca_store **out) __attribute__((warn_unused_result));
 void otpca_store_destroy(otpca_store **s);
+/* The store URL as it may be shown (logs, errors): a URL's password
+ * replaced by *** and its query string left out; a path as it is. Always
+ * NUL-terminated (cut short to cap). */
+void otpca_store_url_redact(const char *url, char *out, size_t cap) __attribute__((nonnull));
 /* The schema version the store is at. */
 unsigned otpca_store_schema_version(otpca_store *s);
 
