@@ -7,7 +7,9 @@
  * client signing with the manager token and computing the operator's TOTP
  * in the operator token. A second manager (mgr-02, signing with the rig's
  * root key) and read access to the store's SQLite file are there for the
- * tests that need them.
+ * tests that need them. With OTPCA_TEST_STORE_URL(_FILE) set (pgtest.h),
+ * the store is a PostgreSQL database of the test's own instead, read
+ * through libpq.
  */
 #ifndef OTPCA_TESTS_CLOUDTEST_H
 #define OTPCA_TESTS_CLOUDTEST_H
@@ -32,10 +34,13 @@
 #include "otpca/proto/p256.h"
 #include "otpca/token/rig.h"
 #include "otpca/token/token.h"
+#include "pgtest.h"
 #include "testrig.h"
 
 typedef struct cloudtest {
     char dir[64], conf[128], db[128];
+    char store[1200];                /* the store URL: db, or a PostgreSQL database's */
+    char pg_base[1000], pg_db[64];   /* "" on SQLite */
     char listen[256], notices[256];
     pid_t server;
     otpca_p11_t *p11;
@@ -233,13 +238,17 @@ static inline void ct_setup(void)
     cr_assert_not_null(mkdtemp(ct.dir));
     snprintf(ct.conf, sizeof ct.conf, "%s/cloud.conf", ct.dir);
     snprintf(ct.db, sizeof ct.db, "%s/cloud.db", ct.dir);
+    if (pgtest_base(ct.pg_base, sizeof ct.pg_base))
+        pgtest_create_db(ct.pg_base, ct.pg_db, sizeof ct.pg_db, ct.store, sizeof ct.store);
+    else
+        snprintf(ct.store, sizeof ct.store, "%s", ct.db);
     const char *rig = testrig_dir();
     FILE *f = fopen(ct.conf, "w");
     cr_assert_not_null(f);
     fprintf(f,
             "store = %s\ntoken = pkcs11:token=%s?pin-source=file:%s/pins/%s.pin\n"
             "listen = tcp://127.0.0.1:*\nnotices = tcp://127.0.0.1:*\nworkers = 2\nlog_level = info\n",
-            ct.db, OTPCA_RIG_CLOUD_TOKEN, rig, OTPCA_RIG_CLOUD_TOKEN);
+            ct.store, OTPCA_RIG_CLOUD_TOKEN, rig, OTPCA_RIG_CLOUD_TOKEN);
     fclose(f);
 
     snprintf(path, sizeof path, "%s/init.out", ct.dir);
@@ -279,11 +288,32 @@ static inline void ct_setup(void)
 /* Read access to the store's SQLite file beside a running server (the
  * store is in WAL mode); one connection per test, closed by ct_teardown. */
 static sqlite3 *ct_sql;
+static PGconn *ct_pg;
+
+/* ct_db_int on PostgreSQL: ?1 becomes $1, the blob a bytea. */
+static inline int64_t ct_pg_int(const char *sql, const void *blob, size_t blob_len)
+{
+    char q[512];
+    snprintf(q, sizeof q, "%s", sql);
+    for (char *p = strstr(q, "?1"); p; p = strstr(p, "?1"))
+        *p = '$';
+    if (!ct_pg)
+        ct_pg = pgtest_connect(ct.pg_base, ct.pg_db);
+    const char *vals[1] = {blob};
+    int lens[1] = {(int)blob_len}, fmts[1] = {1};
+    PGresult *r = PQexecParams(ct_pg, q, blob ? 1 : 0, NULL, vals, lens, fmts, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", q, PQresultErrorMessage(r));
+    int64_t v = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    PQclear(r);
+    return v;
+}
 
 /* The first column of the first row of sql as an integer, with blob (if
  * not NULL) bound to its one parameter; -1 if there is no row. */
 static inline int64_t ct_db_int(const char *sql, const void *blob, size_t blob_len)
 {
+    if (ct.pg_base[0])
+        return ct_pg_int(sql, blob, blob_len);
     if (!ct_sql) {
         cr_assert_eq(sqlite3_open_v2(ct.db, &ct_sql, SQLITE_OPEN_READONLY, NULL), SQLITE_OK, "open %s", ct.db);
         sqlite3_busy_timeout(ct_sql, 10000);
@@ -306,6 +336,9 @@ static inline void ct_db_close(void)
     if (ct_sql)
         sqlite3_close(ct_sql);
     ct_sql = NULL;
+    if (ct_pg)
+        PQfinish(ct_pg);
+    ct_pg = NULL;
 }
 
 static inline void ct_teardown(void)
@@ -317,6 +350,8 @@ static inline void ct_teardown(void)
     otpca_token_destroy(&ct.op);
     otpca_token_destroy(&ct.root);
     otpca_p11_destroy(&ct.p11);
+    if (ct.pg_db[0] && !getenv("OTPCA_TEST_KEEP"))
+        pgtest_drop_db(ct.pg_base, ct.pg_db);
     if (!getenv("OTPCA_TEST_KEEP"))
         ct_sh("rm -rf '%s'", ct.dir);
 }

@@ -21,7 +21,6 @@
  */
 #include <criterion/criterion.h>
 
-#include <libpq-fe.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -45,77 +44,27 @@
 #define TMPSTORE_PREFIX "otpca-store"
 #define TMPSTORE_FILE "store.db"
 #include "tmpstore.h"
+#include "pgtest.h"
 
 /* The store under test: g_path (SQLite), or a database of this test's own
- * on the PostgreSQL server g_pg_base names. */
+ * on the PostgreSQL server g_pg_base names (pgtest.h). */
 static char g_url[1200];
 static char g_pg_base[1000]; /* "" on SQLite */
 static char g_pg_db[64];
 
-/* url with its database name replaced by db. */
-static void pg_url_with_db(const char *url, const char *db, char *out, size_t cap)
-{
-    const char *body = strstr(url, "://");
-    cr_assert_not_null(body, "not a URL: %s", url);
-    const char *path = strchr(body + 3, '/');
-    const char *query = strchr(body + 3, '?');
-    if (!path || (query && query < path))
-        path = query ? query : url + strlen(url);
-    const char *rest = path + strcspn(path, "?");
-    int n = snprintf(out, cap, "%.*s/%s%s", (int)(path - url), url, db, rest);
-    cr_assert(n > 0 && (size_t)n < cap);
-}
-
-/* Runs sql on the server as the base URL's user, in database db. */
-static PGresult *pg_run(const char *db, const char *sql, ExecStatusType want)
-{
-    char url[1200];
-    pg_url_with_db(g_pg_base, db, url, sizeof url);
-    PGconn *c = PQconnectdb(url);
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "connect %s: %s", url, PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    cr_assert_eq(PQresultStatus(r), want, "%s: %s", sql, PQresultErrorMessage(r));
-    PQfinish(c);
-    return r;
-}
-
 static void store_setup(void)
 {
-    const char *url = getenv("OTPCA_TEST_STORE_URL");
-    const char *file = getenv("OTPCA_TEST_STORE_URL_FILE");
     tmp_setup();
-    g_pg_base[0] = '\0';
-    if ((!url || !*url) && file && *file) {
-        FILE *f = fopen(file, "r");
-        cr_assert_not_null(f, "OTPCA_TEST_STORE_URL_FILE %s cannot be read", file);
-        cr_assert_not_null(fgets(g_pg_base, sizeof g_pg_base, f));
-        fclose(f);
-        g_pg_base[strcspn(g_pg_base, "\r\n")] = '\0';
-    } else if (url && *url) {
-        snprintf(g_pg_base, sizeof g_pg_base, "%s", url);
-    }
-    if (!g_pg_base[0]) {
+    if (pgtest_base(g_pg_base, sizeof g_pg_base))
+        pgtest_create_db(g_pg_base, g_pg_db, sizeof g_pg_db, g_url, sizeof g_url);
+    else
         snprintf(g_url, sizeof g_url, "%s", g_path);
-        return;
-    }
-    cr_assert(strncmp(g_pg_base, "postgresql://", 13) == 0 || strncmp(g_pg_base, "postgres://", 11) == 0,
-              "the test store URL must be postgresql://...: %s", g_pg_base);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(g_pg_db, sizeof g_pg_db, "otpca_t%ld_%ld", (long)getpid(), (long)(ts.tv_nsec % 1000000));
-    char sql[128];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", g_pg_db);
-    PQclear(pg_run("postgres", sql, PGRES_COMMAND_OK));
-    pg_url_with_db(g_pg_base, g_pg_db, g_url, sizeof g_url);
 }
 
 static void store_teardown(void)
 {
-    if (g_pg_base[0] && g_pg_db[0]) {
-        char sql[128];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", g_pg_db);
-        PQclear(pg_run("postgres", sql, PGRES_COMMAND_OK));
-    }
+    if (g_pg_base[0] && g_pg_db[0])
+        pgtest_drop_db(g_pg_base, g_pg_db);
     tmp_teardown();
 }
 
@@ -128,8 +77,7 @@ static void store_sql(const char *sql)
         raw_sql(sql);
         return;
     }
-    PGresult *r = pg_run(g_pg_db, sql, PGRES_COMMAND_OK);
-    PQclear(r);
+    PQclear(pgtest_run(g_pg_base, g_pg_db, sql, PGRES_COMMAND_OK));
 }
 
 /* One integer from the store, read behind its back. */
@@ -137,7 +85,7 @@ static int64_t store_int(const char *sql)
 {
     if (!g_pg_base[0])
         return raw_int(sql);
-    PGresult *r = pg_run(g_pg_db, sql, PGRES_TUPLES_OK);
+    PGresult *r = pgtest_run(g_pg_base, g_pg_db, sql, PGRES_TUPLES_OK);
     cr_assert_eq(PQntuples(r), 1, "%s", sql);
     int64_t v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
