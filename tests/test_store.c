@@ -286,6 +286,39 @@ Test(store, open_creates_the_schema_in_an_empty_database)
     otpca_store_destroy(&s);
 }
 
+/* The server drops the connection (a restart, a failover): the call that
+ * finds out fails, the next one outside a transaction connects again; in
+ * a transaction the loss spoils it. */
+Test(store, a_lost_connection_is_made_again_at_the_next_call)
+{
+    SKIP_ON_SQLITE("a PostgreSQL test (OTPCA_TEST_STORE_URL)");
+    otpca_store *s = open_store();
+    otpca_device d, got;
+    make_device(&d, 1);
+    cr_assert_eq(otpca_store_device_add(s, &d), OTPCA_ERR_OK);
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '%s' "
+             "AND pid <> pg_backend_pid()", g_pg_db);
+    cr_assert_eq(store_int(sql), 1);
+    otpca_err ret = otpca_store_device_get(s, d.serial, &got);
+    cr_expect(ret == OTPCA_ERR_IO || ret == OTPCA_ERR_OK, "%s", otpca_errname(ret));
+    cr_expect_eq(otpca_store_device_get(s, d.serial, &got), OTPCA_ERR_OK);
+    make_device(&d, 2);
+    cr_expect_eq(otpca_store_device_add(s, &d), OTPCA_ERR_OK);
+
+    cr_assert_eq(otpca_store_begin(s), OTPCA_ERR_OK);
+    make_device(&d, 3);
+    cr_assert_eq(otpca_store_device_add(s, &d), OTPCA_ERR_OK);
+    cr_assert_eq(store_int(sql), 1);
+    make_device(&d, 4);
+    cr_expect_neq(otpca_store_device_add(s, &d), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_store_commit(s), OTPCA_ERR_STATE);
+    cr_expect_eq(otpca_store_device_get(s, "dev-00000003", &got), OTPCA_ERR_NOT_FOUND);
+    cr_expect_eq(head_seq(s), 2);
+    otpca_store_destroy(&s);
+}
+
 Test(store, reopening_keeps_the_data_and_the_sqlite_scheme_names_the_same_file)
 {
     otpca_store *s = open_store();
