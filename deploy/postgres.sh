@@ -6,7 +6,10 @@
 # two only, with a database `otpca`; it prints the cloud store URL
 # (postgresql://otpca@127.0.0.1:PORT/otpca) and writes it to DIR/url.
 # Running start again on a running cluster prints its URL; a cluster found
-# stopped is wiped and made afresh. `stop DIR` stops it (fast shutdown)
+# stopped is wiped and made afresh. When the postgres user cannot reach DIR
+# (a clone under /root) or DIR is too long a path for a unix socket, the
+# cluster lives in a fresh directory under /tmp instead, DIR/home pointing
+# to it. `stop DIR` stops it (fast shutdown)
 # and does nothing if it is not running; `stop DIR --remove` also deletes
 # DIR. Nothing is left running if start fails.
 #
@@ -58,7 +61,10 @@ fi
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
-data=$dir/data
+# Where the cluster lives: DIR, or the directory DIR/home points to.
+home=$dir
+[ -L "$dir/home" ] && home=$(readlink "$dir/home")
+data=$home/data
 
 # Everything the cluster runs runs as an unprivileged user.
 as_owner() {
@@ -81,8 +87,9 @@ stop_cluster() {
 
 case $verb in
 stop)
-    stop_cluster
+    [ -d "$home" ] && stop_cluster
     if [ $remove -eq 1 ]; then
+        [ "$home" = "$dir" ] || rm -rf "$home"
         rm -rf "$dir"
     fi
     exit 0
@@ -96,26 +103,32 @@ if running && [ -s "$dir/url" ]; then
     exit 0
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
-    if ! id postgres >/dev/null 2>&1; then
-        echo "postgres.sh: running as root needs the 'postgres' system user (the postgresql package makes it)" >&2
-        exit 1
-    fi
-    chown postgres: "$dir"
-    chmod 700 "$dir"
-    if ! runuser -u postgres -- test -w "$dir"; then
-        echo "postgres.sh: user postgres cannot reach $dir (a parent directory is closed to it)" >&2
-        exit 1
-    fi
-fi
-# A unix socket path is limited to 107 bytes.
-if [ ${#dir} -gt 90 ]; then
-    echo "postgres.sh: $dir is too long a path for the unix socket (at most 90 characters)" >&2
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+    echo "postgres.sh: running as root needs the 'postgres' system user (the postgresql package makes it)" >&2
     exit 1
 fi
+stop_cluster || true
+# A fresh home: DIR itself if the cluster's user can write there and the
+# socket path fits (at most 107 bytes), else a new directory under /tmp.
+if [ "$home" != "$dir" ]; then
+    rm -rf "$home"
+    rm -f "$dir/home"
+    home=$dir
+fi
+reachable=1
+if [ "$(id -u)" -eq 0 ]; then
+    chown postgres: "$dir" && chmod 700 "$dir"
+    runuser -u postgres -- test -w "$dir" || reachable=0
+fi
+if [ $reachable -eq 0 ] || [ ${#dir} -gt 80 ]; then
+    home=$(mktemp -d /tmp/otpca-pg-XXXXXX)
+    [ "$(id -u)" -ne 0 ] || chown postgres: "$home"
+    ln -sfn "$home" "$dir/home"
+fi
+data=$home/data
 
 # A fresh cluster: whatever a stopped one left is thrown away.
-rm -rf "$data" "$dir/url" "$dir/log"
+rm -rf "$data" "$dir/url" "$home/log"
 as_owner "$bindir/initdb" -D "$data" -U otpca --auth=trust --encoding=UTF8 --no-locale --no-sync \
     >"$dir/initdb.log" 2>&1 || {
     cat "$dir/initdb.log" >&2
@@ -131,7 +144,7 @@ EOF
 cat >>"$data/postgresql.conf" <<EOF
 # deploy/postgres.sh
 listen_addresses = '127.0.0.1'
-unix_socket_directories = '$dir'
+unix_socket_directories = '$home'
 max_connections = 100
 EOF
 [ "$(id -u)" -ne 0 ] || chown postgres: "$data/pg_hba.conf"
@@ -148,19 +161,19 @@ trap cleanup EXIT
 tries=0
 while :; do
     p=${port:-$((20000 + RANDOM % 40000))}
-    if as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/log" -w -t 60 -o "-p $p" start >/dev/null 2>&1; then
+    if as_owner "$bindir/pg_ctl" -D "$data" -l "$home/log" -w -t 60 -o "-p $p" start >/dev/null 2>&1; then
         port=$p
         break
     fi
     tries=$((tries + 1))
     if [ -n "$port" ] || [ $tries -ge 10 ]; then
-        tail -n 20 "$dir/log" >&2 || true
+        tail -n 20 "$home/log" >&2 || true
         echo "postgres.sh: the server did not start" >&2
         exit 1
     fi
 done
 
-as_owner "$bindir/psql" -X -q -h "$dir" -p "$port" -U otpca -d postgres -v ON_ERROR_STOP=1 \
+as_owner "$bindir/psql" -X -q -h "$home" -p "$port" -U otpca -d postgres -v ON_ERROR_STOP=1 \
     -c 'CREATE DATABASE otpca' >/dev/null
 url="postgresql://otpca@127.0.0.1:$port/otpca"
 echo "$url" >"$dir/url"
