@@ -364,8 +364,6 @@ static const char *parse_row(char **f, size_t nf, const int col[MANIFEST_COLS], 
             return "batch must be 1-64 characters [A-Za-z0-9._:-]";
         snprintf(d->batch, sizeof d->batch, "%s", f[col[7]]);
     }
-    if (!d->pubkey_len && !d->batch[0])
-        return "a device needs a public_key, or a batch whose product key it proves";
     if (otpca_hex_decode(seed_hex, strlen(seed_hex), seed, OTPCA_SEED_MAX, &len) || len < 16)
         return "seed is not 16-64 hex bytes";
     d->algorithm = 1;
@@ -392,6 +390,10 @@ static const char *parse_row(char **f, size_t nf, const int col[MANIFEST_COLS], 
         if (*end || v < 1 || v > 3600)
             return "period must be 1 to 3600 seconds";
         d->period = (unsigned)v;
+    }
+    if (!d->pubkey_len && !d->batch[0]) {
+        otpca_memzero(seed, OTPCA_SEED_MAX);
+        return "a device needs a public_key, or a batch whose product key it proves";
     }
     otpca_err ret = otpca_seed_seal(t->seeds, d->serial, seed, len, d->seed_env, sizeof d->seed_env,
                                     &d->seed_env_len);

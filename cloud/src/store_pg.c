@@ -160,16 +160,28 @@ static const char SCHEMA_V3[] =
 static const char SCHEMA_V4[] =
     "ALTER TABLE records ADD COLUMN pubkey BYTEA CHECK (pubkey IS NULL OR length(pubkey) = 65);";
 
+/* Version 5: when and why a device was revoked; each manager's latest CRL. */
+static const char SCHEMA_V5[] =
+    "ALTER TABLE devices ADD COLUMN revoked_at BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN revoke_reason BIGINT NOT NULL DEFAULT 0;"
+    "CREATE TABLE crls ("
+    "  manager TEXT COLLATE \"C\" PRIMARY KEY REFERENCES managers(id),"
+    "  number BIGINT NOT NULL,"
+    "  this_update BIGINT NOT NULL,"
+    "  next_update BIGINT NOT NULL,"
+    "  der BYTEA NOT NULL"
+    ");";
+
 /* Migration i takes the schema from version i to i + 1. Append only, in
  * step with store_sqlite.c. */
-static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4};
+static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5};
 #define SCHEMA_VERSION ((unsigned)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
 /* ------------------------------------------------------------ statements */
 
 #define DEV_COLS                                                                                             \
     "serial, mac, pubkey, batch, state, seed_env, digits, period, algorithm, last_step, failures, cert_hash, " \
-    "manager, flagged, seq"
+    "manager, flagged, seq, revoked_at, revoke_reason"
 #define MGR_COLS "id, curve_pub, ca_pub, ca_cert, revoked"
 #define OP_COLS "id, seed_env, digits, period, algorithm, last_step"
 #define LEASE_COLS \
@@ -229,6 +241,8 @@ enum st_id {
     ST_AUDIT_ADD,
     ST_AUDIT_HEAD,
     ST_AUDIT_SCAN,
+    ST_CRL_PUT,
+    ST_CRL_GET,
     ST_COUNT
 };
 
@@ -239,14 +253,14 @@ static const struct {
 } SQL[ST_COUNT] = {
     [ST_DEVICE_ADD] = {DEVICE_CHECKS("NOT EXISTS (SELECT 1 FROM devices WHERE serial = $1)")
                        "d AS (INSERT INTO devices(" DEV_COLS ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-                       "$11, $12, $13, $14, last FROM c" CHANGE_LOG_TAIL,
-                       "tbbtibiiiiibti"},
+                       "$11, $12, $13, $14, last, $15, $16 FROM c" CHANGE_LOG_TAIL,
+                       "tbbtibiiiiibtiii"},
     [ST_DEVICE_UPDATE] = {DEVICE_CHECKS("EXISTS (SELECT 1 FROM devices WHERE serial = $1)")
                           "d AS (UPDATE devices SET mac = $2, pubkey = $3, batch = $4, state = $5, seed_env = $6, "
                           "digits = $7, period = $8, algorithm = $9, last_step = $10, failures = $11, "
-                          "cert_hash = $12, manager = $13, flagged = $14, seq = c.last FROM c WHERE serial = $1"
-                          CHANGE_LOG_TAIL,
-                          "tbbtibiiiiibti"},
+                          "cert_hash = $12, manager = $13, flagged = $14, seq = c.last, revoked_at = $15, "
+                          "revoke_reason = $16 FROM c WHERE serial = $1" CHANGE_LOG_TAIL,
+                          "tbbtibiiiiibtiii"},
     [ST_DEVICE_GET] = {"SELECT " DEV_COLS " FROM devices WHERE serial = $1", "t"},
     [ST_DEVICE_SCAN] = {"SELECT " DEV_COLS " FROM devices WHERE serial > $1 ORDER BY serial LIMIT $2", "ti"},
     [ST_CHANGES] = {"SELECT " DEV_COLS " FROM devices WHERE seq > $1 ORDER BY seq LIMIT $2", "ii"},
@@ -288,6 +302,13 @@ static const struct {
                       "ibbititt"},
     [ST_AUDIT_HEAD] = {"SELECT num FROM meta WHERE key = 'audit_head'", ""},
     [ST_AUDIT_SCAN] = {"SELECT " AUDIT_COLS " FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2", "ii"},
+    /* Only a newer CRL replaces the one kept. */
+    [ST_CRL_PUT] = {"INSERT INTO crls(manager, number, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5) "
+                    "ON CONFLICT (manager) DO UPDATE SET number = excluded.number, this_update = "
+                    "excluded.this_update, next_update = excluded.next_update, der = excluded.der "
+                    "WHERE excluded.number > crls.number",
+                    "tiiib"},
+    [ST_CRL_GET] = {"SELECT number, this_update, next_update, der FROM crls WHERE manager = $1", "t"},
 };
 
 struct otpca_store_impl {
@@ -947,6 +968,8 @@ static void bind_device(params *p, const otpca_device *d)
     p_blob_opt(p, d->cert_hash, d->has_cert ? sizeof d->cert_hash : 0);
     p_text(p, d->manager);
     p_int(p, d->flagged ? 1 : 0);
+    p_int(p, d->revoked_at);
+    p_int(p, d->revoke_reason);
 }
 
 static otpca_err device_from_row(const PGresult *r, int row, otpca_device *d)
@@ -973,6 +996,8 @@ static otpca_err device_from_row(const PGresult *r, int row, otpca_device *d)
     }
     d->flagged = col_int(r, row, 13, &bad) != 0;
     d->seq = col_int(r, row, 14, &bad);
+    d->revoked_at = col_int(r, row, 15, &bad);
+    d->revoke_reason = (unsigned)col_int(r, row, 16, &bad);
     return bad ? unreadable("device") : OTPCA_ERR_OK;
 }
 
@@ -1521,6 +1546,49 @@ static otpca_err pg_record_count(otpca_store_impl *s, uint64_t *n)
     return ret;
 }
 
+/* ------------------------------------------------------------------ CRLs */
+
+static otpca_err pg_crl_put(otpca_store_impl *s, const char *manager, uint64_t number, uint64_t this_update,
+                            uint64_t next_update, const uint8_t *der, size_t len, int *stored)
+{
+    params p = {0};
+    int n = 0;
+    p_str(&p, manager);
+    p_int(&p, number);
+    p_int(&p, this_update);
+    p_int(&p, next_update);
+    p_blob(&p, der, len);
+    otpca_err ret = write1(s, ST_CRL_PUT, &p, SAVEPOINT, &n, "keep a CRL");
+    if (!ret)
+        *stored = n > 0;
+    return ret;
+}
+
+static otpca_err pg_crl_get(otpca_store_impl *s, const char *manager, uint64_t *number, uint64_t *this_update,
+                            uint64_t *next_update, uint8_t *der, size_t cap, size_t *len)
+{
+    params p = {0};
+    PGresult *r = NULL;
+    int bad = 0;
+    p_str(&p, manager);
+    otpca_err ret = exec_st(s, ST_CRL_GET, &p, &r, "read a CRL");
+    if (ret)
+        return ret;
+    if (PQntuples(r) != 1) {
+        ret = OTPCA_ERR_NOT_FOUND;
+    } else {
+        *number = col_int(r, 0, 0, &bad);
+        *this_update = col_int(r, 0, 1, &bad);
+        *next_update = col_int(r, 0, 2, &bad);
+        if ((size_t)PQgetlength(r, 0, 3) > cap)
+            ret = OTPCA_ERR_BUFFER_TOO_SMALL;
+        else if (bad || col_blob(r, 0, 3, der, cap, len))
+            ret = unreadable("CRL");
+    }
+    PQclear(r);
+    return ret;
+}
+
 /* A device has few issuances: each one's confirmation id is computed and
  * compared (the id cannot be turned back into the issuance's). */
 static otpca_err pg_record_confirmed(otpca_store_impl *s, const char *serial, const char *manager,
@@ -1716,6 +1784,8 @@ const otpca_store_backend otpca_store_pg_backend = {
     .meta_add = pg_meta_add,
     .record_put = pg_record_put,
     .record_count = pg_record_count,
+    .crl_put = pg_crl_put,
+    .crl_get = pg_crl_get,
     .record_confirmed = pg_record_confirmed,
     .audit_append = pg_audit_append,
     .audit_verify = pg_audit_verify,

@@ -181,10 +181,12 @@ sqlite3 "$DB" "update audit set detail = 'forged' where seq = 2" 2>"$WORK/err" |
 expect_fail "changed audit entry detected" 1 "audit chain broken at entry 2" -- cc audit verify
 
 # Bad input: clear messages, non-zero exits, nothing half-imported.
-printf 'serial,mac,public_key,seed\nbad serial!,02:00:00:00:00:01,,00112233445566778899aabbccddeeff\nnode-x1,zz,,00112233445566778899aabbccddeeff\nnode-x2,02:00:00:00:00:02,04ff,00112233445566778899aabbccddeeff\nnode-x3,02:00:00:00:00:03,,0011\nnode-x4,02:00:00:00:00:04,,00112233445566778899aabbccddeeff\n' >"$WORK/bad.csv"
+goodkey=$(awk -F, 'NR == 2 { print $3 }' "$RIG/manifest.csv")
+printf 'serial,mac,public_key,seed\nbad serial!,02:00:00:00:00:01,,00112233445566778899aabbccddeeff\nnode-x1,zz,,00112233445566778899aabbccddeeff\nnode-x2,02:00:00:00:00:02,04ff,00112233445566778899aabbccddeeff\nnode-x3,02:00:00:00:00:03,,0011\nnode-x4,02:00:00:00:00:04,%s,00112233445566778899aabbccddeeff\nnode-x5,02:00:00:00:00:05,,00112233445566778899aabbccddeeff\n' "$goodkey" >"$WORK/bad.csv"
 expect_fail "bad rows rejected with line numbers" 1 "bad.csv:2: serial must be" -- cc device import "$WORK/bad.csv"
 grep -q "bad.csv:3: MAC" "$WORK/err" && grep -q "bad.csv:4: public key" "$WORK/err" && grep -q "bad.csv:5: seed" "$WORK/err" &&
-    ok "each bad row named" || bad "bad rows: $(head -c 400 "$WORK/err")"
+    grep -q "bad.csv:7: a device needs a public_key, or a batch" "$WORK/err" &&
+    ok "each bad row named (a row with neither a key nor a batch too)" || bad "bad rows: $(head -c 600 "$WORK/err")"
 state=$(cc device show node-x4 2>/dev/null | awk '$1 == "state" { print $2 }')
 expect_eq "good row of a bad file still imported" "$state" "pending"
 printf 'name,mac\n' >"$WORK/nohdr.csv"
