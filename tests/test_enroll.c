@@ -617,6 +617,32 @@ static size_t make_key_update(uint64_t now, const struct ku_opts *o, uint8_t *ou
     return len;
 }
 
+/* A KeyUpdate's or a Claim's answer: the certificate holds the new key
+ * and the network key opens with it. */
+static void expect_issued_to_new_key(const uint8_t *cert, size_t cert_len, const uint8_t *out, size_t out_len,
+                                     const otpca_mgr_verdict *v, otpca_p256_soft *nk)
+{
+    DecodedCert dc;
+    uint8_t spki[128];
+    word32 spki_len = sizeof spki;
+    wc_InitDecodedCert(&dc, cert, (word32)cert_len, NULL);
+    cr_assert_eq(wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL), 0);
+    cr_assert_eq(wc_GetPubKeyDerFromCert(&dc, spki, &spki_len), 0);
+    wc_FreeDecodedCert(&dc);
+    cr_expect(spki_len >= 65 && !memcmp(spki + spki_len - 65, nk->pub, 65), "the certificate holds the new key");
+    otpca_cose_sign1 c;
+    otpca_enroll_response r;
+    cr_assert_eq(otpca_cose_sign1_decode(out, out_len, &c), 0);
+    cr_assert_eq(otpca_msg_decode(&otpca_desc_enroll_response, c.payload.p, c.payload.len, &r), 0);
+    uint8_t aad[64 + 16], pt[64];
+    size_t pt_len = 0, sl = strlen(NODE);
+    memcpy(aad, NODE, sl);
+    memcpy(aad + sl, v->req.nonce.p, 16);
+    cr_expect_eq(otpca_ecies_open(otpca_p256_soft_ecdh, nk, nk->pub, OTPCA_ECIES_LABEL_NETKEY, aad, sl + 16,
+                                  r.netkey.p, r.netkey.len, pt, sizeof pt, &pt_len),
+                 0, "the network key is sealed to the new key");
+}
+
 Test(enroll, a_rejoin_naming_the_current_certificate_gets_the_network_key_and_no_certificate)
 {
     uint64_t now = (uint64_t)time(NULL);
@@ -691,25 +717,7 @@ Test(enroll, a_key_update_signed_by_old_and_new_key_certifies_the_new_key)
     cr_expect_eq(v.type, OTPCA_MSG_KEY_UPDATE);
     cr_expect_arr_eq(v.pub, nk.pub, 65, "the new key, uncompressed");
     cr_assert_eq(otpca_mgr_issue(&issuer, &v, mac, 6, now, record, cert, &cert_len, out, sizeof out, &out_len), 0);
-    DecodedCert dc;
-    uint8_t spki[128];
-    word32 spki_len = sizeof spki;
-    wc_InitDecodedCert(&dc, cert, (word32)cert_len, NULL);
-    cr_assert_eq(wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL), 0);
-    cr_assert_eq(wc_GetPubKeyDerFromCert(&dc, spki, &spki_len), 0);
-    wc_FreeDecodedCert(&dc);
-    cr_expect(spki_len >= 65 && !memcmp(spki + spki_len - 65, nk.pub, 65), "the certificate holds the new key");
-    otpca_cose_sign1 c;
-    otpca_enroll_response r;
-    cr_assert_eq(otpca_cose_sign1_decode(out, out_len, &c), 0);
-    cr_assert_eq(otpca_msg_decode(&otpca_desc_enroll_response, c.payload.p, c.payload.len, &r), 0);
-    uint8_t aad[64 + 16], pt[64];
-    size_t pt_len = 0, sl = strlen(NODE);
-    memcpy(aad, NODE, sl);
-    memcpy(aad + sl, v.req.nonce.p, 16);
-    cr_expect_eq(otpca_ecies_open(otpca_p256_soft_ecdh, &nk, nk.pub, OTPCA_ECIES_LABEL_NETKEY, aad, sl + 16,
-                                  r.netkey.p, r.netkey.len, pt, sizeof pt, &pt_len),
-                 0, "the network key is sealed to the new key");
+    expect_issued_to_new_key(cert, cert_len, out, out_len, &v, &nk);
 
     /* Inner layer by a key other than the one carried; outer by a forger;
      * the old key again; another certificate; a plain single signature. */
@@ -801,25 +809,7 @@ Test(enroll, a_claim_with_the_product_key_certifies_a_new_unique_key)
     cr_expect_eq(v.type, OTPCA_MSG_CLAIM);
     cr_expect_arr_eq(v.pub, nk.pub, 65, "the new key, uncompressed");
     cr_assert_eq(otpca_mgr_issue(&issuer, &v, mac, 6, now, record, cert, &cert_len, out, sizeof out, &out_len), 0);
-    DecodedCert dc;
-    uint8_t spki[128];
-    word32 spki_len = sizeof spki;
-    wc_InitDecodedCert(&dc, cert, (word32)cert_len, NULL);
-    cr_assert_eq(wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL), 0);
-    cr_assert_eq(wc_GetPubKeyDerFromCert(&dc, spki, &spki_len), 0);
-    wc_FreeDecodedCert(&dc);
-    cr_expect(spki_len >= 65 && !memcmp(spki + spki_len - 65, nk.pub, 65), "the certificate holds the new key");
-    otpca_cose_sign1 c;
-    otpca_enroll_response r;
-    cr_assert_eq(otpca_cose_sign1_decode(out, out_len, &c), 0);
-    cr_assert_eq(otpca_msg_decode(&otpca_desc_enroll_response, c.payload.p, c.payload.len, &r), 0);
-    uint8_t aad[64 + 16], pt[64];
-    size_t pt_len = 0, sl = strlen(NODE);
-    memcpy(aad, NODE, sl);
-    memcpy(aad + sl, v.req.nonce.p, 16);
-    cr_expect_eq(otpca_ecies_open(otpca_p256_soft_ecdh, &nk, nk.pub, OTPCA_ECIES_LABEL_NETKEY, aad, sl + 16,
-                                  r.netkey.p, r.netkey.len, pt, sizeof pt, &pt_len),
-                 0, "the network key is sealed to the new key");
+    expect_issued_to_new_key(cert, cert_len, out, out_len, &v, &nk);
 
     struct req_opts ro = {0};
     len = make_request(now, &ro, in, sizeof in);

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/asn.h>
 #include <wolfssl/wolfcrypt/hmac.h>
 
 #include "otpca/manager/enroll.h"
@@ -188,6 +189,10 @@ static uint64_t mgr_now(void)
 }
 
 /* The node (re)booted: store and core from the flash as it is. */
+/* The root's revocations node_boot hands the node (none by default). */
+static const otpca_node_serial *boot_revoked;
+static size_t boot_n_revoked;
+
 static void node_boot(const uint8_t *root, size_t rlen)
 {
     otpca_node_config cfg;
@@ -205,6 +210,8 @@ static void node_boot(const uint8_t *root, size_t rlen)
     cfg.has_clock = true;
     cfg.timeout_ms = 1000;
     cfg.max_tries = 3;
+    cfg.revoked = boot_revoked;
+    cfg.n_revoked = boot_n_revoked;
     otpca_err e = otpca_node_init(&node, &cfg, nout, sizeof nout, nwork, sizeof nwork);
     cr_assert_eq(e, OTPCA_ERR_OK, "node init: %s", otpca_errname(e));
 }
@@ -429,6 +436,57 @@ Test(node_core, a_manager_certified_by_another_root_is_refused)
     cr_expect_eq(otpca_node_handle_input(&node, ans, n, now_ms), OTPCA_ERR_CERT);
     /* Not a CA with pathLen 0: the root itself posing as the manager is not one. */
     cr_expect_null(otpca_node_credential(&node));
+}
+
+/* The serial number of a DER certificate, as a CRL lists it. */
+static otpca_node_serial serial_of(const uint8_t *der, size_t len)
+{
+    DecodedCert dc;
+    otpca_node_serial sn_;
+    memset(&sn_, 0, sizeof sn_);
+    wc_InitDecodedCert(&dc, der, (word32)len, NULL);
+    cr_assert_eq(wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL), 0);
+    const byte *p = dc.serial;
+    int n = dc.serialSz;
+    while (n > 1 && p[0] == 0)
+        p++, n--;
+    cr_assert(n >= 1 && n <= 20);
+    memcpy(sn_.v, p, (size_t)n);
+    sn_.len = (uint8_t)n;
+    wc_FreeDecodedCert(&dc);
+    return sn_;
+}
+
+/* A manager whose certificate the root revoked (its serial in the list
+ * the node was given from the root's CRL) is refused like a stranger;
+ * another serial in the list changes nothing. */
+Test(node_core, a_manager_the_root_revoked_is_refused)
+{
+    static uint8_t req[OTPCA_NODE_OUT_SIZE], ans[4096];
+    size_t len, n;
+    otpca_node_serial list[2] = {{1, {0x42}}, serial_of(mgr_der, mgr_len)};
+    boot_revoked = list;
+    boot_n_revoked = 2;
+    node_boot(root_der, root_len);
+    cr_assert_eq(otpca_node_start(&node, OTPCA_NODE_FLOW_ENROLL, now_ms), OTPCA_ERR_OK);
+    len = take(req);
+    n = manager_enroll(req, len, ans, sizeof ans);
+    cr_expect_eq(otpca_node_handle_input(&node, ans, n, now_ms), OTPCA_ERR_CERT, "the revoked manager is refused");
+    cr_expect_null(otpca_node_credential(&node), "nothing committed");
+    /* Only the other serial: the same manager is accepted. */
+    boot_n_revoked = 1;
+    node_boot(root_der, root_len);
+    now_ms += 30000; /* the next TOTP step */
+    enroll(NULL, NULL);
+    cr_expect_not_null(otpca_node_credential(&node));
+    /* A bad list is refused at init. */
+    otpca_node_config cfg = node.cfg;
+    otpca_node_serial bad = {0, {0}};
+    cfg.revoked = &bad;
+    cfg.n_revoked = 1;
+    cr_expect_eq(otpca_node_init(&node, &cfg, nout, sizeof nout, nwork, sizeof nwork), OTPCA_ERR_INVALID_ARG);
+    boot_revoked = NULL;
+    boot_n_revoked = 0;
 }
 
 Test(node_core, a_replayed_response_is_refused)

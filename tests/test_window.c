@@ -389,6 +389,20 @@ static size_t rejoin_request(time_t totp_at, const uint8_t hash[32], const otpca
     return len;
 }
 
+/* Ceremony, a window, the node connected; then waits (for the wall clock,
+ * not for another process) until at most 20 s of the current TOTP step are
+ * gone, so that requests on the steps now-1 .. now+1 stay inside the
+ * tolerance for the seconds a test takes. Returns that moment. */
+static time_t window_and_node_early_in_a_step(void **zctx, void **sock)
+{
+    manager_setup();
+    manager_start();
+    *sock = node_connect(zctx);
+    for (int i = 0; i < 200 && time(NULL) % 30 > 20; i++)
+        usleep(100000);
+    return time(NULL);
+}
+
 /* Rejoin and KeyUpdate against the real window (PROTOCOL.md 6.5, 6.6):
  * enrolled, the node rejoins (network key, no certificate), then moves to
  * a new key (double signature; the certificate for the new key chains to
@@ -398,14 +412,8 @@ static size_t rejoin_request(time_t totp_at, const uint8_t hash[32], const otpca
  * (all within the ±1 tolerance), started early enough in a step. */
 Test(window, rejoin_and_key_update_then_the_old_certificate_is_refused)
 {
-    manager_setup();
-    manager_start();
-    void *zctx = NULL, *sock = node_connect(&zctx);
-    /* Waiting for the wall clock, not for another process: the three
-     * steps must stay inside the tolerance for the few seconds below. */
-    for (int i = 0; i < 200 && time(NULL) % 30 > 20; i++)
-        usleep(100000);
-    time_t t0 = time(NULL);
+    void *zctx = NULL, *sock = NULL;
+    time_t t0 = window_and_node_early_in_a_step(&zctx, &sock);
 
     static uint8_t req[2048], ans[4096], ans2[4096], creq[512];
     uint8_t nonce[16], old_hash[32], new_hash[32];
@@ -513,12 +521,8 @@ Test(window, rejoin_and_key_update_then_the_old_certificate_is_refused)
  * -crl_check. */
 Test(window, a_revocation_reaches_the_open_window_and_the_managers_crl)
 {
-    manager_setup();
-    manager_start();
-    void *zctx = NULL, *sock = node_connect(&zctx);
-    for (int i = 0; i < 200 && time(NULL) % 30 > 20; i++)
-        usleep(100000);
-    time_t t0 = time(NULL);
+    void *zctx = NULL, *sock = NULL;
+    time_t t0 = window_and_node_early_in_a_step(&zctx, &sock);
     static uint8_t req[2048], ans[4096], creq[512];
     uint8_t nonce[16], hash[32];
     otpca_enroll_response r;

@@ -27,6 +27,7 @@
 #include "otpca/node/node.h"
 #include "otpca/node/posix.h"
 #include "otpca/proto/p256.h"
+#include "otpca/token/crl.h"
 #include "otpca/token/wolf.h"
 
 #define EXIT_USAGE 2
@@ -48,6 +49,7 @@ static const char usage_text[] =
     "options:\n"
     "  --manager ENDPOINT  the manager's node endpoint (tcp://HOST:PORT)\n"
     "  --root FILE         the root certificate to pin (PEM or DER)\n"
+    "  --root-crl FILE     the root's CRL (PEM or DER, checked against --root): managers it revoked are refused\n"
     "  --rig DIR           a SoftHSM rig (otpca-token rig create): tokens, pins/, manifest.csv\n"
     "  --serial S          the node (rig: its token label, e.g. node-000001)\n"
     "  --token URI         the node's token instead of the rig's (pin-source=... in the URI)\n"
@@ -66,7 +68,7 @@ static const char usage_text[] =
     "  -h, --help\n";
 
 typedef struct opts {
-    const char *cmd, *manager, *root, *rig, *serial, *token, *soft, *mac, *state, *cert_out;
+    const char *cmd, *manager, *root, *rig, *serial, *token, *soft, *mac, *state, *cert_out, *root_crl;
     bool sha256, no_time, json, sha256_set, keep_old_key;
     long digits, period, timeout, count, conc;
 } opts;
@@ -153,6 +155,47 @@ static int read_root(const char *path, uint8_t *der, size_t *der_len)
     return 0;
 }
 
+/* The manager certificates the root revoked, from --root-crl (checked
+ * against the root); every node opened here is given them. */
+static otpca_node_serial *g_revoked;
+static size_t g_n_revoked;
+
+static int read_root_crl(const char *path, const uint8_t *root, size_t root_len)
+{
+    static uint8_t buf[1 << 20];
+    otpca_crl_info info;
+    otpca_crl_entry *e = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "otpca-node: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    if (n == 0 || n == sizeof buf || otpca_crl_read(buf, n, root, root_len, &info, &e) != OTPCA_ERR_OK) {
+        fprintf(stderr, "otpca-node: %s: not a CRL signed by the pinned root\n", path);
+        return -1;
+    }
+    if (info.next_update < (int64_t)time(NULL))
+        fprintf(stderr, "otpca-node: warning: %s is past its nextUpdate; ask the root's ceremony for a fresh one\n",
+                path);
+    if (info.entries && !(g_revoked = calloc(info.entries, sizeof *g_revoked))) {
+        free(e);
+        return -1;
+    }
+    for (size_t i = 0; i < info.entries; i++) {
+        const uint8_t *p = e[i].serial;
+        size_t k = e[i].serial_len;
+        while (k > 1 && p[0] == 0)
+            p++, k--;
+        g_revoked[i].len = (uint8_t)k;
+        memcpy(g_revoked[i].v, p, k);
+    }
+    g_n_revoked = info.entries;
+    free(e);
+    return 0;
+}
+
 static const char *flow_name(otpca_node_flow f)
 {
     static const char *const names[] = {"none", "time", "enroll", "confirm", "rejoin", "rotate", "claim"};
@@ -215,6 +258,8 @@ static otpca_err node_open(node *nd, const opts *o, const nodeinfo *ni, otpca_p1
     cfg.fw = "otpca-node-" OTPCA_NODE_FW_VERSION;
     cfg.root_der = root;
     cfg.root_len = root_len;
+    cfg.revoked = g_revoked;
+    cfg.n_revoked = g_n_revoked;
     cfg.totp_digits = ni->digits;
     cfg.totp_period = ni->period;
     cfg.has_clock = o->no_time;
@@ -310,6 +355,8 @@ static int cmd_single(const opts *o)
     if (o->period)
         ni.period = (unsigned)o->period;
     if (!show && read_root(o->root, root, &root_len) != 0)
+        return EXIT_FAILURE;
+    if (!show && o->root_crl && read_root_crl(o->root_crl, root, root_len) != 0)
         return EXIT_FAILURE;
     if (!o->soft && (ret = otpca_p11_new(NULL, &p11)) != OTPCA_ERR_OK) {
         fprintf(stderr, "otpca-node: PKCS#11 module: %s\n", otpca_strerror(ret));
@@ -478,6 +525,8 @@ static int cmd_sim(const opts *o)
     s.count = o->count;
     if (read_root(o->root, root, &s.root_len) != 0)
         return EXIT_FAILURE;
+    if (o->root_crl && read_root_crl(o->root_crl, root, s.root_len) != 0)
+        return EXIT_FAILURE;
     s.root = root;
     s.nodes = calloc((size_t)s.count, sizeof *s.nodes);
     s.res = calloc((size_t)s.count, sizeof *s.res);
@@ -605,6 +654,7 @@ int main(int argc, char **argv)
 {
     static const struct option lo[] = {
         {"manager", required_argument, 0, 'm'}, {"root", required_argument, 0, 'r'},
+        {"root-crl", required_argument, 0, 'L'},
         {"rig", required_argument, 0, 'R'},     {"serial", required_argument, 0, 's'},
         {"token", required_argument, 0, 't'},   {"soft-key", required_argument, 0, 'k'},
         {"mac", required_argument, 0, 'M'},     {"sha256", no_argument, 0, '2'},
@@ -641,6 +691,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'm': o.manager = optarg; break;
         case 'r': o.root = optarg; break;
+        case 'L': o.root_crl = optarg; break;
         case 'R': o.rig = optarg; break;
         case 's': o.serial = optarg; break;
         case 't': o.token = optarg; break;

@@ -91,8 +91,11 @@ otpca_err otpca_node_init(otpca_node_ctx *n, const otpca_node_config *cfg, uint8
     const otpca_node_hal *h = cfg->hal;
     if (!h->sign || !h->ecdh || !h->hmac || !h->random || !valid_id(cfg->serial) || !cfg->mac ||
         (cfg->mac_len != 6 && cfg->mac_len != 8) || !cfg->fw || strlen(cfg->fw) < 1 || strlen(cfg->fw) > 32 ||
-        !cfg->root_der)
+        !cfg->root_der || (cfg->n_revoked && !cfg->revoked))
         return OTPCA_ERR_INVALID_ARG;
+    for (size_t i = 0; i < cfg->n_revoked; i++)
+        if (cfg->revoked[i].len < 1 || cfg->revoked[i].len > sizeof cfg->revoked[i].v)
+            return OTPCA_ERR_INVALID_ARG;
     if (otpca_p256_pub_normalize(cfg->factory_pub, OTPCA_NODE_PUB_LEN, tmp) != OTPCA_ERR_OK)
         return OTPCA_ERR_INVALID_ARG;
     memset(n, 0, sizeof *n);
@@ -377,7 +380,8 @@ void otpca_node_output_ack(otpca_node_ctx *n, uint64_t now)
 
 /* ---- checking answers ---- */
 
-/* The manager certificate chains to the pinned root and is valid at t. */
+/* The manager certificate chains to the pinned root, is valid at t, and
+ * the root has not revoked it. */
 static otpca_err check_manager(const otpca_node_ctx *n, const uint8_t *der, size_t len, uint64_t t,
                                otpca_node_x509 *mgr)
 {
@@ -385,6 +389,9 @@ static otpca_err check_manager(const otpca_node_ctx *n, const uint8_t *der, size
     otpca_err ret = otpca_node_x509_parse(der, len, mgr);
     if (ret)
         return ret;
+    for (size_t i = 0; i < n->cfg.n_revoked; i++)
+        if (n->cfg.revoked[i].len == mgr->serial_len && !memcmp(n->cfg.revoked[i].v, mgr->serial, mgr->serial_len))
+            return OTPCA_ERR_CERT; /* revoked by the root */
     memset(&root, 0, sizeof root);
     memcpy(root.pub, n->root_pub, OTPCA_NODE_PUB_LEN);
     root.subject = n->root_subject;

@@ -98,6 +98,19 @@ otpca_err otpca_node_x509_parse(const uint8_t *der, size_t len, otpca_node_x509 
     out->issuer_len = (size_t)dc.issuerRawLen;
     out->subject = dc.subjectRaw;
     out->subject_len = (size_t)dc.subjectRawLen;
+    {
+        /* As OpenSSL's BN_bn2bin gives it from a CRL: no sign byte. */
+        const byte *sp = dc.serial;
+        int sn = dc.serialSz;
+        while (sn > 1 && sp[0] == 0) {
+            sp++;
+            sn--;
+        }
+        if (sn <= 0 || sn > (int)sizeof out->serial)
+            goto out;
+        memcpy(out->serial, sp, (size_t)sn);
+        out->serial_len = (size_t)sn;
+    }
     out->is_ca = dc.isCA;
     out->path_len_set = dc.pathLengthSet;
     out->path_len = dc.pathLength;

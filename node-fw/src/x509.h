@@ -26,6 +26,8 @@ typedef struct otpca_node_x509 {
     unsigned path_len, key_usage;
     uint64_t not_before, not_after; /* Unix time */
     char cn[OTPCA_NODE_X509_CN_MAX + 1];
+    uint8_t serial[20]; /* the serial number's magnitude, big-endian, no leading zero byte */
+    size_t serial_len;
 } otpca_node_x509;
 
 /* Parses a DER certificate with an ECDSA-SHA256 signature and a P-256

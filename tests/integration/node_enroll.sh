@@ -7,8 +7,9 @@
 # flash image; a node pinned to another root refuses the manager; Rejoin
 # and KeyUpdate run when the manager serves them; a batch device claims a
 # key of its own with its batch's product key (`otpca-node claim`), after
-# which the registry holds the new key and refuses a second claim; usage
-# errors exit 2.
+# which the registry holds the new key and refuses a second claim; a node
+# given the root's CRL revoking the manager (`otpca-manager ca revoke`,
+# `otpca-node --root-crl`) refuses its answers; usage errors exit 2.
 . "$(dirname "$0")/lib.sh"
 M="$OTPCA_BIN/otpca-manager"
 C="$OTPCA_BIN/otpca-cloud"
@@ -192,6 +193,19 @@ while [ $(($(date +%s) / 30)) -eq "$step" ]; do sleep 0.2; done
 expect_fail "a second claim (the device is claimed) is refused" 1 "AUTH_FAILED" -- \
     "$N" claim --token "$claim_token" --serial claim-01 --mac 02:00:00:00:00:c1 --manager "$ep" --root root.pem \
     --state claim2 --keep-old-key --timeout 500
+
+# ---- the root revokes the manager: a node with the root's CRL refuses it ----
+"$M" ca revoke --root "$(uri otpca-root root-key)" --root-cert root.pem --cert mgr-07.pem --reason keyCompromise \
+    --out root-crl >>cmd.log 2>&1 || bad "ca revoke"
+step=$(($(date +%s) / 30))
+while [ $(($(date +%s) / 30)) -eq "$step" ]; do sleep 0.2; done
+expect_fail "a node given the root's CRL refuses the revoked manager's answers" 1 "answer dropped: certificate" -- \
+    "$N" enroll --rig "$RIG" --serial node-000003 --manager "$ep" --root root.pem --root-crl root-crl.pem \
+    --state revoked --timeout 300 --log-level warn
+"$N" show --rig "$RIG" --serial node-000003 --state revoked | grep -q "none (not enrolled)" &&
+    ok "and commits nothing" || bad "a node committed a revoked manager's certificate"
+expect_fail "a CRL the root did not sign is refused" 1 "not a CRL signed by the pinned root" -- \
+    "$N" enroll --rig "$RIG" --serial node-000003 --manager "$ep" --root root.pem --root-crl mgr-07.pem --state revoked
 
 "$M" window close --config manager.conf >>cmd.log 2>&1
 wait "$mgr_pid" && ok "window closes with exit 0" || bad "window exit"

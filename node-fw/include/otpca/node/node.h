@@ -66,6 +66,13 @@ typedef enum otpca_node_state {
     OTPCA_NODE_FAILED    /* the flow failed: otpca_node_last_error() */
 } otpca_node_state;
 
+/* A certificate serial number: big-endian magnitude, no leading zero
+ * byte (as OpenSSL's BN_bn2bin gives it). */
+typedef struct otpca_node_serial {
+    uint8_t len; /* 1..20 */
+    uint8_t v[20];
+} otpca_node_serial;
+
 typedef struct otpca_node_config {
     const otpca_node_hal *hal;  /* token, RNG, log (flash through store) */
     otpca_node_slots *store;    /* the credential store, initialised; NULL: time flow only */
@@ -82,6 +89,12 @@ typedef struct otpca_node_config {
     uint32_t timeout_ms;        /* first wait for an answer (0: 3000); doubles per resend */
     unsigned max_tries;         /* sends of one request before TIMEOUT (0: 4) */
     uint32_t backoff_max_ms;    /* cap of waits and retry-after (0: 60000) */
+    /* Manager certificates the root has revoked (from the root's CRL, which
+     * the caller checked against the pinned root): a manager showing one of
+     * these serials is refused like one from another root. NULL/0: none.
+     * Must outlive the context. */
+    const otpca_node_serial *revoked;
+    size_t n_revoked;
 } otpca_node_config;
 
 /* The engine. Caller-owned (static or stack); fields are private. */
