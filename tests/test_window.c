@@ -199,7 +199,19 @@ static void *node_connect(void **zctx)
 Test(window, a_node_enrolls_in_a_window_and_the_cloud_hears_of_it)
 {
     manager_setup();
+    /* A pid file left by a killed window, naming a process that lives
+     * (ours: as if the pid had been given out again): not a window. */
+    char pidfile[300];
+    snprintf(pidfile, sizeof pidfile, "%s/manager.db.window", ct.dir);
+    FILE *pf = fopen(pidfile, "w");
+    cr_assert_not_null(pf);
+    fprintf(pf, "%ld\n", (long)getpid());
+    fclose(pf);
+    cr_expect_eq(ct_sh("'%s/otpca-manager' window status --config '%s' | grep -q '^window *closed'", ct_bin(), mgr_conf),
+                 0, "a stale pid file is no open window");
     manager_start();
+    cr_expect_eq(ct_sh("'%s/otpca-manager' window status --config '%s' | grep -q '^window *open'", ct_bin(), mgr_conf),
+                 0, "the window that runs is");
     void *zctx = NULL, *sock = node_connect(&zctx);
 
     /* Enroll: the response is the manager's, for this node, with its key. */

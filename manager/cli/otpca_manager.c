@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,17 +437,27 @@ static void pid_path(const otpca_mgr_config *cfg, char *out, size_t cap)
     snprintf(out, cap, "%s.window", cfg->store);
 }
 
+/* The pid of the window open on this journal, or 0. The open window holds
+ * an flock on the pid file for as long as it runs (the kernel drops it
+ * when the process dies, even by SIGKILL), so a stale file whose pid the
+ * system has given to another process since never reads as open. */
 static long window_pid(const otpca_mgr_config *cfg)
 {
-    char path[OTPCA_MGR_CONFIG_VALUE_MAX + 16];
+    char path[OTPCA_MGR_CONFIG_VALUE_MAX + 16], text[32];
     long pid = 0;
     pid_path(cfg, path, sizeof path);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return 0;
-    if (fscanf(f, "%ld", &pid) != 1 || pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
-        pid = 0; /* stale: that process is gone */
-    fclose(f);
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        ssize_t n = read(fd, text, sizeof text - 1);
+        text[n > 0 ? n : 0] = '\0';
+        char *end;
+        pid = strtol(text, &end, 10);
+        if (end == text || pid <= 0)
+            pid = 0; /* held, but the pid not written yet (an instant): nothing to signal */
+    }
+    close(fd);
     return pid;
 }
 
@@ -479,25 +490,34 @@ static int cmd_window_open(const otpca_mgr_config *cfg, const struct opts *o)
         oo.totp = (uint32_t)code;
         otpca_memzero(line, sizeof line);
     }
-    long running = window_pid(cfg);
-    if (running) {
-        fprintf(stderr, PROG ": a window is already open on %s (pid %ld)\n", cfg->store, running);
-        return EXIT_FAILURE;
-    }
+    /* The pid file, locked while the window runs (window_pid). */
     pid_path(cfg, path, sizeof path);
-    FILE *pf = fopen(path, "w");
-    if (!pf) {
+    int pfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (pfd < 0) {
         fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
         return EXIT_FAILURE;
     }
-    fprintf(pf, "%ld\n", (long)getpid());
-    fclose(pf);
+    if (flock(pfd, LOCK_EX | LOCK_NB) != 0) {
+        close(pfd);
+        fprintf(stderr, PROG ": a window is already open on %s (pid %ld)\n", cfg->store, window_pid(cfg));
+        return EXIT_FAILURE;
+    }
+    char pidtext[32];
+    int pn = snprintf(pidtext, sizeof pidtext, "%ld\n", (long)getpid());
+    if (ftruncate(pfd, 0) != 0 || write(pfd, pidtext, (size_t)pn) != pn) {
+        fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
+        close(pfd);
+        return EXIT_FAILURE;
+    }
     if (otpca_stop_on_signals() != 0) {
         perror("sigaction");
+        unlink(path);
+        close(pfd);
         return EXIT_FAILURE;
     }
     otpca_err ret = otpca_mgr_window_run(cfg, &oo, &otpca_stop_requested, stdout, &sum);
     unlink(path);
+    close(pfd);
     if (ret)
         return fail(ret, "window open");
     printf("window closed (%s%s): %llu issued, %llu confirmed, %llu rejected", sum.closed_by,
