@@ -580,6 +580,38 @@ Test(mstore, snapshot_applies_whole_or_not_at_all)
     otpca_mstore_destroy(&s);
 }
 
+/* A first snapshot (empty trust list) is written straight into the trust
+ * list in one transaction: nothing of it shows before its commit, nothing
+ * stays after a handle lost mid-way, all of it after the commit. */
+Test(mstore, a_first_snapshot_is_whole_or_nothing)
+{
+    otpca_mstore *s = open_mstore(), *r = open_mstore();
+    otpca_device_entry e[3] = {entry("dev-a", 4, OTPCA_DEV_APPROVED), entry("dev-b", 5, OTPCA_DEV_APPROVED),
+                               entry("dev-c", 6, OTPCA_DEV_REVOKED)};
+    otpca_mdevice d;
+    cr_assert_eq(otpca_mstore_snapshot_begin(s), OTPCA_ERR_OK);
+    cr_assert_eq(snap_chunk(s, 6, e, 2), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_mstore_device_get(r, "dev-a", &d), OTPCA_ERR_NOT_FOUND, "not visible before the commit");
+    otpca_mstore_destroy(&s); /* lost mid-way */
+    s = open_mstore();
+    cr_expect_eq(otpca_mstore_device_get(s, "dev-a", &d), OTPCA_ERR_NOT_FOUND, "nothing stays");
+    cr_expect_eq(sync_seq(s), 0);
+    cr_assert_eq(otpca_mstore_snapshot_begin(s), OTPCA_ERR_OK);
+    cr_assert_eq(snap_chunk(s, 6, e, 2), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_mstore_snapshot_begin(s), OTPCA_ERR_OK); /* begun again: the first chunk goes */
+    cr_assert_eq(snap_chunk(s, 6, e + 1, 2), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_mstore_snapshot_commit(s, 6), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_mstore_device_get(r, "dev-a", &d), OTPCA_ERR_NOT_FOUND, "only the second attempt's");
+    cr_expect_eq(get(r, "dev-b").state, OTPCA_DEV_APPROVED);
+    cr_expect_eq(get(r, "dev-c").state, OTPCA_DEV_REVOKED);
+    cr_expect_eq(sync_seq(r), 6);
+    /* A delta follows on the same handle; an abort of a direct one rolls back. */
+    otpca_device_entry f = entry("dev-d", 7, OTPCA_DEV_APPROVED);
+    cr_expect_eq(delta(s, 6, 7, &f, 1), OTPCA_ERR_OK);
+    otpca_mstore_destroy(&s);
+    otpca_mstore_destroy(&r);
+}
+
 Test(mstore, snapshot_survives_a_killed_process)
 {
     otpca_mstore *s = open_mstore();

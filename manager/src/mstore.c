@@ -228,6 +228,7 @@ enum st_id {
     ST_AUDIT_SCAN,
     ST_CRL_SCAN,
     ST_CRL_COUNT,
+    ST_DEVICES_ANY,
     ST_COUNT
 };
 
@@ -285,6 +286,7 @@ static const char *const SQL[ST_COUNT] = {
     [ST_CRL_SCAN] = "SELECT r.serial, r.cert, c.revoked_at, c.reason FROM crl_entries c "
                     "JOIN records r ON r.seq = c.record ORDER BY c.record",
     [ST_CRL_COUNT] = "SELECT count(*) FROM crl_entries",
+    [ST_DEVICES_ANY] = "SELECT EXISTS (SELECT 1 FROM devices)",
 };
 
 static const otpca_sqlite_schema SCHEMA = {
@@ -301,6 +303,7 @@ static const otpca_sqlite_schema SCHEMA = {
 struct otpca_mstore {
     otpca_sqlite q; /* in_tx: the caller's transaction (otpca_mstore_begin) is open */
     int snapshot;   /* snapshot_begin was called and neither commit nor abort since */
+    int direct;     /* ... into an empty trust list: straight into devices, one transaction */
 };
 
 /* --------------------------------------------------------------- helpers */
@@ -699,6 +702,8 @@ static otpca_err device_delete(otpca_mstore *s, const char *serial)
 
 /* Applies the entries of b: a delta into devices, a snapshot chunk into
  * staging. */
+/* snapshot: the batch is a snapshot chunk (staged, or written straight
+ * into devices when s->direct). */
 static otpca_err apply_entries(otpca_mstore *s, const otpca_sync_batch *b, int snapshot)
 {
     otpca_device_entry e;
@@ -720,7 +725,7 @@ static otpca_err apply_entries(otpca_mstore *s, const otpca_sync_batch *b, int s
         if (r.state == OTPCA_DEV_DELETED)
             ret = snapshot ? OTPCA_ERR_OK : device_delete(s, r.serial);
         else
-            ret = row_write(s, snapshot ? ST_STAGE_PUT : ST_DEVICE_UPSERT, &r, 1);
+            ret = row_write(s, snapshot && !s->direct ? ST_STAGE_PUT : ST_DEVICE_UPSERT, &r, 1);
         if (ret)
             return ret;
     }
@@ -766,11 +771,31 @@ otpca_err otpca_mstore_apply_delta(otpca_mstore *s, const otpca_sync_batch *b)
     return b_leave(s, own, ret);
 }
 
+/* A manager's first sync (an empty trust list, no caller transaction)
+ * goes straight into devices inside one transaction that commit ends: all
+ * or nothing as with staging (a crash or an abort rolls it back), but
+ * each device is written once instead of twice and the chunks cost no
+ * fsync of their own (measured: the first open of 100,000 devices spent
+ * most of its time in SQLite). Otherwise chunks are staged. */
 otpca_err otpca_mstore_snapshot_begin(otpca_mstore *s)
 {
     int own = 0;
-    otpca_err ret = b_enter(s, &own);
+    uint64_t any = 1;
+    if (s->snapshot) /* begun again: what was received so far goes */
+        otpca_mstore_snapshot_abort(s);
+    otpca_err ret = OTPCA_ERR_OK;
+    if (!s->q.in_tx && (ret = otpca_sqlite_begin(&s->q)) == OTPCA_ERR_OK) {
+        ret = otpca_sqlite_query_u64(&s->q, ST_DEVICES_ANY, &any, "look at the trust list");
+        if (!ret && !any) {
+            s->direct = 1;
+            s->snapshot = 1;
+            return OTPCA_ERR_OK;
+        }
+        otpca_sqlite_rollback(&s->q);
+    }
     if (ret)
+        return ret;
+    if ((ret = b_enter(s, &own)))
         return ret;
     ret = otpca_sqlite_run(&s->q, ST_STAGE_CLEAR);
     if (!ret)
@@ -808,6 +833,17 @@ otpca_err otpca_mstore_snapshot_commit(otpca_mstore *s, uint64_t to)
         log_error("mstore: snapshot commit without snapshot_begin");
         return OTPCA_ERR_STATE;
     }
+    if (s->direct) { /* the devices are in place: the sequence, then the one commit */
+        otpca_err ret = otpca_sqlite_run(&s->q, ST_BOX_GC);
+        if (!ret)
+            ret = sync_seq_write(s, to);
+        if (!ret)
+            ret = otpca_sqlite_commit(&s->q);
+        else
+            otpca_sqlite_rollback(&s->q);
+        s->direct = s->snapshot = 0;
+        return ret;
+    }
     otpca_err ret = b_enter(s, &own);
     if (ret)
         return ret;
@@ -842,6 +878,11 @@ void otpca_mstore_snapshot_abort(otpca_mstore *s)
 {
     int own = 0;
     otpca_err ret;
+    if (s->direct) {
+        otpca_sqlite_rollback(&s->q);
+        s->direct = s->snapshot = 0;
+        return;
+    }
     s->snapshot = 0;
     if ((ret = b_enter(s, &own)))
         return;
