@@ -745,6 +745,11 @@ Test(enroll, a_key_update_signed_by_old_and_new_key_certifies_the_new_key)
     len = make_rejoin(now, current_hash, 0, in, sizeof in);
     otpca_mgr_check_key_update(&w, now, 90, &hooks, in, len, &v);
     cr_expect_eq(v.reason, OTPCA_MGR_MALFORMED, "a Rejoin is not a KeyUpdate");
+    o.hash = current_hash;
+    reg.state = OTPCA_DEV_REVOKED;
+    len = make_key_update(now, &o, in, sizeof in);
+    otpca_mgr_check_key_update(&w, now, 90, &hooks, in, len, &v);
+    cr_expect_eq(v.reason, OTPCA_MGR_REVOKED, "a revoked device's KeyUpdate: %s", otpca_mgr_reason_name(v.reason));
     otpca_p256_soft_wipe(&nk);
     otpca_p256_soft_wipe(&other);
 }
