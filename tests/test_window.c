@@ -217,7 +217,8 @@ Test(window, a_node_enrolls_in_a_window_and_the_cloud_hears_of_it)
     /* Enroll: the response is the manager's, for this node, with its key. */
     static uint8_t req[2048], ans[4096];
     uint8_t nonce[16];
-    size_t len = enroll_request(time(NULL), req, sizeof req, nonce);
+    time_t step_at = time(NULL); /* both requests below use this TOTP step */
+    size_t len = enroll_request(step_at, req, sizeof req, nonce);
     size_t n = node_call(sock, req, len, ans, sizeof ans);
     otpca_cose_sign1 c;
     otpca_enroll_response r;
@@ -242,7 +243,7 @@ Test(window, a_node_enrolls_in_a_window_and_the_cloud_hears_of_it)
                  0);
 
     /* The same TOTP step again (fresh nonce): refused, generically. */
-    len = enroll_request(time(NULL), req, sizeof req, nonce);
+    len = enroll_request(step_at, req, sizeof req, nonce);
     n = node_call(sock, req, len, ans, sizeof ans);
     otpca_error_msg e;
     cr_assert_eq(otpca_msg_decode(&otpca_desc_error, ans, n, &e), 0);
