@@ -18,10 +18,14 @@
  * entry chunks is ~500): a cloud that never says "no more" cannot keep a
  * manager in the loop for ever. */
 #define SYNC_BATCHES_MAX 100000
+#define ENDPOINT_LEN 256 /* each endpoint of a list below this */
+#define LIST_LEN (OTPCA_CLOUD_ENDPOINTS_MAX * (ENDPOINT_LEN + 1))
 
 struct otpca_cloud_client {
     otpca_cloud_client_config cfg;
-    char endpoint[256], notices[256], manager[65];
+    char endpoint[LIST_LEN], notices[LIST_LEN], manager[65]; /* as configured (for the logs) */
+    char req_ep[OTPCA_CLOUD_ENDPOINTS_MAX][ENDPOINT_LEN], sub_ep[OTPCA_CLOUD_ENDPOINTS_MAX][ENDPOINT_LEN];
+    size_t nreq, nsub; /* more than one request endpoint: several instances */
     uint8_t *secret; /* locked */
     void *zctx, *sock, *mon, *sub;
     unsigned mon_seq;
@@ -61,6 +65,34 @@ static void disconnect(otpca_cloud_client *c)
     c->sock = c->mon = NULL;
 }
 
+/* Splits a comma-separated list of endpoints (spaces around an item are
+ * dropped) into out; the number of items, or -1 for an empty item, too
+ * many, or one too long. "" (or NULL) is no endpoint at all. */
+static int split_endpoints(const char *list, char out[][ENDPOINT_LEN], const char *what)
+{
+    int n = 0;
+    if (!list || !*list)
+        return 0;
+    for (const char *p = list;; n++) {
+        const char *end = p + strcspn(p, ",");
+        const char *a = p, *b = end;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (a == b || (size_t)(b - a) >= ENDPOINT_LEN || n == OTPCA_CLOUD_ENDPOINTS_MAX) {
+            log_error("cloud client: %s: item %d of the endpoint list is %s", what, n + 1,
+                      a == b ? "empty" : n == OTPCA_CLOUD_ENDPOINTS_MAX ? "one too many" : "too long");
+            return -1;
+        }
+        memcpy(out[n], a, (size_t)(b - a));
+        out[n][b - a] = '\0';
+        if (!*end)
+            return n + 1;
+        p = end + 1;
+    }
+}
+
 static otpca_err connect_sock(otpca_cloud_client *c)
 {
     char mon[64];
@@ -70,6 +102,12 @@ static otpca_err connect_sock(otpca_cloud_client *c)
         return OTPCA_ERR_IO;
     curve_client(c, c->sock);
     zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    if (c->nreq > 1) {
+        /* Queue only to instances whose handshake is done: a request must
+         * not wait in the pipe of one that is down while another is up. */
+        int one = 1;
+        zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof one);
+    }
     /* A monitor tells a refused handshake (ZAP said no) from silence. */
     snprintf(mon, sizeof mon, "inproc://otpca-cloud-client-%p-%u", (void *)c, c->mon_seq++);
     if (zmq_socket_monitor(c->sock, mon, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0) {
@@ -79,24 +117,35 @@ static otpca_err connect_sock(otpca_cloud_client *c)
             c->mon = NULL;
         }
     }
-    if (zmq_connect(c->sock, c->endpoint) != 0) {
-        log_error("cloud client: cannot connect to %s: %s", c->endpoint, zmq_strerror(zmq_errno()));
-        disconnect(c);
-        return OTPCA_ERR_CONFIG;
-    }
+    for (size_t i = 0; i < c->nreq; i++)
+        if (zmq_connect(c->sock, c->req_ep[i]) != 0) {
+            log_error("cloud client: cannot connect to %s: %s", c->req_ep[i], zmq_strerror(zmq_errno()));
+            disconnect(c);
+            return OTPCA_ERR_CONFIG;
+        }
     return OTPCA_ERR_OK;
 }
 
 otpca_err otpca_cloud_client_new(const otpca_cloud_client_config *cfg, otpca_cloud_client **out)
 {
     *out = NULL;
-    if (!cfg || !cfg->endpoint || !cfg->manager_id || !cfg->signer.sign || strlen(cfg->endpoint) >= 256 ||
-        (cfg->notices && strlen(cfg->notices) >= 256) || strlen(cfg->manager_id) == 0 ||
+    if (!cfg || !cfg->endpoint || !cfg->manager_id || !cfg->signer.sign || strlen(cfg->endpoint) >= LIST_LEN ||
+        (cfg->notices && strlen(cfg->notices) >= LIST_LEN) || strlen(cfg->manager_id) == 0 ||
         strlen(cfg->manager_id) > 64)
         return OTPCA_ERR_INVALID_ARG;
     otpca_cloud_client *c = calloc(1, sizeof *c);
     if (!c)
         return OTPCA_ERR_NOMEM;
+    int nreq = split_endpoints(cfg->endpoint, c->req_ep, "cloud");
+    int nsub = split_endpoints(cfg->notices, c->sub_ep, "cloud notices");
+    if (nreq < 1 || nsub < 0) {
+        if (nreq == 0)
+            log_error("cloud client: no cloud endpoint");
+        free(c);
+        return OTPCA_ERR_INVALID_ARG;
+    }
+    c->nreq = (size_t)nreq;
+    c->nsub = (size_t)nsub;
     c->cfg = *cfg;
     snprintf(c->endpoint, sizeof c->endpoint, "%s", cfg->endpoint);
     snprintf(c->notices, sizeof c->notices, "%s", cfg->notices ? cfg->notices : "");
@@ -172,9 +221,36 @@ static int refused_handshake(otpca_cloud_client *c)
     return refused;
 }
 
+/* Several instances: waits until the DEALER may send, i.e. the handshake
+ * with at least one instance is done (ZMQ_IMMEDIATE). OTPCA_ERR_TIMEOUT
+ * if none was by the deadline, OTPCA_ERR_AUTH if one refused our key. */
+static otpca_err wait_writable(otpca_cloud_client *c, uint64_t deadline)
+{
+    for (;;) {
+        uint64_t now = mono_ms();
+        zmq_pollitem_t items[] = {{c->sock, 0, ZMQ_POLLOUT, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, c->mon ? 2 : 1, now >= deadline ? 0 : (long)(deadline - now));
+        if (rc < 0 && zmq_errno() == EINTR)
+            continue;
+        if (rc < 0)
+            return OTPCA_ERR_IO;
+        if (c->mon && (items[1].revents & ZMQ_POLLIN) && refused_handshake(c))
+            return OTPCA_ERR_AUTH;
+        if (items[0].revents & ZMQ_POLLOUT)
+            return OTPCA_ERR_OK;
+        if (mono_ms() >= deadline)
+            return OTPCA_ERR_TIMEOUT;
+    }
+}
+
 /* Sends req and waits for one answer into c->ans (retrying on a fresh
  * socket after a timeout). An Error answer: OTPCA_ERR_REFUSED with
- * err_code/err_detail set. */
+ * err_code/err_detail set.
+ *
+ * With several instances a fresh socket connects to all of them again, so
+ * the retry of a request that died with its instance goes to a live one
+ * (ZMQ_IMMEDIATE: only instances that completed the handshake get it);
+ * every request is idempotent at the cloud, whichever instance answers. */
 static otpca_err request(otpca_cloud_client *c, const uint8_t *req, size_t len, int raw)
 {
     c->err_code = 0;
@@ -185,11 +261,27 @@ static otpca_err request(otpca_cloud_client *c, const uint8_t *req, size_t len, 
             if (ret)
                 return ret;
         }
-        if (zmq_send(c->sock, req, len, 0) < 0) {
+        uint64_t deadline = 0;
+        if (c->nreq > 1) {
+            deadline = mono_ms() + (uint64_t)c->cfg.timeout_ms;
+            otpca_err ret = wait_writable(c, deadline);
+            if (ret == OTPCA_ERR_AUTH)
+                disconnect(c);
+            if (ret == OTPCA_ERR_AUTH || ret == OTPCA_ERR_IO)
+                return ret;
+            if (ret == OTPCA_ERR_TIMEOUT) {
+                log_warn("cloud client: no instance of %s reachable in %d ms (attempt %d of %d)", c->endpoint,
+                         c->cfg.timeout_ms, attempt + 1, c->cfg.retries + 1);
+                disconnect(c);
+                continue;
+            }
+        }
+        if (zmq_send(c->sock, req, len, c->nreq > 1 ? ZMQ_DONTWAIT : 0) < 0) {
             disconnect(c);
             continue;
         }
-        uint64_t deadline = mono_ms() + (uint64_t)c->cfg.timeout_ms;
+        if (c->nreq == 1)
+            deadline = mono_ms() + (uint64_t)c->cfg.timeout_ms;
         for (;;) {
             uint64_t now = mono_ms();
             if (now >= deadline)
@@ -490,7 +582,7 @@ otpca_err otpca_cloud_crl_publish(otpca_cloud_client *c, const uint8_t window[16
 otpca_err otpca_cloud_notice_wait(otpca_cloud_client *c, int timeout_ms, otpca_notice *out, char *serial,
                                   size_t serial_cap, unsigned *dropped)
 {
-    if (!c->notices[0] || !serial || serial_cap < 65)
+    if (!c->nsub || !serial || serial_cap < 65)
         return OTPCA_ERR_INVALID_ARG;
     if (!c->sub) {
         int64_t max = OTPCA_MSG_CLOUD_MAX;
@@ -500,11 +592,14 @@ otpca_err otpca_cloud_notice_wait(otpca_cloud_client *c, int timeout_ms, otpca_n
         curve_client(c, c->sub);
         zmq_setsockopt(c->sub, ZMQ_MAXMSGSIZE, &max, sizeof max);
         zmq_setsockopt(c->sub, ZMQ_SUBSCRIBE, "", 0);
-        if (zmq_connect(c->sub, c->notices) != 0) {
-            zmq_close(c->sub);
-            c->sub = NULL;
-            return OTPCA_ERR_CONFIG;
-        }
+        /* Every instance publishes every change: listen to all of them. */
+        for (size_t i = 0; i < c->nsub; i++)
+            if (zmq_connect(c->sub, c->sub_ep[i]) != 0) {
+                log_error("cloud client: cannot connect to %s: %s", c->sub_ep[i], zmq_strerror(zmq_errno()));
+                zmq_close(c->sub);
+                c->sub = NULL;
+                return OTPCA_ERR_CONFIG;
+            }
     }
     uint64_t deadline = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {

@@ -794,6 +794,8 @@ static otpca_err connect_cloud(struct mgr *m)
 {
     otpca_cloud_client_config cc;
     memset(&cc, 0, sizeof cc);
+    /* Each may list several instances (client.h): requests go to any of
+     * them, notices come from all of them. */
     cc.endpoint = m->cfg->cloud;
     cc.notices = m->cfg->cloud_notices;
     memcpy(cc.server_key, m->cloud_curve, 32);
@@ -920,7 +922,15 @@ static int count_pending(const otpca_mrecord *r, void *arg)
 
 /* Notices from the cloud, applied at once (a revocation takes effect for
  * the next request): waits up to wait_ms for the first, then takes what
- * else has arrived. */
+ * else has arrived.
+ *
+ * With several cloud instances (cloud_notices a list) every instance
+ * publishes every change, so the same notice usually comes once per
+ * instance, in any order with the others. That is harmless: a notice
+ * carries the change's sequence, otpca_mstore_device_set_state refuses
+ * one older than the device's state (OTPCA_ERR_STATE, logged) and a
+ * repeat of the same sequence writes the same state again; an approval
+ * seen twice at most syncs a delta twice. */
 static otpca_err apply_notices(struct mgr *m, int wait_ms)
 {
     otpca_notice nt;

@@ -9,6 +9,16 @@
  * socket (the cloud handles every request idempotently), up to `retries`
  * times; a refused CURVE handshake is reported at once (OTPCA_ERR_AUTH).
  * No secrets are logged. One client per thread.
+ *
+ * Several stateless cloud instances on one database: `endpoint` and
+ * `notices` may each be a comma-separated list (up to
+ * OTPCA_CLOUD_ENDPOINTS_MAX). The DEALER connects to every instance and
+ * ZeroMQ spreads the requests over those whose CURVE handshake is done
+ * (ZMQ_IMMEDIATE, so nothing waits in the queue of an instance that is
+ * down); a request lost with an instance that died is sent again after
+ * the timeout on a fresh socket, which reaches the live ones. The SUB
+ * listens to every instance: each publishes every change, so a notice
+ * usually arrives once per instance (apply them idempotently).
  */
 #ifndef OTPCA_CLOUD_CLIENT_H
 #define OTPCA_CLOUD_CLIENT_H
@@ -21,9 +31,12 @@
 
 typedef struct otpca_cloud_client otpca_cloud_client;
 
+/* Instances one client connects to; each endpoint below 256 bytes. */
+#define OTPCA_CLOUD_ENDPOINTS_MAX 8
+
 typedef struct otpca_cloud_client_config {
-    const char *endpoint;        /* the cloud's ROUTER, e.g. tcp://127.0.0.1:7400 */
-    const char *notices;         /* its PUB endpoint, or NULL */
+    const char *endpoint;        /* the cloud's ROUTER, e.g. tcp://127.0.0.1:7400, or a list a,b,... */
+    const char *notices;         /* its PUB endpoint (or a list), or NULL */
     uint8_t server_key[32];      /* the cloud's CURVE public key */
     uint8_t public_key[32];      /* this manager's CURVE key pair */
     uint8_t secret_key[32];      /* (copied into locked memory) */
@@ -34,6 +47,9 @@ typedef struct otpca_cloud_client_config {
     int retries;                 /* further attempts; 0: 2, negative: none */
 } otpca_cloud_client_config;
 
+/* OTPCA_ERR_INVALID_ARG for a bad configuration: among others an
+ * endpoint list with an empty item, more than OTPCA_CLOUD_ENDPOINTS_MAX
+ * items or an item of 256 bytes or more (logged). */
 otpca_err otpca_cloud_client_new(const otpca_cloud_client_config *cfg, otpca_cloud_client **out)
     __attribute__((warn_unused_result));
 void otpca_cloud_client_destroy(otpca_cloud_client **c);

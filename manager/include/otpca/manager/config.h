@@ -19,8 +19,8 @@ typedef struct otpca_mgr_config {
     char ca_cert[OTPCA_MGR_CONFIG_VALUE_MAX];     /* the manager certificate (PEM or DER) */
     char curve_key[128];                          /* label of the CURVE secret in the token */
     char store[OTPCA_MGR_CONFIG_VALUE_MAX];       /* the journal and trust list (SQLite) */
-    char cloud[OTPCA_MGR_CONFIG_VALUE_MAX];       /* the cloud's ROUTER endpoint */
-    char cloud_notices[OTPCA_MGR_CONFIG_VALUE_MAX]; /* its PUB endpoint */
+    char cloud[OTPCA_MGR_CONFIG_VALUE_MAX];       /* the cloud's ROUTER endpoint, or a,b,... (up to 8 instances) */
+    char cloud_notices[OTPCA_MGR_CONFIG_VALUE_MAX]; /* its PUB endpoint(s), one per instance */
     char cloud_curve_key[64];                     /* the cloud's CURVE public key, Z85 */
     char cloud_sign_key[160];                     /* the cloud's signing key, SEC1 hex */
     char listen[OTPCA_MGR_CONFIG_VALUE_MAX];      /* the node endpoint (ROUTER) */
