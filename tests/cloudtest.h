@@ -43,6 +43,9 @@ typedef struct cloudtest {
     char pg_base[1000], pg_db[64];   /* "" on SQLite */
     char listen[256], notices[256];
     pid_t server;
+    /* A second `otpca-cloud serve` on the same store (ct_server2_start). */
+    char listen2[256], notices2[256];
+    pid_t server2;
     otpca_p11_t *p11;
     otpca_token_t *mgr, *op;
     otpca_obj_t mgr_key, op_seed;
@@ -217,6 +220,19 @@ static inline void ct_server_start(void)
     ct.server = pid;
 }
 
+/* Starts a second `otpca-cloud serve` with the same configuration (so on
+ * the same store; its own ports) and waits for its "listening" line;
+ * ct_teardown stops it. */
+static inline void ct_server2_start(void)
+{
+    char line[600];
+    const char *args[] = {"--config", ct.conf, "serve", NULL};
+    pid_t pid = ct_spawn("otpca-cloud", args, "server2.log", NULL, 20000, line, sizeof line);
+    cr_assert(sscanf(line, "listening %255s notices %255s", ct.listen2, ct.notices2) == 2,
+              "second server did not start: '%s' (see %s/server2.log)", line, ct.dir);
+    ct.server2 = pid;
+}
+
 /* SIGTERM (or SIGKILL) and wait; the exit status, or 128 + signal; -2 if
  * it did not stop within 10 s. */
 static inline int ct_server_stop(int sig)
@@ -346,6 +362,11 @@ static inline void ct_teardown(void)
     ct_db_close();
     if (ct.server > 0)
         cr_expect_eq(ct_server_stop(SIGTERM), 0, "SIGTERM stops the server cleanly");
+    if (ct.server2 > 0) {
+        kill(ct.server2, SIGTERM);
+        cr_expect_eq(ct_wait_exit(ct.server2, 10000), 0, "SIGTERM stops the second server cleanly");
+        ct.server2 = -1;
+    }
     otpca_token_destroy(&ct.mgr);
     otpca_token_destroy(&ct.op);
     otpca_token_destroy(&ct.root);

@@ -7,7 +7,9 @@
  * and revoked managers, bad WindowOpens, malformed input, other managers'
  * leases, tampered batches, deltas against snapshots, repeated and
  * conflicting records, double enrollment, kill -9 during ingest and
- * SIGTERM during a sync.
+ * SIGTERM during a sync. On PostgreSQL also two instances on one store,
+ * one of them stopped or killed while a manager given both syncs and
+ * uploads.
  */
 #include "cloudtest.h"
 
@@ -1205,5 +1207,263 @@ Test(cloud, an_operator_needs_a_grant_for_the_manager)
     cr_expect_eq(otpca_cloud_window_open(c, "otpca-op-02", 123456, 600, 0, NULL, 0, &l), OTPCA_ERR_REFUSED);
     cr_expect_eq(otpca_cloud_client_error(c, &detail), OTPCA_WIRE_OPERATOR_REJECTED);
     cr_expect(strstr(detail, "TOTP wrong") != NULL, "now its code is what fails: %s", detail);
+    otpca_cloud_client_destroy(&c);
+}
+
+/* ------------------------------------------------- several instances */
+
+/* Two `otpca-cloud serve` on one PostgreSQL database (SQLite is one
+ * machine's store: one instance). */
+static void need_postgresql(void)
+{
+    if (!ct.pg_base[0])
+        cr_skip_test("several cloud instances share a PostgreSQL store; this run's store is SQLite "
+                     "(unit.cloud_server_pg runs it)");
+}
+
+/* A client for mgr-01 given both instances (lists as the manager's
+ * `cloud` and `cloud_notices` take them). */
+static otpca_cloud_client *ct_client_both(int timeout_ms, int retries)
+{
+    otpca_cloud_client_config cfg;
+    otpca_cloud_client *c = NULL;
+    char eps[600], nts[600];
+    snprintf(eps, sizeof eps, "%s,%s", ct.listen, ct.listen2);
+    snprintf(nts, sizeof nts, "%s, %s", ct.notices, ct.notices2);
+    ct_client_config(&cfg, "mgr-01", ct_signer(), NULL, NULL, timeout_ms);
+    cfg.endpoint = eps;
+    cfg.notices = nts;
+    cfg.retries = retries;
+    cr_assert_eq(otpca_cloud_client_new(&cfg, &c), OTPCA_ERR_OK);
+    otpca_memzero(cfg.secret_key, sizeof cfg.secret_key);
+    return c;
+}
+
+/* Waits up to timeout_ms for notices of kind about serial: how many
+ * copies came (each instance publishes each change), all of one change. */
+static unsigned notice_copies(otpca_cloud_client *c, const char *serial, unsigned kind, unsigned want,
+                              int timeout_ms)
+{
+    otpca_notice nt;
+    char got[65];
+    unsigned copies = 0;
+    uint64_t seq = 0, deadline = mono_ms() + (uint64_t)timeout_ms;
+    for (unsigned i = 0; i < 64 && copies < want; i++) {
+        uint64_t now = mono_ms();
+        if (now >= deadline)
+            break;
+        otpca_err e = otpca_cloud_notice_wait(c, (int)(deadline - now), &nt, got, sizeof got, NULL);
+        if (e == OTPCA_ERR_TIMEOUT)
+            break;
+        cr_assert_eq(e, OTPCA_ERR_OK, "notice: %s", otpca_strerror(e));
+        if (strcmp(got, serial) != 0 || nt.kind != kind)
+            continue;
+        cr_assert(!copies || nt.seq == seq, "copies of one change carry its sequence");
+        seq = nt.seq;
+        copies++;
+    }
+    return copies;
+}
+
+struct multi_sync {
+    struct view v;
+    unsigned chunks;
+    unsigned per_serial[VIEW_MAX];
+    uint64_t stopped_at, killed_at;
+};
+
+/* Applies a batch and counts each snapshot entry per serial; after the
+ * second chunk the first instance is stopped (SIGSTOP: the next request
+ * that reaches it hangs), after the fifth it is killed (SIGKILL). */
+static otpca_err multi_batch(void *arg, const otpca_sync_batch *b, const uint8_t *raw, size_t len)
+{
+    struct multi_sync *m = arg;
+    otpca_list_iter it;
+    otpca_device_entry e;
+    otpca_err ret = apply_batch(&m->v, b, raw, len);
+    if (b->kind == OTPCA_SYNC_SNAPSHOT) {
+        otpca_list_iter_init(&it, &b->entries);
+        while (otpca_list_next(&it, &otpca_desc_device_entry, &e) == OTPCA_ERR_OK)
+            for (size_t i = 0; i < m->v.n; i++)
+                if (strlen(m->v.dev[i].serial) == e.serial.len &&
+                    !memcmp(m->v.dev[i].serial, e.serial.p, e.serial.len))
+                    m->per_serial[i]++;
+        m->chunks++;
+    }
+    if (m->chunks == 2 && !m->stopped_at) {
+        cr_assert_eq(kill(ct.server, SIGSTOP), 0);
+        m->stopped_at = mono_ms();
+    } else if (m->chunks == 5 && !m->killed_at) {
+        cr_assert_eq(kill(ct.server, SIGKILL), 0);
+        m->killed_at = mono_ms();
+    }
+    return ret;
+}
+
+/* A manager given both instances: a revocation made by the CLI comes as a
+ * notice from each; a snapshot sync in chunks goes on through the second
+ * instance while the first hangs and is then killed, every device once;
+ * records uploaded afterwards are stored once each; and a revocation
+ * after the kill still comes, from the survivor. */
+Test(cloud, two_instances_one_dies_mid_sync)
+{
+    need_postgresql();
+    ct_server2_start();
+    const int timeout_ms = 1500;
+    otpca_cloud_client *c = ct_client_both(timeout_ms, 2);
+    otpca_notice nt;
+    char serial[65];
+    otpca_cloud_lease l;
+    /* The first wait subscribes to both; nothing is published yet. */
+    cr_expect_eq(otpca_cloud_notice_wait(c, 1000, &nt, serial, sizeof serial, NULL), OTPCA_ERR_TIMEOUT);
+    ct_open(c, &l);
+
+    cr_assert_eq(CT_CLOUD("device revoke node-000008 --reason 1"), 0);
+    cr_expect_eq(notice_copies(c, "node-000008", OTPCA_NOTICE_REVOKED, 2, 5000), 2,
+                 "the revocation comes from each instance");
+
+    /* The snapshot, one device per chunk. */
+    struct multi_sync *m = calloc(1, sizeof *m);
+    cr_assert_not_null(m);
+    uint64_t to = 0;
+    otpca_err e = otpca_cloud_sync(c, l.window, 0, 1, multi_batch, m, &to);
+    uint64_t done_at = mono_ms();
+    cr_assert_eq(e, OTPCA_ERR_OK, "sync with one instance stopped, then killed: %s", otpca_strerror(e));
+    cr_assert(m->stopped_at && m->killed_at, "the first instance was stopped and killed mid-sync (%u chunks)",
+              m->chunks);
+    cr_expect_eq(ct_server_stop(SIGKILL), 128 + SIGKILL, "the first instance died of SIGKILL");
+    /* Requests alternate between the instances: of the two after the stop
+     * one reached the stopped instance and was answered by the other only
+     * after a timeout. */
+    cr_expect_geq(m->killed_at - m->stopped_at, (uint64_t)timeout_ms,
+                  "a request waited for the stopped instance (%llu ms)",
+                  (unsigned long long)(m->killed_at - m->stopped_at));
+    cr_log_info("sync: %u chunks, %llu ms from the stop to the end", m->chunks,
+                (unsigned long long)(done_at - m->stopped_at));
+    cr_expect_eq(m->v.n, 8, "every rig device");
+    cr_expect_eq(m->chunks, 8, "one chunk per device");
+    for (size_t i = 0; i < m->v.n; i++)
+        cr_expect_eq(m->per_serial[i], 1, "%s in the snapshot %u times", m->v.dev[i].serial, m->per_serial[i]);
+    int i8 = view_find(&m->v, "node-000008");
+    cr_assert_geq(i8, 0);
+    cr_expect_eq(m->v.dev[i8].state, OTPCA_DEV_REVOKED);
+    for (size_t i = 0; i < m->v.n; i++) {
+        uint8_t want[64];
+        size_t n = manifest_seed(m->v.dev[i].serial, want, sizeof want);
+        if (m->v.dev[i].state == OTPCA_DEV_APPROVED)
+            cr_expect(m->v.dev[i].seed_len == n && !memcmp(m->v.dev[i].seed, want, n), "seed of %s",
+                      m->v.dev[i].serial);
+    }
+    free(m);
+
+    /* Records through the survivor: each acknowledged, stored once; a
+     * batch sent again is acknowledged and not stored again. */
+    enum { BATCHES = 3, PER = 20 };
+    otpca_record r[BATCHES][PER];
+    uint8_t ids[BATCHES][PER][16], acked[PER], flagged[PER];
+    for (int b = 0; b < BATCHES; b++) {
+        make_records(r[b], ids[b], PER, OTPCA_REC_REJECTED, NULL);
+        cr_assert_eq(otpca_cloud_upload(c, l.window, r[b], PER, acked, flagged), OTPCA_ERR_OK, "batch %d", b);
+        for (int k = 0; k < PER; k++)
+            cr_expect(acked[k], "batch %d record %d acknowledged", b, k);
+    }
+    cr_assert_eq(otpca_cloud_upload(c, l.window, r[1], PER, acked, flagged), OTPCA_ERR_OK);
+    for (int k = 0; k < PER; k++)
+        cr_expect(acked[k], "resent record %d acknowledged", k);
+    cr_expect_eq(records_stored(), BATCHES * PER, "every record stored");
+    cr_expect_eq(ct_db_int("SELECT count(DISTINCT id) FROM records", NULL, 0), BATCHES * PER, "once");
+    for (int b = 0; b < BATCHES; b++)
+        for (int k = 0; k < PER; k++)
+            cr_expect_eq(record_stored(ids[b][k]), 1);
+
+    cr_assert_eq(CT_CLOUD("device revoke node-000007"), 0);
+    cr_expect_eq(notice_copies(c, "node-000007", OTPCA_NOTICE_REVOKED, 1, 5000), 1,
+                 "a revocation after the kill comes from the survivor");
+    cr_expect_eq(otpca_cloud_window_close(c, l.window, 0, BATCHES * PER), OTPCA_ERR_OK);
+    otpca_cloud_client_destroy(&c);
+    cr_expect_eq(CT_CLOUD("audit verify"), 0, "the audit chain of both instances verifies");
+}
+
+/* A manager given both instances uploads batch after batch while the
+ * first is killed at a random moment: every upload is acknowledged (the
+ * one in flight at the dead instance through the other, after a
+ * timeout), and the store holds each record exactly once. */
+Test(cloud, two_instances_one_killed_during_ingest)
+{
+    need_postgresql();
+    ct_server2_start();
+    otpca_cloud_client *c = ct_client_both(2000, 2);
+    otpca_cloud_lease l;
+    otpca_record r[INGEST_BATCH];
+    uint8_t ids[INGEST_BATCH][16], acked[INGEST_BATCH], flagged[INGEST_BATCH];
+    size_t ndone = 0;
+    uint16_t rnd = 0;
+    ct_open(c, &l);
+
+    struct killer k = {ct.server, 0, 0};
+    cr_assert_eq(otpca_random((uint8_t *)&rnd, sizeof rnd), OTPCA_ERR_OK);
+    k.delay_ms = 200 + rnd % 501;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, killer_main, &k), 0);
+    unsigned batches = 0, after = 0;
+    /* Until a few batches after the kill (all through the survivor). */
+    for (; batches < INGEST_BATCHES_MAX && after < 5; batches++) {
+        int killed = atomic_load(&k.done);
+        make_records(r, ids, INGEST_BATCH, OTPCA_REC_REJECTED, NULL);
+        otpca_err e = otpca_cloud_upload(c, l.window, r, INGEST_BATCH, acked, flagged);
+        cr_assert_eq(e, OTPCA_ERR_OK, "batch %u (%s the kill): %s", batches, killed ? "after" : "before",
+                     otpca_strerror(e));
+        for (size_t i = 0; i < INGEST_BATCH; i++)
+            cr_assert(acked[i], "batch %u: record %zu not acknowledged", batches, i);
+        ndone += INGEST_BATCH;
+        after += killed;
+    }
+    pthread_join(th, NULL);
+    cr_assert(atomic_load(&k.done), "the first instance was killed");
+    cr_assert_eq(after, 5, "uploads went on after the kill");
+    cr_expect_eq(ct_server_stop(SIGKILL), 128 + SIGKILL);
+    cr_log_info("killed after %u ms; %u batches acknowledged", k.delay_ms, batches);
+    cr_expect_eq(records_stored(), (int64_t)ndone, "every acknowledged record stored");
+    cr_expect_eq(ct_db_int("SELECT count(DISTINCT id) FROM records", NULL, 0), (int64_t)ndone, "each once");
+    cr_expect_eq(otpca_cloud_window_close(c, l.window, 0, ndone), OTPCA_ERR_OK);
+    otpca_cloud_client_destroy(&c);
+    cr_expect_eq(CT_CLOUD("audit verify"), 0, "the audit chain verifies");
+}
+
+/* Endpoint lists are checked when the client is made. */
+Test(cloud, endpoint_lists_are_checked)
+{
+    otpca_cloud_client_config cfg;
+    otpca_cloud_client *c = NULL;
+    char long_item[300], nine[400];
+    memset(long_item, 'x', sizeof long_item - 1);
+    long_item[sizeof long_item - 1] = '\0';
+    snprintf(nine, sizeof nine, "%s", "tcp://127.0.0.1:1");
+    for (int i = 0; i < 8; i++)
+        strcat(nine, ",tcp://127.0.0.1:1");
+    const char *bad[] = {"", ",", "tcp://127.0.0.1:1,", "tcp://127.0.0.1:1,,tcp://127.0.0.1:2", " , tcp://x:1",
+                         long_item, nine};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ct_client_config(&cfg, "mgr-01", ct_signer(), NULL, NULL, 500);
+        cfg.endpoint = bad[i];
+        cr_expect_eq(otpca_cloud_client_new(&cfg, &c), OTPCA_ERR_INVALID_ARG, "endpoint list '%.40s'", bad[i]);
+        cr_expect_null(c);
+        ct_client_config(&cfg, "mgr-01", ct_signer(), NULL, NULL, 500);
+        cfg.notices = bad[i][0] ? bad[i] : ",";
+        cr_expect_eq(otpca_cloud_client_new(&cfg, &c), OTPCA_ERR_INVALID_ARG, "notices list '%.40s'", bad[i]);
+        cr_expect_null(c);
+    }
+    /* Eight, with spaces around the items, is fine; the live one answers. */
+    char eight[400];
+    snprintf(eight, sizeof eight, " %s ", ct.listen);
+    for (int i = 0; i < 7; i++)
+        strcat(eight, ", tcp://127.0.0.1:1");
+    ct_client_config(&cfg, "mgr-01", ct_signer(), NULL, NULL, 3000);
+    cfg.endpoint = eight;
+    cfg.retries = 1;
+    cr_assert_eq(otpca_cloud_client_new(&cfg, &c), OTPCA_ERR_OK);
+    otpca_memzero(cfg.secret_key, sizeof cfg.secret_key);
+    otpca_cloud_lease l;
+    ct_open(c, &l);
     otpca_cloud_client_destroy(&c);
 }
