@@ -87,8 +87,12 @@ static void write_config(void)
     cr_assert_not_null(f);
     fprintf(f, "00112233445566778899aabbccddeeff\n");
     fclose(f);
-    char zc[41];
+    char zc[41], cloud[600], notices[600];
     zmq_z85_encode(zc, ct.cloud_curve, 32);
+    /* With a second cloud instance running: both, as lists. */
+    snprintf(cloud, sizeof cloud, "%s%s%s", ct.listen, ct.server2 > 0 ? "," : "", ct.server2 > 0 ? ct.listen2 : "");
+    snprintf(notices, sizeof notices, "%s%s%s", ct.notices, ct.server2 > 0 ? "," : "",
+             ct.server2 > 0 ? ct.notices2 : "");
     for (size_t i = 0; i < 65; i++)
         snprintf(hex + 2 * i, 3, "%02x", ct.cloud_pub[i]);
     snprintf(mgr_conf, sizeof mgr_conf, "%s/manager.conf", ct.dir);
@@ -100,7 +104,7 @@ static void write_config(void)
             "cloud_curve_key = %s\ncloud_sign_key = %s\nlisten = tcp://127.0.0.1:*\noperator = otpca-op-01\n"
             "operator_token = pkcs11:token=otpca-op-01;object=op-totp?pin-source=file:%s/pins/otpca-op-01.pin\n"
             "netkey_file = %s/netkey.hex\nwindow_seconds = 600\nworkers = 2\ncrl_file = %s/mgr.crl\n",
-            rig, ct.dir, ct.dir, ct.listen, ct.notices, zc, hex, rig, ct.dir, ct.dir);
+            rig, ct.dir, ct.dir, cloud, notices, zc, hex, rig, ct.dir, ct.dir);
     fclose(f);
 }
 
@@ -599,4 +603,49 @@ Test(window, a_revocation_reaches_the_open_window_and_the_managers_crl)
     /* A manager that never published: a clear refusal. */
     cr_expect_eq(CT_CLOUD("crl get --manager mgr-nobody"), 1);
     otpca_token_destroy(&node_tok);
+}
+
+/* The real manager given two cloud instances on one PostgreSQL database
+ * (`cloud` and `cloud_notices` as lists): the window opens and syncs;
+ * then one instance is killed (SIGKILL) and the window goes on with the
+ * other: a node enrolls, a revocation made by the CLI reaches the window
+ * as a notice, and at close its records and CRL reach the store, each
+ * record once. */
+Test(window, two_cloud_instances_one_killed_during_the_window)
+{
+    if (!ct.pg_base[0])
+        cr_skip_test("several cloud instances share a PostgreSQL store; this run's store is SQLite "
+                     "(unit.window_pg runs it)");
+    ct_server2_start();
+    manager_setup();
+    cr_assert_eq(ct_sh("grep -q '^cloud = tcp://[^,]*,tcp://' '%s'", mgr_conf), 0, "the manager is given both");
+    manager_start(); /* lease and trust list from either instance */
+
+    /* The first instance dies with the window open: the node's records
+     * and the close go to the other. */
+    cr_expect_eq(ct_server_stop(SIGKILL), 128 + SIGKILL, "the first instance killed");
+    enroll_node();
+    cr_assert_eq(CT_CLOUD("device revoke " NODE " --reason keyCompromise"), 0);
+    int heard = 0;
+    for (int i = 0; i < 150 && !heard; i++) {
+        heard = ct_sh("grep -q 'notice: " NODE " is now revoked' '%s/manager.log'", ct.dir) == 0;
+        if (!heard)
+            usleep(20000);
+    }
+    cr_expect(heard, "the revocation reached the open window from the surviving instance");
+
+    cr_assert_eq(ct_sh("'%s/otpca-manager' window close --config '%s'", ct_bin(), mgr_conf), 0);
+    cr_expect_eq(manager_wait(), 0, "the window closes with exit 0");
+    cr_expect_eq(ct_sh("grep -q '1 issued, 1 confirmed' '%s/manager.out'", ct.dir), 0, "the summary");
+    cr_expect_eq(ct_sh("grep -q 'published to the cloud' '%s/manager.out'", ct.dir), 0, "the CRL published");
+    cr_expect_eq(ct_sh("grep -q '2 records uploaded, 0 pending' '%s/manager.out'", ct.dir), 0, "both uploaded");
+    cr_expect_eq(ct_db_int("SELECT count(*) FROM records", NULL, 0), 2, "the issuance and its confirmation");
+    cr_expect_eq(ct_db_int("SELECT count(DISTINCT id) FROM records", NULL, 0), 2, "each once");
+    /* The confirmation made the certificate current at the cloud (the
+     * revocation since then shows as the state). */
+    cr_expect_eq(ct_sh("'%s/otpca-cloud' --config '%s' device show " NODE " >'%s/show.out' && grep -q '^state *revoked' "
+                       "'%s/show.out' && grep -Eq '^certificate *[0-9a-f]{64}$' '%s/show.out'",
+                       ct_bin(), ct.conf, ct.dir, ct.dir, ct.dir),
+                 0, "the cloud has the certificate and the revocation");
+    cr_expect_eq(CT_CLOUD("audit verify"), 0);
 }
