@@ -2,8 +2,10 @@
 # The README's demo command: the whole enrollment story with the real
 # binaries, on loopback, in build/demo.
 #
-# usage: deploy/demo.sh [--nodes N] [--keep] [--help]
+# usage: deploy/demo.sh [--nodes N] [--store sqlite|postgres] [--keep] [--help]
 #   --nodes N   node tokens in the rig, all of them enrolled (default 1000)
+#   --store S   the cloud's store: SQLite (default) or a throw-away
+#               PostgreSQL cluster on loopback (deploy/postgres.sh)
 #   --keep      leave the rig, the cloud and the manager stores in build/demo
 #               (the daemons are stopped) and print how to go on by hand
 #
@@ -23,15 +25,21 @@ set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 nodes=1000
 keep=0
+store_kind=sqlite
 usage() { sed -n '5p' "${BASH_SOURCE[0]}" | sed 's/^# *//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --nodes) nodes=${2:-}; shift 2 || { echo "demo: --nodes needs a number" >&2; usage >&2; exit 2; } ;;
     --keep) keep=1; shift ;;
+    --store) store_kind=${2:-}; shift 2 || { echo "demo: --store needs sqlite or postgres" >&2; usage >&2; exit 2; } ;;
     -h | --help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown argument $1" >&2; usage >&2; exit 2 ;;
     esac
 done
+if [ "$store_kind" != sqlite ] && [ "$store_kind" != postgres ]; then
+    echo "demo: --store is sqlite or postgres" >&2
+    exit 2
+fi
 if ! [[ $nodes =~ ^[1-9][0-9]{0,5}$ ]] || [ "$nodes" -gt 100000 ]; then
     echo "demo: --nodes wants a number from 1 to 100000" >&2
     exit 2
@@ -95,6 +103,11 @@ cleanup() {
     # The newest first: the manager uploads its records and closes its
     # lease while the cloud still answers.
     for ((i = ${#daemons[@]} - 1; i >= 0; i--)); do stop_pid "${daemons[i]}" 20; done
+    # The PostgreSQL cluster of --store postgres: kept with --keep (its
+    # store is the tour's), else stopped and removed.
+    if [ "$store_kind" = postgres ] && [ "$made" = 1 ] && { [ "$keep" = 0 ] || [ "$rc" -ne 0 ]; }; then
+        "$top/deploy/postgres.sh" stop "$demo/pg" --remove >/dev/null 2>&1 || true
+    fi
     if [ "$rc" -ne 0 ] && [ "$made" = 1 ]; then
         echo "demo: everything is stopped; what the run made is in $demo (logs: $demo/logs)" >&2
     fi
@@ -204,6 +217,8 @@ deploy/deps.sh || { echo "demo: FAILED: deploy/deps.sh" >&2; exit 1; }
 t0=$(now_ms)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build.configure.log 2>&1 ||
     { tail -n 30 build.configure.log >&2; echo "demo: FAILED: cmake configure (build.configure.log)" >&2; exit 1; }
+# A cluster a --store postgres --keep run left running.
+[ -d "$demo/pg" ] && "$top/deploy/postgres.sh" stop "$demo/pg" --remove >/dev/null 2>&1
 rm -rf "$demo"
 mkdir -p "$logs"
 made=1
@@ -250,8 +265,15 @@ mcurve=$(sed -n "s/.*--curve-key '\(.\{40\}\)'.*/\1/p" "$logs/certify.out")
 
 # ---- 3. cloud ----
 section cloud "3. cloud: init, import the factory manifest, approve, register manager and operator"
+store=$demo/cloud.db
+if [ "$store_kind" = postgres ]; then
+    must 120 postgres "$top/deploy/postgres.sh" start "$demo/pg"
+    store=$(tail -n 1 "$logs/postgres.out")
+    [[ $store == postgresql://* ]] || die "deploy/postgres.sh printed no store URL" "$logs/postgres.out" "$logs/postgres.log"
+    say "PostgreSQL on loopback (deploy/postgres.sh): $store"
+fi
 cat >cloud.conf <<END
-store = $demo/cloud.db
+store = $store
 token = $(uri otpca-cloud)
 listen = tcp://127.0.0.1:*
 notices = tcp://127.0.0.1:*
@@ -262,7 +284,7 @@ must 60 cloud-init "${C[@]}" init
 curve=$(sed -n 's/^cloud_curve_key = //p' "$logs/cloud-init.out")
 sign=$(sed -n 's/^cloud_sign_key = //p' "$logs/cloud-init.out")
 { [ -n "$curve" ] && [ -n "$sign" ]; } || die "otpca-cloud init printed no identity" "$logs/cloud-init.out"
-say "otpca-cloud init: store $demo/cloud.db; keys in token otpca-cloud; managers pin:"
+say "otpca-cloud init: store $store; keys in token otpca-cloud; managers pin:"
 say "  cloud_curve_key = $curve"
 say "  cloud_sign_key  = ${sign:0:24}..."
 must 120 import "${C[@]}" device import "$rig/manifest.csv"
@@ -500,6 +522,8 @@ echo "     window.out window.log    the manager        cloud.log       the cloud
 echo "     tls/                     the handshake      logs/           every step's output"
 if [ "$keep" = 1 ]; then
     echo "     rig/ nodes/ cloud.db manager.db cloud.conf manager.conf   kept (--keep)"
+    [ "$store_kind" = postgres ] &&
+        echo "     pg/   the PostgreSQL cluster, still running: deploy/postgres.sh stop $demo/pg --remove"
     cat <<END
 
 == go on by hand (the daemons are stopped; the operator's code is good once, so open
