@@ -209,28 +209,30 @@ static inline int ct_wait_exit(pid_t pid, int timeout_ms)
     return -2;
 }
 
-/* Starts `otpca-cloud serve` and waits for its "listening" line. */
-static inline void ct_server_start(void)
+/* Starts an `otpca-cloud serve` with ct.conf, logging to log, and waits
+ * for its "listening" line: its endpoints into listen and notices (256
+ * bytes each), its pid. */
+static inline pid_t ct_serve(const char *log, char *listen, char *notices)
 {
     char line[600];
     const char *args[] = {"--config", ct.conf, "serve", NULL};
-    pid_t pid = ct_spawn("otpca-cloud", args, "server.log", NULL, 20000, line, sizeof line);
-    cr_assert(sscanf(line, "listening %255s notices %255s", ct.listen, ct.notices) == 2,
-              "server did not start: '%s' (see %s/server.log)", line, ct.dir);
-    ct.server = pid;
+    pid_t pid = ct_spawn("otpca-cloud", args, log, NULL, 20000, line, sizeof line);
+    cr_assert(sscanf(line, "listening %255s notices %255s", listen, notices) == 2,
+              "server did not start: '%s' (see %s/%s)", line, ct.dir, log);
+    return pid;
+}
+
+/* Starts `otpca-cloud serve`. */
+static inline void ct_server_start(void)
+{
+    ct.server = ct_serve("server.log", ct.listen, ct.notices);
 }
 
 /* Starts a second `otpca-cloud serve` with the same configuration (so on
- * the same store; its own ports) and waits for its "listening" line;
- * ct_teardown stops it. */
+ * the same store; its own ports); ct_teardown stops it. */
 static inline void ct_server2_start(void)
 {
-    char line[600];
-    const char *args[] = {"--config", ct.conf, "serve", NULL};
-    pid_t pid = ct_spawn("otpca-cloud", args, "server2.log", NULL, 20000, line, sizeof line);
-    cr_assert(sscanf(line, "listening %255s notices %255s", ct.listen2, ct.notices2) == 2,
-              "second server did not start: '%s' (see %s/server2.log)", line, ct.dir);
-    ct.server2 = pid;
+    ct.server2 = ct_serve("server2.log", ct.listen2, ct.notices2);
 }
 
 /* SIGTERM (or SIGKILL) and wait; the exit status, or 128 + signal; -2 if

@@ -195,24 +195,33 @@ struct req_opts {
     int forge; /* sign with a software key under the device's kid */
 };
 
+/* The fields of an EnrollRequest (and a Claim) for NODE: a fresh nonce,
+ * the TOTP of `now` computed in the node token, the key given. */
+static void enroll_fields(uint64_t now, otpca_buf pubkey, uint8_t nonce[16], otpca_enroll_request *m)
+{
+    uint32_t totp = 0;
+    cr_assert_eq(otpca_random(nonce, 16), 0);
+    cr_assert_eq(otpca_token_totp(node_tok, dev_seed, OTPCA_OTP_SHA1, (time_t)now, 30, 6, &totp), 0);
+    memset(m, 0, sizeof *m);
+    m->nonce = (otpca_buf){nonce, 16};
+    m->time = now;
+    m->serial = (otpca_buf){(const uint8_t *)NODE, strlen(NODE)};
+    m->mac = (otpca_buf){mac, 6};
+    m->pubkey = pubkey;
+    m->totp = totp;
+    m->fw = (otpca_buf){(const uint8_t *)"fw-1.0", 6};
+}
+
 /* A signed EnrollRequest from the node token (TOTP computed in it). */
 static size_t make_request(uint64_t now, const struct req_opts *o, uint8_t *out, size_t cap)
 {
     uint8_t nonce[16], pubc[33];
-    uint32_t totp = 0;
     size_t len = 0;
-    cr_assert_eq(otpca_random(nonce, sizeof nonce), 0);
-    cr_assert_eq(otpca_token_totp(node_tok, dev_seed, OTPCA_OTP_SHA1, (time_t)now, 30, 6, &totp), 0);
     cr_assert_eq(otpca_p256_pub_compress(dev_pub, pubc), 0);
     otpca_enroll_request m;
-    memset(&m, 0, sizeof m);
-    m.nonce = (otpca_buf){nonce, 16};
+    enroll_fields(now, o->compressed ? (otpca_buf){pubc, 33} : (otpca_buf){dev_pub, 65}, nonce, &m);
     m.time = (uint64_t)((int64_t)now + o->time_off);
-    m.serial = (otpca_buf){(const uint8_t *)NODE, strlen(NODE)};
-    m.mac = (otpca_buf){mac, 6};
-    m.pubkey = o->compressed ? (otpca_buf){pubc, 33} : (otpca_buf){dev_pub, 65};
-    m.totp = (totp + (uint32_t)o->totp_off) % 1000000u;
-    m.fw = (otpca_buf){(const uint8_t *)"fw-1.0", 6};
+    m.totp = (m.totp + (uint32_t)o->totp_off) % 1000000u;
     if (o->ca_kid)
         m.ca = (otpca_buf){o->ca_kid, OTPCA_KID_LEN};
     otpca_signer s = {node_sign, NULL, {0}};
@@ -580,13 +589,37 @@ struct ku_opts {
     int forge_outer;              /* the outer layer by a software key under the device's kid */
 };
 
+/* Signs message m of descriptor d with the new key (inner layer), then
+ * wraps that in a COSE_Sign1 by the node token's current key (or by a
+ * forger under its kid): a double signature (PROTOCOL.md 4.3). */
+static size_t double_sign(const otpca_msg_desc *d, const void *m, const uint8_t *new_pub, otpca_p256_soft *inner,
+                          int forge_outer, uint8_t *out, size_t cap)
+{
+    uint8_t in[1024];
+    size_t in_len = 0, len = 0;
+    otpca_signer in_s = {otpca_p256_soft_sign, inner, {0}};
+    otpca_p256_kid(new_pub, in_s.kid);
+    cr_assert_eq(otpca_msg_sign(d, m, &in_s, (otpca_buf){NULL, 0}, in, sizeof in, &in_len), 0);
+    otpca_signer out_s = {node_sign, NULL, {0}};
+    otpca_p256_soft forged;
+    if (forge_outer) {
+        cr_assert_eq(otpca_p256_soft_generate(&forged), 0);
+        out_s.sign = otpca_p256_soft_sign;
+        out_s.ctx = &forged;
+    }
+    otpca_p256_kid(dev_pub, out_s.kid);
+    cr_assert_eq(otpca_cose_sign1_encode(&out_s, (otpca_buf){NULL, 0}, in, in_len, out, cap, &len), 0);
+    if (forge_outer)
+        otpca_p256_soft_wipe(&forged);
+    return len;
+}
+
 /* A double-signed KeyUpdate (PROTOCOL.md 4.3): inner by the new key,
  * outer by the node token's current device key. */
 static size_t make_key_update(uint64_t now, const struct ku_opts *o, uint8_t *out, size_t cap)
 {
-    uint8_t nonce[16], inner[1024], pubc[33];
+    uint8_t nonce[16], pubc[33];
     uint32_t totp = 0;
-    size_t inner_len = 0, len = 0;
     cr_assert_eq(otpca_random(nonce, sizeof nonce), 0);
     cr_assert_eq(otpca_token_totp(node_tok, dev_seed, OTPCA_OTP_SHA1, (time_t)now, 30, 6, &totp), 0);
     cr_assert_eq(otpca_p256_pub_compress(o->new_pub, pubc), 0);
@@ -598,23 +631,7 @@ static size_t make_key_update(uint64_t now, const struct ku_opts *o, uint8_t *ou
     m.cert_hash = (otpca_buf){o->hash, 32};
     m.pubkey = (otpca_buf){pubc, 33};
     m.totp = totp;
-    otpca_signer in_s = {otpca_p256_soft_sign, o->inner, {0}};
-    otpca_p256_kid(o->new_pub, in_s.kid);
-    cr_assert_eq(otpca_msg_sign(&otpca_desc_key_update, &m, &in_s, (otpca_buf){NULL, 0}, inner, sizeof inner,
-                                &inner_len),
-                 0);
-    otpca_signer out_s = {node_sign, NULL, {0}};
-    otpca_p256_soft forged;
-    if (o->forge_outer) {
-        cr_assert_eq(otpca_p256_soft_generate(&forged), 0);
-        out_s.sign = otpca_p256_soft_sign;
-        out_s.ctx = &forged;
-    }
-    otpca_p256_kid(dev_pub, out_s.kid);
-    cr_assert_eq(otpca_cose_sign1_encode(&out_s, (otpca_buf){NULL, 0}, inner, inner_len, out, cap, &len), 0);
-    if (o->forge_outer)
-        otpca_p256_soft_wipe(&forged);
-    return len;
+    return double_sign(&otpca_desc_key_update, &m, o->new_pub, o->inner, o->forge_outer, out, cap);
 }
 
 /* A KeyUpdate's or a Claim's answer: the certificate holds the new key
@@ -760,36 +777,11 @@ Test(enroll, a_key_update_signed_by_old_and_new_key_certifies_the_new_key)
 static size_t make_claim(uint64_t now, const uint8_t *new_pub, otpca_p256_soft *inner, int forge_outer, uint8_t *out,
                          size_t cap)
 {
-    uint8_t nonce[16], in[1024], pubc[33];
-    uint32_t totp = 0;
-    size_t in_len = 0, len = 0;
-    cr_assert_eq(otpca_random(nonce, sizeof nonce), 0);
-    cr_assert_eq(otpca_token_totp(node_tok, dev_seed, OTPCA_OTP_SHA1, (time_t)now, 30, 6, &totp), 0);
+    uint8_t nonce[16], pubc[33];
     cr_assert_eq(otpca_p256_pub_compress(new_pub, pubc), 0);
     otpca_enroll_request m;
-    memset(&m, 0, sizeof m);
-    m.nonce = (otpca_buf){nonce, 16};
-    m.time = now;
-    m.serial = (otpca_buf){(const uint8_t *)NODE, strlen(NODE)};
-    m.mac = (otpca_buf){mac, 6};
-    m.pubkey = (otpca_buf){pubc, 33};
-    m.totp = totp;
-    m.fw = (otpca_buf){(const uint8_t *)"fw-1.0", 6};
-    otpca_signer in_s = {otpca_p256_soft_sign, inner, {0}};
-    otpca_p256_kid(new_pub, in_s.kid);
-    cr_assert_eq(otpca_msg_sign(&otpca_desc_claim, &m, &in_s, (otpca_buf){NULL, 0}, in, sizeof in, &in_len), 0);
-    otpca_signer out_s = {node_sign, NULL, {0}};
-    otpca_p256_soft forged;
-    if (forge_outer) {
-        cr_assert_eq(otpca_p256_soft_generate(&forged), 0);
-        out_s.sign = otpca_p256_soft_sign;
-        out_s.ctx = &forged;
-    }
-    otpca_p256_kid(dev_pub, out_s.kid);
-    cr_assert_eq(otpca_cose_sign1_encode(&out_s, (otpca_buf){NULL, 0}, in, in_len, out, cap, &len), 0);
-    if (forge_outer)
-        otpca_p256_soft_wipe(&forged);
-    return len;
+    enroll_fields(now, (otpca_buf){pubc, 33}, nonce, &m);
+    return double_sign(&otpca_desc_claim, &m, new_pub, inner, forge_outer, out, cap);
 }
 
 /* Batch claim: an unclaimed device proves its batch's product key and its

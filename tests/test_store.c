@@ -1182,9 +1182,12 @@ Test(store, a_second_handle_sees_only_committed_work)
 /* Two processes add devices at once, one call at a time and in small
  * transactions: the write lock serialises them and the numbers stay
  * gap-free, each device once. */
-Test(store, two_writers_at_once_keep_the_change_log_gap_free)
+/* Two writer processes at once on the store, each with a handle of its
+ * own running body(handle, writer number): its exit status is 0 when the
+ * body returns 0, the body's code otherwise (2: the store did not open).
+ * Asserts that both exited 0. */
+static void two_writers(int (*body)(otpca_store *c, unsigned w))
 {
-    enum { PER = 300 };
     otpca_store *s = open_store(); /* create the schema before the race */
     otpca_store_destroy(&s);
     pid_t pids[2];
@@ -1194,26 +1197,11 @@ Test(store, two_writers_at_once_keep_the_change_log_gap_free)
         cr_assert_neq(pids[w], -1);
         if (pids[w] == 0) {
             otpca_store *c = NULL;
-            otpca_device d;
             if (otpca_store_open(g_url, &c) != OTPCA_ERR_OK)
                 _exit(2);
-            for (unsigned i = 0; i < PER; i += 5) {
-                int tx = (i / 5) % 2;
-                if (tx && otpca_store_begin(c) != OTPCA_ERR_OK)
-                    _exit(3);
-                for (unsigned k = i; k < i + 5; k++) {
-                    make_device(&d, w * 100000 + k);
-                    if (otpca_store_device_add(c, &d) != OTPCA_ERR_OK)
-                        _exit(4);
-                    d.failures = 1;
-                    if (otpca_store_device_update(c, &d) != OTPCA_ERR_OK)
-                        _exit(5);
-                }
-                if (tx && otpca_store_commit(c) != OTPCA_ERR_OK)
-                    _exit(6);
-            }
+            int rc = body(c, w);
             otpca_store_destroy(&c);
-            _exit(0);
+            _exit(rc);
         }
     }
     for (unsigned w = 0; w < 2; w++) {
@@ -1221,7 +1209,37 @@ Test(store, two_writers_at_once_keep_the_change_log_gap_free)
         cr_assert_eq(waitpid(pids[w], &status, 0), pids[w]);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %u: status %#x", w, status);
     }
-    s = open_store();
+}
+
+enum { PER = 300, ROUNDS = 60 };
+
+/* PER devices, each added then updated, in runs of 5 that alternate
+ * between one transaction and a call each. */
+static int add_and_update(otpca_store *c, unsigned w)
+{
+    otpca_device d;
+    for (unsigned i = 0; i < PER; i += 5) {
+        int tx = (i / 5) % 2;
+        if (tx && otpca_store_begin(c) != OTPCA_ERR_OK)
+            return 3;
+        for (unsigned k = i; k < i + 5; k++) {
+            make_device(&d, w * 100000 + k);
+            if (otpca_store_device_add(c, &d) != OTPCA_ERR_OK)
+                return 4;
+            d.failures = 1;
+            if (otpca_store_device_update(c, &d) != OTPCA_ERR_OK)
+                return 5;
+        }
+        if (tx && otpca_store_commit(c) != OTPCA_ERR_OK)
+            return 6;
+    }
+    return 0;
+}
+
+Test(store, two_writers_at_once_keep_the_change_log_gap_free)
+{
+    two_writers(add_and_update);
+    otpca_store *s = open_store();
     uint64_t head = 0, oldest = 0;
     cr_assert_eq(otpca_store_seq(s, &head, &oldest), OTPCA_ERR_OK);
     cr_expect_eq(head, 4 * PER, "an add and an update per device");
@@ -1243,56 +1261,43 @@ Test(store, two_writers_at_once_keep_the_change_log_gap_free)
     cr_expect_eq(store_int("SELECT max(seq) FROM changes"), 4 * PER);
 }
 
+/* ROUNDS transactions of 3 devices, each also added a second time
+ * (EXISTS); every third transaction rolls back. */
+static int add_twice_some_rolled_back(otpca_store *c, unsigned w)
+{
+    otpca_device d;
+    for (unsigned i = 0; i < ROUNDS; i++) {
+        if (otpca_store_begin(c) != OTPCA_ERR_OK)
+            return 3;
+        for (unsigned k = 0; k < 3; k++) {
+            make_device(&d, w * 100000 + i * 3 + k);
+            if (otpca_store_device_add(c, &d) != OTPCA_ERR_OK)
+                return 4;
+            if (otpca_store_device_add(c, &d) != OTPCA_ERR_EXISTS)
+                return 5;
+        }
+        if (i % 3 == 1) {
+            otpca_store_rollback(c);
+            continue;
+        }
+        if (otpca_store_commit(c) != OTPCA_ERR_OK)
+            return 6;
+        make_device(&d, w * 100000 + i * 3);
+        if (otpca_store_device_add(c, &d) != OTPCA_ERR_EXISTS)
+            return 7;
+    }
+    return 0;
+}
+
 /* Two writers at once again, but a third of their transactions roll back
  * and every device is also added a second time (EXISTS): numbers handed
  * out to work that did not happen are given back, so the log still runs
  * 1..head without a hole (a database sequence would leave one). */
 Test(store, writers_that_roll_back_or_fail_leave_no_hole_in_the_change_log)
 {
-    enum { ROUNDS = 60 };
-    otpca_store *s = open_store();
-    otpca_store_destroy(&s);
-    pid_t pids[2];
-    fflush(NULL);
-    for (unsigned w = 0; w < 2; w++) {
-        pids[w] = fork();
-        cr_assert_neq(pids[w], -1);
-        if (pids[w] == 0) {
-            otpca_store *c = NULL;
-            otpca_device d;
-            if (otpca_store_open(g_url, &c) != OTPCA_ERR_OK)
-                _exit(2);
-            for (unsigned i = 0; i < ROUNDS; i++) {
-                if (otpca_store_begin(c) != OTPCA_ERR_OK)
-                    _exit(3);
-                for (unsigned k = 0; k < 3; k++) {
-                    make_device(&d, w * 100000 + i * 3 + k);
-                    if (otpca_store_device_add(c, &d) != OTPCA_ERR_OK)
-                        _exit(4);
-                    if (otpca_store_device_add(c, &d) != OTPCA_ERR_EXISTS)
-                        _exit(5);
-                }
-                if (i % 3 == 1) {
-                    otpca_store_rollback(c);
-                    continue;
-                }
-                if (otpca_store_commit(c) != OTPCA_ERR_OK)
-                    _exit(6);
-                make_device(&d, w * 100000 + i * 3);
-                if (otpca_store_device_add(c, &d) != OTPCA_ERR_EXISTS)
-                    _exit(7);
-            }
-            otpca_store_destroy(&c);
-            _exit(0);
-        }
-    }
-    for (unsigned w = 0; w < 2; w++) {
-        int status = 0;
-        cr_assert_eq(waitpid(pids[w], &status, 0), pids[w]);
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %u: status %#x", w, status);
-    }
+    two_writers(add_twice_some_rolled_back);
     const int64_t kept = 2 * (ROUNDS - ROUNDS / 3) * 3;
-    s = open_store();
+    otpca_store *s = open_store();
     cr_expect_eq(head_seq(s), (uint64_t)kept);
     uint64_t counts[7];
     cr_assert_eq(otpca_store_device_counts(s, counts), OTPCA_ERR_OK);
