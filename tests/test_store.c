@@ -456,37 +456,50 @@ Test(store, urls_pick_the_backend)
 
 /* ------------------------------------------------------------- devices */
 
-Test(store, device_add_get_update_round_trips_every_field)
+/* A device with every field set away from its default . */
+static void make_full_device(otpca_device *d, unsigned i)
 {
-    otpca_store *s = open_store();
+    make_device(d, i);
+    d->mac_len = 8;
+    memcpy(d->mac, "\x02\x00\x5e\xff\xfe\x10\x20\x30", 8);
+    snprintf(d->batch, sizeof d->batch, "batch-A");
+    d->state = OTPCA_STORE_REVOKED;
+    d->seed_env_len = OTPCA_STORE_SEED_ENV_MAX;
+    for (size_t k = 0; k < d->seed_env_len; k++)
+        d->seed_env[k] = (uint8_t)(255 - k - i);
+    d->digits = 8;
+    d->period = 60;
+    d->algorithm = 2;
+    d->last_step = UINT64_MAX; /* through the signed column */
+    d->failures = UINT32_MAX;
+    d->has_cert = 1;
+    for (size_t k = 0; k < 32; k++)
+        d->cert_hash[k] = (uint8_t)(k * 5 + i);
+    snprintf(d->manager, sizeof d->manager, "mgr-01");
+    d->flagged = 1;
+    d->revoked_at = UINT64_C(1790000000);
+    d->revoke_reason = 9;
+}
+
+static void add_batch_and_manager(otpca_store *s)
+{
     otpca_batch b = {.id = "batch-A"};
     b.product_pub[0] = 0x04;
     otpca_manager m;
     make_manager(&m, 1);
     cr_assert_eq(otpca_store_batch_add(s, &b), OTPCA_ERR_OK);
     cr_assert_eq(otpca_store_manager_add(s, &m), OTPCA_ERR_OK);
+}
 
+Test(store, device_add_get_update_round_trips_every_field)
+{
+    otpca_store *s = open_store();
+    add_batch_and_manager(s);
     otpca_device d, got;
-    make_device(&d, 42);
-    d.mac_len = 8;
-    memcpy(d.mac, "\x02\x00\x5e\xff\xfe\x10\x20\x30", 8);
-    snprintf(d.batch, sizeof d.batch, "batch-A");
+    make_full_device(&d, 42);
     d.state = OTPCA_STORE_PENDING;
-    d.seed_env_len = OTPCA_STORE_SEED_ENV_MAX;
-    for (size_t k = 0; k < d.seed_env_len; k++)
-        d.seed_env[k] = (uint8_t)(255 - k);
-    d.digits = 8;
-    d.period = 60;
-    d.algorithm = 2;
     d.last_step = UINT64_C(0x123456789a);
     d.failures = 7;
-    d.has_cert = 1;
-    for (size_t k = 0; k < 32; k++)
-        d.cert_hash[k] = (uint8_t)(k * 5);
-    snprintf(d.manager, sizeof d.manager, "mgr-01");
-    d.flagged = 1;
-    d.revoked_at = UINT64_C(1790000000);
-    d.revoke_reason = 9;
     d.seq = 12345; /* set by the store */
     cr_assert_eq(otpca_store_device_add(s, &d), OTPCA_ERR_OK);
     cr_expect_eq(d.seq, 1);
@@ -560,6 +573,131 @@ Test(store, duplicate_serial_is_exists_and_unknown_is_not_found)
     cr_expect_eq(otpca_store_device_add(s, &ghost), OTPCA_ERR_NOT_FOUND);
     /* None of the failures used a sequence number. */
     cr_expect_eq(head_seq(s), 1);
+    otpca_store_destroy(&s);
+}
+
+Test(store, device_add_many_answers_as_device_add_one_by_one)
+{
+    otpca_store *s = open_store();
+    add_batch_and_manager(s);
+    otpca_device d[7], got;
+    otpca_err res[7];
+    make_device(&d[0], 1);
+    cr_assert_eq(otpca_store_device_add(s, &d[0]), OTPCA_ERR_OK);
+    uint64_t head = head_seq(s);
+
+    make_full_device(&d[0], 10);                            /* new, every field set */
+    make_device(&d[1], 1);                                  /* known serial */
+    make_device(&d[2], 12);                                 /* unknown batch */
+    snprintf(d[2].batch, sizeof d[2].batch, "no-batch");
+    make_device(&d[3], 13);                                 /* bad input */
+    d[3].mac_len = 7;
+    make_device(&d[4], 14);                                 /* new, every "none" */
+    d[4].pubkey_len = 0;
+    d[4].seed_env_len = 0;
+    make_device(&d[5], 15);                                 /* unknown manager */
+    snprintf(d[5].manager, sizeof d[5].manager, "no-manager");
+    make_device(&d[6], 16);                                 /* new, after the failures */
+    for (size_t i = 0; i < 7; i++) {
+        d[i].seq = 777;
+        res[i] = OTPCA_ERR_INTERNAL;
+    }
+    cr_assert_eq(otpca_store_device_add_many(s, d, 7, res), OTPCA_ERR_OK);
+    const otpca_err want[7] = {OTPCA_ERR_OK,  OTPCA_ERR_EXISTS,      OTPCA_ERR_NOT_FOUND, OTPCA_ERR_INVALID_ARG,
+                               OTPCA_ERR_OK, OTPCA_ERR_NOT_FOUND, OTPCA_ERR_OK};
+    for (size_t i = 0; i < 7; i++)
+        cr_expect_eq(res[i], want[i], "device %zu: %s, not %s", i, otpca_errname(res[i]), otpca_errname(want[i]));
+    /* Numbered in call order, gap-free, as three device_add calls would. */
+    cr_expect_eq(d[0].seq, head + 1);
+    cr_expect_eq(d[4].seq, head + 2);
+    cr_expect_eq(d[6].seq, head + 3);
+    cr_expect_eq(head_seq(s), head + 3);
+    for (size_t i = 0; i < 7; i += (i == 0 ? 4 : 2)) {
+        memset(&got, 0xee, sizeof got);
+        cr_assert_eq(otpca_store_device_get(s, d[i].serial, &got), OTPCA_ERR_OK);
+        expect_device_eq(&got, &d[i]);
+    }
+    cr_expect_eq(otpca_store_device_get(s, d[2].serial, &got), OTPCA_ERR_NOT_FOUND);
+    cr_expect_eq(otpca_store_device_get(s, d[5].serial, &got), OTPCA_ERR_NOT_FOUND);
+    cr_assert_eq(otpca_store_device_get(s, d[1].serial, &got), OTPCA_ERR_OK);
+    cr_expect_eq(got.seq, 1, "the known device is untouched");
+
+    /* The change log has the three, in order. */
+    struct collect c = collect_new(8);
+    uint64_t next = 0;
+    cr_assert_eq(otpca_store_changes(s, head, 100, collect_fn, &c, &next), OTPCA_ERR_OK);
+    cr_assert_eq(c.n, 3);
+    cr_expect_str_eq(c.v[0].serial, d[0].serial);
+    cr_expect_str_eq(c.v[1].serial, d[4].serial);
+    cr_expect_str_eq(c.v[2].serial, d[6].serial);
+    free(c.v);
+
+    /* Again: nothing new, no number used. */
+    cr_assert_eq(otpca_store_device_add_many(s, d, 7, res), OTPCA_ERR_OK);
+    for (size_t i = 0; i < 7; i++)
+        cr_expect_eq(res[i], i == 3 ? OTPCA_ERR_INVALID_ARG : want[i] ? want[i] : OTPCA_ERR_EXISTS, "again %zu", i);
+    cr_expect_eq(head_seq(s), head + 3);
+    cr_expect_eq(otpca_store_device_add_many(s, d, 0, res), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_store_device_add_many(s, d, OTPCA_STORE_ADD_MANY_MAX + 1, res), OTPCA_ERR_INVALID_ARG);
+    otpca_store_destroy(&s);
+}
+
+Test(store, device_add_many_with_a_serial_twice_answers_in_order)
+{
+    otpca_store *s = open_store();
+    add_batch_and_manager(s);
+    otpca_device d[4];
+    otpca_err res[4];
+    make_device(&d[0], 5); /* unknown batch: not added ... */
+    snprintf(d[0].batch, sizeof d[0].batch, "no-batch");
+    make_device(&d[1], 5); /* ... so this one is */
+    d[1].state = OTPCA_STORE_PENDING;
+    make_device(&d[2], 5); /* ... and this one exists */
+    make_device(&d[3], 6);
+    cr_assert_eq(otpca_store_device_add_many(s, d, 4, res), OTPCA_ERR_OK);
+    cr_expect_eq(res[0], OTPCA_ERR_NOT_FOUND);
+    cr_expect_eq(res[1], OTPCA_ERR_OK);
+    cr_expect_eq(res[2], OTPCA_ERR_EXISTS);
+    cr_expect_eq(res[3], OTPCA_ERR_OK);
+    cr_expect_eq(d[1].seq, 1);
+    cr_expect_eq(d[3].seq, 2);
+    otpca_device got;
+    cr_assert_eq(otpca_store_device_get(s, d[1].serial, &got), OTPCA_ERR_OK);
+    cr_expect_eq(got.state, OTPCA_STORE_PENDING);
+    otpca_store_destroy(&s);
+}
+
+Test(store, device_add_many_follows_the_callers_transaction)
+{
+    enum { N = 300 };
+    otpca_store *s = open_store();
+    otpca_device *d = calloc(N, sizeof *d), one;
+    otpca_err res[N];
+    cr_assert_not_null(d);
+    for (unsigned i = 0; i < N; i++)
+        make_device(&d[i], i);
+    cr_assert_eq(otpca_store_begin(s), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_store_device_add_many(s, d, N, res), OTPCA_ERR_OK);
+    otpca_store_rollback(s);
+    cr_expect_eq(head_seq(s), 0);
+    cr_expect_eq(otpca_store_device_get(s, d[0].serial, &one), OTPCA_ERR_NOT_FOUND);
+
+    /* Mixed with single adds in one transaction: one gap-free sequence. */
+    cr_assert_eq(otpca_store_begin(s), OTPCA_ERR_OK);
+    make_device(&one, N + 1);
+    cr_assert_eq(otpca_store_device_add(s, &one), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_store_device_add_many(s, d, N / 2, res), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_store_device_add_many(s, d + N / 2, N - N / 2, res + N / 2), OTPCA_ERR_OK);
+    make_device(&one, N + 2);
+    cr_assert_eq(otpca_store_device_add(s, &one), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_store_commit(s), OTPCA_ERR_OK);
+    for (unsigned i = 0; i < N; i++) {
+        cr_expect_eq(res[i], OTPCA_ERR_OK, "%u", i);
+        cr_expect_eq(d[i].seq, i + 2, "%u: seq %llu", i, (unsigned long long)d[i].seq);
+    }
+    cr_expect_eq(one.seq, N + 2);
+    cr_expect_eq(head_seq(s), N + 2);
+    free(d);
     otpca_store_destroy(&s);
 }
 
@@ -1553,6 +1691,41 @@ static int walk_fn(const otpca_device *d, void *arg)
     w->last = d->seq;
     w->n++;
     return 0;
+}
+
+Test(store, bulk_100k_devices_added_many_at_a_time, .timeout = 240)
+{
+    enum { N = 100000, CHUNK = 10000, CALL = 1000 };
+    otpca_store *s = open_store();
+    add_batch_and_manager(s);
+    otpca_device *d = calloc(CALL, sizeof *d);
+    otpca_err res[CALL];
+    cr_assert_not_null(d);
+    double t0 = now_s();
+    for (unsigned i = 0; i < N; i += CHUNK) {
+        cr_assert_eq(otpca_store_begin(s), OTPCA_ERR_OK);
+        for (unsigned k = i; k < i + CHUNK; k += CALL) {
+            for (unsigned j = 0; j < CALL; j++)
+                make_full_device(&d[j], k + j);
+            cr_assert_eq(otpca_store_device_add_many(s, d, CALL, res), OTPCA_ERR_OK);
+            for (unsigned j = 0; j < CALL; j++)
+                if (res[j] != OTPCA_ERR_OK || d[j].seq != k + j + 1)
+                    cr_assert_fail("device %u: %s, seq %llu", k + j, otpca_errname(res[j]),
+                                   (unsigned long long)d[j].seq);
+        }
+        cr_assert_eq(otpca_store_commit(s), OTPCA_ERR_OK);
+    }
+    double t1 = now_s();
+    cr_expect_eq(head_seq(s), N);
+    otpca_device got;
+    make_full_device(&d[0], N - 1);
+    d[0].seq = N;
+    cr_assert_eq(otpca_store_device_get(s, d[0].serial, &got), OTPCA_ERR_OK);
+    expect_device_eq(&got, &d[0]);
+    fprintf(stderr, "store bulk: %d devices added %d per call in %.2f s (%.0f/s)\n", N, CALL, t1 - t0,
+            N / (t1 - t0));
+    free(d);
+    otpca_store_destroy(&s);
 }
 
 Test(store, bulk_100k_devices_then_a_changes_walk, .timeout = 240)

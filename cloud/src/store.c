@@ -198,6 +198,54 @@ otpca_err otpca_store_device_add(otpca_store *s, otpca_device *d)
     return s->be->device_add(s->impl, d);
 }
 
+static int cmp_serial(const void *a, const void *b)
+{
+    return strcmp((*(const otpca_device *const *)a)->serial, (*(const otpca_device *const *)b)->serial);
+}
+
+/* Whether a serial appears twice among the valid devices (res[i] OK). */
+static otpca_err has_twice(otpca_device *d, size_t n, const otpca_err *res, int *twice)
+{
+    otpca_device **v = malloc((n ? n : 1) * sizeof *v);
+    size_t m = 0;
+    *twice = 0;
+    if (!v)
+        return OTPCA_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!res[i])
+            v[m++] = &d[i];
+    qsort(v, m, sizeof *v, cmp_serial);
+    for (size_t i = 1; i < m && !*twice; i++)
+        *twice = !strcmp(v[i - 1]->serial, v[i]->serial);
+    free(v);
+    return OTPCA_ERR_OK;
+}
+
+otpca_err otpca_store_device_add_many(otpca_store *s, otpca_device *d, size_t n, otpca_err *res)
+{
+    if ((n && (!d || !res)) || n > OTPCA_STORE_ADD_MANY_MAX)
+        return bad_arg("device batch");
+    for (size_t i = 0; i < n; i++)
+        res[i] = device_ok(&d[i]) ? OTPCA_ERR_OK : bad_arg("device");
+    int twice = 0;
+    otpca_err ret = s->be->device_add_many ? has_twice(d, n, res, &twice) : OTPCA_ERR_OK;
+    if (ret)
+        return ret;
+    /* A serial twice: the later add's answer depends on how the earlier
+     * one fared, so the calls are made one at a time, as the contract
+     * promises (rare: a manifest with a repeated row). */
+    if (s->be->device_add_many && !twice)
+        return s->be->device_add_many(s->impl, d, n, res);
+    for (size_t i = 0; i < n; i++) {
+        if (res[i])
+            continue;
+        res[i] = s->be->device_add(s->impl, &d[i]);
+        if (res[i] != OTPCA_ERR_OK && res[i] != OTPCA_ERR_EXISTS && res[i] != OTPCA_ERR_NOT_FOUND)
+            return res[i];
+    }
+    return OTPCA_ERR_OK;
+}
+
 otpca_err otpca_store_device_get(otpca_store *s, const char *serial, otpca_device *d)
 {
     if (!serial || !id_ok(serial))

@@ -31,6 +31,10 @@ typedef struct otpca_store_backend {
     void (*rollback)(otpca_store_impl *impl);
 
     otpca_err (*device_add)(otpca_store_impl *impl, otpca_device *d);
+    /* Optional (NULL: store.c calls device_add n times). On entry res[i]
+     * is OK for a valid device (no serial twice among them) and
+     * OTPCA_ERR_INVALID_ARG for one to skip; on return as store.h says. */
+    otpca_err (*device_add_many)(otpca_store_impl *impl, otpca_device *d, size_t n, otpca_err *res);
     otpca_err (*device_get)(otpca_store_impl *impl, const char *serial, otpca_device *d);
     otpca_err (*device_update)(otpca_store_impl *impl, otpca_device *d);
     otpca_err (*device_scan)(otpca_store_impl *impl, const char *after, size_t limit, otpca_device_fn fn,

@@ -133,6 +133,20 @@ void otpca_store_rollback(otpca_store *s);
 /* Inserts a new device (OTPCA_ERR_EXISTS if the serial is known) and logs
  * the change; d->seq is set. */
 otpca_err otpca_store_device_add(otpca_store *s, otpca_device *d) __attribute__((warn_unused_result));
+/* Bulk import: the n devices added as n otpca_store_device_add calls in
+ * order would add them (each d[i].seq set, the same change-log numbers),
+ * with res[i] = what that call would have returned: OK, OTPCA_ERR_EXISTS,
+ * OTPCA_ERR_NOT_FOUND (an unknown batch or manager) or
+ * OTPCA_ERR_INVALID_ARG. On PostgreSQL a few round trips carry all of them
+ * (COPY into a session table, then one statement), instead of one per
+ * device. Outside a transaction they may commit together or one by one
+ * (the backend's choice): a caller that needs all or none opens one.
+ * Returns OK once every res[i] is set; any other value is a failure
+ * from below (the res[] are then meaningless, and a transaction of the
+ * caller's is spoiled). n at most OTPCA_STORE_ADD_MANY_MAX. */
+#define OTPCA_STORE_ADD_MANY_MAX 10000
+otpca_err otpca_store_device_add_many(otpca_store *s, otpca_device *d, size_t n, otpca_err *res)
+    __attribute__((warn_unused_result));
 otpca_err otpca_store_device_get(otpca_store *s, const char *serial, otpca_device *d)
     __attribute__((warn_unused_result));
 /* Writes every field of d back (state, failures, last_step, cert, ...)
