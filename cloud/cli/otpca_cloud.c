@@ -42,7 +42,8 @@
 #include "otpca/token/wolf.h"
 
 #define EXIT_USAGE 2
-#define IMPORT_CHUNK 10000
+#define IMPORT_CHUNK 10000 /* rows per transaction and per otpca_store_device_add_many */
+_Static_assert(IMPORT_CHUNK <= OTPCA_STORE_ADD_MANY_MAX, "one add_many call per chunk");
 #define ACTOR "admin"
 
 /* Audit events of PROTOCOL.md section 7.6. */
@@ -582,6 +583,55 @@ static void rows_close(struct rows *r)
     r->in = NULL;
 }
 
+/* The rows held for one otpca_store_device_add_many call. */
+struct import_chunk {
+    otpca_device d[IMPORT_CHUNK];
+    otpca_err res[IMPORT_CHUNK];
+    unsigned long where[IMPORT_CHUNK]; /* each row's line or object number */
+    size_t n;
+};
+
+/* Adds the chunk's devices and commits them in one transaction; counts
+ * and reports each row's fate. */
+static otpca_err import_flush(otpca_store *st, struct import_chunk *c, struct import_stats *s, const struct rows *r,
+                              int tty, unsigned long *shown)
+{
+    otpca_err ret = c->n ? otpca_store_begin(st) : OTPCA_ERR_OK;
+    if (!c->n || ret)
+        return ret;
+    ret = otpca_store_device_add_many(st, c->d, c->n, c->res);
+    if (!ret)
+        ret = otpca_store_commit(st);
+    else
+        otpca_store_rollback(st);
+    for (size_t i = 0; !ret && i < c->n; i++) {
+        const char *why = NULL;
+        switch (c->res[i]) {
+        case OTPCA_ERR_OK:
+            s->imported++;
+            break;
+        case OTPCA_ERR_EXISTS:
+            s->present++;
+            break;
+        case OTPCA_ERR_NOT_FOUND:
+            why = "unknown batch (register it first: otpca-cloud batch add)";
+            break;
+        default:
+            why = "not a valid device";
+            break;
+        }
+        if (why) {
+            s->rejected++;
+            if ((*shown)++ < 10)
+                fprintf(stderr, "%s%s:%s%lu: %s\n", tty ? "\n" : "", r->path, r->json ? " object " : "", c->where[i],
+                        why);
+        }
+    }
+    otpca_memzero(c->d, c->n * sizeof c->d[0]);
+    c->n = 0;
+    return ret;
+}
+
 static int cmd_device_import(const otpca_cloud_config *cfg, const char *path, const struct opts *o)
 {
     struct rows *r = otpca_secmem_alloc(sizeof *r); /* rows hold seeds in the clear */
@@ -595,14 +645,15 @@ static int cmd_device_import(const otpca_cloud_config *cfg, const char *path, co
     struct cloud_token t = {0};
     struct import_stats s = {0};
     uint8_t *seed = otpca_secmem_alloc(OTPCA_SEED_MAX);
-    int tty = isatty(2), rc = EXIT_FAILURE, in_tx = 0, got;
+    struct import_chunk *c = calloc(1, sizeof *c); /* sealed seeds only */
+    int tty = isatty(2), rc = EXIT_FAILURE, got;
     unsigned long shown = 0;
     struct timespec t0, t1;
     otpca_err ret;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (!seed) {
+    if (!seed || !c) {
         ret = OTPCA_ERR_NOMEM;
-        fail(ret, "secret memory");
+        fail(ret, "memory");
         goto out;
     }
     if ((ret = otpca_store_open(cfg->store, &st))) {
@@ -618,47 +669,28 @@ static int cmd_device_import(const otpca_cloud_config *cfg, const char *path, co
     while ((got = next_row(r, f, &nf)) != 0) {
         if (got == -1)
             goto out;
-        otpca_device d;
+        otpca_device *d = &c->d[c->n];
         s.rows++;
-        const char *why = got == -2 ? "" : parse_row(f, nf, r->col, &t, o->approve, &d, seed);
+        const char *why = got == -2 ? "" : parse_row(f, nf, r->col, &t, o->approve, d, seed);
         if (why) {
+            otpca_memzero(d, sizeof *d);
             s.rejected++;
             if (*why && shown++ < 10)
                 fprintf(stderr, "%s%s:%s%lu: %s\n", tty ? "\n" : "", path, r->json ? " object " : "", r->where, why);
             continue;
         }
-        if (!in_tx) {
-            if ((ret = otpca_store_begin(st))) {
+        c->where[c->n++] = r->where;
+        if (c->n == IMPORT_CHUNK) {
+            if ((ret = import_flush(st, c, &s, r, tty, &shown))) {
                 fail(ret, "store");
                 goto out;
             }
-            in_tx = 1;
-        }
-        ret = otpca_store_device_add(st, &d);
-        otpca_memzero(&d, sizeof d);
-        if (ret == OTPCA_ERR_EXISTS) {
-            s.present++;
-        } else if (ret) {
-            fail(ret, "store");
-            goto out;
-        } else {
-            s.imported++;
-        }
-        if (s.rows % IMPORT_CHUNK == 0) {
-            if ((ret = otpca_store_commit(st))) {
-                fail(ret, "store commit");
-                goto out;
-            }
-            in_tx = 0;
             progress(&s, tty, 0);
         }
     }
-    if (in_tx) {
-        if ((ret = otpca_store_commit(st))) {
-            fail(ret, "store commit");
-            goto out;
-        }
-        in_tx = 0;
+    if ((ret = import_flush(st, c, &s, r, tty, &shown))) {
+        fail(ret, "store");
+        goto out;
     }
     progress(&s, tty, 1);
     char detail[128];
@@ -674,8 +706,10 @@ static int cmd_device_import(const otpca_cloud_config *cfg, const char *path, co
            o->approve ? "approved" : "pending approval", s.present, s.rejected, secs, secs > 0 ? s.rows / secs : 0.0);
     rc = s.rejected ? EXIT_FAILURE : EXIT_SUCCESS;
 out:
-    if (in_tx)
-        otpca_store_rollback(st);
+    if (c) {
+        otpca_memzero(c, sizeof *c);
+        free(c);
+    }
     otpca_secmem_free(seed, OTPCA_SEED_MAX);
     token_close(&t);
     otpca_store_destroy(&st);

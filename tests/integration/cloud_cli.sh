@@ -189,6 +189,11 @@ grep -q "bad.csv:3: MAC" "$WORK/err" && grep -q "bad.csv:4: public key" "$WORK/e
     ok "each bad row named (a row with neither a key nor a batch too)" || bad "bad rows: $(head -c 600 "$WORK/err")"
 state=$(cc device show node-x4 2>/dev/null | awk '$1 == "state" { print $2 }')
 expect_eq "good row of a bad file still imported" "$state" "pending"
+# A row naming a batch never registered: rejected by line, the rest imported.
+printf 'serial,mac,public_key,seed,batch\nnode-y1,02:00:00:00:00:11,,00112233445566778899aabbccddeeff,no-such-batch\nnode-y2,02:00:00:00:00:12,%s,00112233445566778899aabbccddeeff,\n' "$goodkey" >"$WORK/nobatch.csv"
+expect_fail "a row of an unknown batch is rejected by line" 1 "nobatch.csv:2: unknown batch" -- cc device import "$WORK/nobatch.csv"
+state=$(cc device show node-y2 2>/dev/null | awk '$1 == "state" { print $2 }')
+expect_eq "the other rows of that file are imported" "$state" "pending"
 printf 'name,mac\n' >"$WORK/nohdr.csv"
 expect_fail "manifest without the needed columns" 1 "header naming serial, mac and seed" -- cc device import "$WORK/nohdr.csv"
 expect_fail "missing manifest" 1 "No such file" -- cc device import "$WORK/none.csv"
