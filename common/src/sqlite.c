@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -615,8 +616,20 @@ void otpca_sqlite_close(otpca_sqlite *q)
     memset(q, 0, sizeof *q);
 }
 
+/* SQLite's memory statistics (on in Debian's build) take a global mutex
+ * around every allocation: 6-9 % of a manager's first sync of 100,000
+ * devices went to that mutex alone. Nothing here reads the statistics.
+ * sqlite3_config works only before SQLite is first used in the process;
+ * later (SQLITE_MISUSE) the statistics simply stay on. */
+static void sqlite_setup(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 otpca_err otpca_sqlite_open(otpca_sqlite *q, const otpca_sqlite_schema *schema, const char *path)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    (void)pthread_once(&once, sqlite_setup);
     const char *tag = schema->tag;
     sqlite3_stmt *st = NULL;
     int memory = strcmp(path, ":memory:") == 0;
@@ -658,10 +671,15 @@ otpca_err otpca_sqlite_open(otpca_sqlite *q, const otpca_sqlite_schema *schema, 
     }
     sqlite3_finalize(st);
     st = NULL;
-    char pragmas[160];
+    /* temp_store: statement journals (an upsert with triggers inside a
+     * transaction keeps one, to undo the statement alone) in memory, not
+     * in a file under /var/tmp: they held database pages outside the
+     * store's directory, and the first sync of 100,000 devices wrote
+     * 530,000 times to one. */
+    char pragmas[192];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -%d; "
-             "PRAGMA journal_size_limit = %d;",
+             "PRAGMA journal_size_limit = %d; PRAGMA temp_store = MEMORY;",
              schema->cache_kib, WAL_LIMIT);
     if ((ret = exec_sql(q, pragmas, "configure the connection")))
         goto out;
