@@ -766,6 +766,40 @@ Test(cloud, tampered_sync_batch_is_rejected)
     otpca_cloud_client_destroy(&c);
 }
 
+/* Applies batches until the second, which it refuses. */
+static otpca_err refuse_second(void *arg, const otpca_sync_batch *b, const uint8_t *raw, size_t len)
+{
+    unsigned *n = arg;
+    (void)b, (void)raw, (void)len;
+    return ++*n == 2 ? OTPCA_ERR_STATE : OTPCA_ERR_OK;
+}
+
+/* The client asks for the next batch before the callback has applied this
+ * one; a callback that stops the sync leaves that request's answer behind,
+ * which the next request must not take for its own. */
+Test(cloud, a_sync_stopped_by_its_callback_leaves_no_answer_behind)
+{
+    otpca_cloud_client *c = ct_client();
+    otpca_cloud_lease l;
+    struct view v;
+    unsigned n = 0;
+    uint64_t to = 0;
+    memset(&v, 0, sizeof v);
+    ct_open(c, &l);
+    cr_assert_eq(otpca_cloud_sync(c, l.window, 0, 2, refuse_second, &n, &to), OTPCA_ERR_STATE);
+    cr_expect_eq(n, 2);
+    /* The next requests get their own answers: a whole snapshot, then an
+     * upload's acknowledgement. */
+    cr_assert_eq(otpca_cloud_sync(c, l.window, 0, 2, apply_batch, &v, &to), OTPCA_ERR_OK);
+    cr_expect_eq(v.n, 8);
+    cr_expect_eq(v.last_chunk, 3, "8 devices in chunks of 2");
+    otpca_record r[1];
+    uint8_t ids[1][16], acked[1] = {0}, flagged[1];
+    make_records(&r[0], &ids[0], 1, OTPCA_REC_REJECTED, "node-000003");
+    cr_assert_eq(otpca_cloud_upload(c, l.window, r, 1, acked, flagged), OTPCA_ERR_OK);
+    cr_expect(acked[0]);
+}
+
 Test(cloud, delta_after_snapshot_equals_a_fresh_snapshot)
 {
     otpca_cloud_client *c = ct_client();
