@@ -36,6 +36,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -94,6 +95,11 @@
 #define FLOOR_ITERS 100000u   /* seed open + seal */
 #define FLOOR_BATCH_ITERS 20u /* seed box, token signature, verify, payload hash */
 #define FLOOR_HASH_BYTES (300u * 1024u) /* about one 2048-entry SyncBatch */
+
+#define INGEST_THREADS 4      /* client connections uploading at once, each to every instance */
+#define INGEST_MAX_INSTANCES 8
+#define DEFAULT_RECORDS 20000ul /* records per instance count */
+#define MAX_RECORDS 1000000ul
 
 /* Bounds on every wait (seconds). */
 #define LIMIT_SHORT 120.0
@@ -173,12 +179,24 @@ struct results {
     unsigned notices, notices_approved;
     long rss_start_kb, rss_peak_kb, rss_now_kb;
     int server_exit;
+    struct ingest {
+        unsigned instances;
+        uint64_t records, uploads;
+        double secs;
+    } ingest[INGEST_MAX_INSTANCES];
+    size_t ningest;
     double run_s, busy_s, steal_s, own_s; /* the machine during the run */
 };
 
 struct run {
-    unsigned long devices, changes;
+    unsigned long devices, changes, records;
     int json, keep;
+    int pg;                        /* --store postgres: a throw-away cluster in the temp dir */
+    char pg_dir[PATH_MAX];         /* ... once started ("" before) */
+    char store[PATH_MAX + 64];     /* cloud.conf's store: the SQLite file or the cluster's URL */
+    unsigned instances[INGEST_MAX_INSTANCES];
+    size_t ninstances;
+    pthread_mutex_t sign_mu;       /* the manager token's session: one signature at a time */
     struct bench_host host;
     const char *module;
     char ecc[160];
@@ -711,7 +729,7 @@ static int init_store(struct run *r)
     int n = snprintf(text, sizeof text,
                      "store = %s\ntoken = pkcs11:token=%s?pin-source=file:%s/pins/%s.pin\n"
                      "listen = tcp://127.0.0.1:*\nnotices = tcp://127.0.0.1:*\nworkers = %d\nlog_level = info\n",
-                     r->db, OTPCA_RIG_CLOUD_TOKEN, r->rig, OTPCA_RIG_CLOUD_TOKEN, WORKERS);
+                     r->store, OTPCA_RIG_CLOUD_TOKEN, r->rig, OTPCA_RIG_CLOUD_TOKEN, WORKERS);
     if (n < 0 || (size_t)n >= sizeof text || join(out, sizeof out, r->tmp.dir, "init.out"))
         return fail(r, "path too long");
     if (write_file(r, r->conf, text))
@@ -758,6 +776,36 @@ static int import_baseline(struct run *r)
     if (!file_line(out, "", count, sizeof count) || strtoul(count, NULL, 10) != r->devices)
         return fail(r, "sqlite3 .import (baseline) stored %s rows, not %lu", count, r->devices);
     unlink(db); /* 200+ MB we do not need any more */
+    return 0;
+}
+
+/* On PostgreSQL: psql's \copy of the same CSV into a plain table of the
+ * store's database (the server's default durability, as the store's:
+ * synchronous_commit on), counted, then dropped. */
+static int import_baseline_pg(struct run *r)
+{
+    char out[PATH_MAX], copy[2 * PATH_MAX], count[64] = "";
+    struct child_end e;
+    if (join(out, sizeof out, r->tmp.dir, "baseline.out"))
+        return fail(r, "path too long");
+    int n = snprintf(copy, sizeof copy, "\\copy bench_baseline FROM '%s' WITH (FORMAT csv, HEADER true)",
+                     r->manifest);
+    if (n < 0 || (size_t)n >= sizeof copy || strchr(r->manifest, '\''))
+        return fail(r, "manifest path unusable in psql");
+    char *argv[] = {"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", r->store, "-c",
+                    "CREATE TABLE bench_baseline(serial TEXT, mac TEXT, public_key TEXT, seed TEXT, algorithm TEXT, "
+                    "digits INTEGER, period INTEGER)",
+                    "-c", copy, NULL};
+    progress(r, "baseline: psql \\copy of the same CSV into a plain table ...");
+    if (run_cmd(r, "psql \\copy (baseline)", argv, NULL, out, LIMIT_SHORT + (double)r->devices * 1e-3, &e))
+        return -1;
+    r->res.baseline_s = e.secs;
+    char *cargv[] = {"psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", r->store, "-c",
+                     "SELECT count(*) FROM bench_baseline", "-c", "DROP TABLE bench_baseline", NULL};
+    if (run_cmd(r, "psql count (baseline)", cargv, NULL, out, LIMIT_SHORT, NULL))
+        return -1;
+    if (!file_line(out, "", count, sizeof count) || strtoul(count, NULL, 10) != r->devices)
+        return fail(r, "psql \\copy (baseline) stored %s rows, not %lu", count, r->devices);
     return 0;
 }
 
@@ -866,7 +914,10 @@ static otpca_err mgr_sign(void *ctx, const uint8_t digest[32], uint8_t sig[OTPCA
 {
     struct run *r = ctx;
     size_t len = OTPCA_P256_SIG_LEN;
-    return otpca_token_sign_digest(r->mgr, r->mgr_key, digest, 32, OTPCA_SIG_RAW, sig, &len);
+    pthread_mutex_lock(&r->sign_mu); /* the ingest threads share the token session */
+    otpca_err err = otpca_token_sign_digest(r->mgr, r->mgr_key, digest, 32, OTPCA_SIG_RAW, sig, &len);
+    pthread_mutex_unlock(&r->sign_mu);
+    return err;
 }
 
 static otpca_err mgr_ecdh(void *ctx, const uint8_t peer[OTPCA_P256_PUB_LEN], uint8_t z[32])
@@ -875,8 +926,10 @@ static otpca_err mgr_ecdh(void *ctx, const uint8_t peer[OTPCA_P256_PUB_LEN], uin
     return otpca_token_ecdh(r->mgr, r->mgr_key, peer, OTPCA_P256_PUB_LEN, z);
 }
 
-/* `otpca-cloud serve`, up once it printed "listening EP notices EP". */
-static int server_start(struct run *r)
+/* `otpca-cloud serve`, up once it printed "listening EP notices EP"
+ * (listen and notices: 256 bytes each); *out is the read end of its
+ * stdout, kept open while it runs. */
+static int serve_start(struct run *r, const char *log, pid_t *pid, int *out, char *listen, char *notices)
 {
     int p[2];
     char line[600] = "";
@@ -885,55 +938,67 @@ static int server_start(struct run *r)
         return fail(r, "pipe: %s", strerror(errno));
     char *argv[] = {r->bin_cloud, "--config", r->conf, "serve", NULL};
     double t0 = bench_now_s();
-    r->server = spawn(r, argv, NULL, NULL, p[1], r->server_log);
+    *pid = spawn(r, argv, NULL, NULL, p[1], log);
     close(p[1]);
-    r->server_out = p[0];
-    if (r->server < 0)
+    *out = p[0];
+    if (*pid < 0)
         return -1;
     while (used < sizeof line - 1 && !strchr(line, '\n') && !bench_stop && bench_now_s() - t0 < LIMIT_SERVER_START) {
-        struct pollfd pf = {r->server_out, POLLIN, 0};
+        struct pollfd pf = {*out, POLLIN, 0};
         int rc = poll(&pf, 1, 100);
         if (rc < 0 && errno != EINTR)
             break;
         if (rc <= 0)
             continue;
-        ssize_t n = read(r->server_out, line + used, sizeof line - 1 - used);
+        ssize_t n = read(*out, line + used, sizeof line - 1 - used);
         if (n <= 0)
             break; /* it closed stdout: it is gone */
         used += (size_t)n;
         line[used] = '\0';
     }
-    if (sscanf(line, "listening %255s notices %255s", r->listen, r->notices) != 2)
+    if (sscanf(line, "listening %255s notices %255s", listen, notices) != 2)
         return fail(r, "otpca-cloud serve did not start%s", bench_stop ? " (interrupted)" : "");
-    r->res.rss_start_kb = proc_status_kb(r->server, "VmHWM");
     return 0;
 }
 
 /* SIGTERM and wait (bounded, also after Ctrl-C: it is stopping already);
  * the exit status, or -1 if it had to be killed. */
-static int server_stop(struct run *r)
+static int serve_stop(pid_t *pid, int *out)
 {
     struct child_end e;
-    if (r->server <= 0)
-        return 0;
-    kill(r->server, SIGTERM);
-    int rc = reap(r->server, bench_now_s(), LIMIT_SERVER_STOP, 0, &e);
-    r->server = -1;
-    if (r->server_out >= 0)
-        close(r->server_out);
-    r->server_out = -1;
-    return rc ? -1 : e.status;
+    int rc = 0;
+    if (*pid > 0) {
+        kill(*pid, SIGTERM);
+        rc = reap(*pid, bench_now_s(), LIMIT_SERVER_STOP, 0, &e) ? -1 : e.status;
+    }
+    *pid = -1;
+    if (*out >= 0)
+        close(*out);
+    *out = -1;
+    return rc;
 }
 
-static int client_open(struct run *r)
+static int server_start(struct run *r)
+{
+    if (serve_start(r, r->server_log, &r->server, &r->server_out, r->listen, r->notices))
+        return -1;
+    r->res.rss_start_kb = proc_status_kb(r->server, "VmHWM");
+    return 0;
+}
+
+static int server_stop(struct run *r)
+{
+    return serve_stop(&r->server, &r->server_out);
+}
+
+/* A client of mgr-01 to endpoint (one instance or a list), with the
+ * notices endpoint(s) or NULL. */
+static otpca_err client_new(struct run *r, const char *endpoint, const char *notices, otpca_cloud_client **out)
 {
     otpca_cloud_client_config cfg;
-    otpca_notice nt;
-    char serial[OTPCA_SEEDBOX_SERIAL_MAX + 1];
-    uint32_t code = 0;
     memset(&cfg, 0, sizeof cfg);
-    cfg.endpoint = r->listen;
-    cfg.notices = r->notices;
+    cfg.endpoint = endpoint;
+    cfg.notices = notices;
     memcpy(cfg.server_key, r->cloud_curve, 32);
     memcpy(cfg.public_key, r->curve_pub, 32);
     memcpy(cfg.secret_key, r->curve_sec, 32);
@@ -944,8 +1009,17 @@ static int client_open(struct run *r)
     otpca_p256_kid(r->mgr_pub, cfg.signer.kid);
     cfg.timeout_ms = CLIENT_TIMEOUT_MS;
     cfg.retries = -1; /* a retry would hide a slow answer */
-    otpca_err err = otpca_cloud_client_new(&cfg, &r->client);
+    otpca_err err = otpca_cloud_client_new(&cfg, out);
     explicit_bzero(cfg.secret_key, sizeof cfg.secret_key);
+    return err;
+}
+
+static int client_open(struct run *r)
+{
+    otpca_notice nt;
+    char serial[OTPCA_SEEDBOX_SERIAL_MAX + 1];
+    uint32_t code = 0;
+    otpca_err err = client_new(r, r->listen, r->notices, &r->client);
     if (err)
         return lib_fail(r, err, "otpca_cloud_client_new");
     /* Subscribe now, so that no notice of the changes is missed. */
@@ -1231,37 +1305,57 @@ static double floor_s(const struct floor_cost *fl, uint64_t devices, uint64_t ba
 
 /* C REJECTED records (reason 8) for C distinct devices spread over the
  * manifest, in uploads of up to 256; every one acknowledged, none flagged. */
-static int make_changes(struct run *r)
+/* One RecordUpload of n REJECTED records (reason REJECT_REASON, fresh
+ * ids) for the devices idx[0..n) (manifest numbers); every record must be
+ * acknowledged and none flagged. NULL, or what went wrong (in why). */
+static const char *upload_rejected(struct run *r, otpca_cloud_client *c, const unsigned long *idx, size_t n,
+                                   char *why, size_t cap)
 {
     otpca_record rec[UPLOAD_MAX];
     uint8_t ids[UPLOAD_MAX][16], acked[UPLOAD_MAX], flagged[UPLOAD_MAX];
     char serials[UPLOAD_MAX][24];
+    memset(rec, 0, sizeof rec);
+    if (otpca_random(&ids[0][0], sizeof ids) != OTPCA_ERR_OK) {
+        snprintf(why, cap, "otpca_random failed");
+        return why;
+    }
+    for (size_t j = 0; j < n; j++) {
+        snprintf(serials[j], sizeof serials[j], SERIAL_FMT, idx[j]);
+        rec[j].id = (otpca_buf){ids[j], 16};
+        rec[j].kind = OTPCA_REC_REJECTED;
+        rec[j].serial = (otpca_buf){(const uint8_t *)serials[j], strlen(serials[j])};
+        rec[j].time = (uint64_t)time(NULL);
+        rec[j].reason = REJECT_REASON;
+        rec[j].present |= OTPCA_MSG_BIT(6);
+    }
+    otpca_err err = otpca_cloud_upload(c, r->lease.window, rec, n, acked, flagged);
+    if (err) {
+        const char *detail = "";
+        unsigned wire = otpca_cloud_client_error(c, &detail);
+        snprintf(why, cap, "upload: %s (%u %s)", otpca_strerror(err), wire, detail);
+        return why;
+    }
+    for (size_t j = 0; j < n; j++)
+        if (!acked[j] || flagged[j]) {
+            snprintf(why, cap, "upload: record for %s %s", serials[j], acked[j] ? "flagged" : "not acknowledged");
+            return why;
+        }
+    return NULL;
+}
+
+static int make_changes(struct run *r)
+{
+    unsigned long idx[UPLOAD_MAX];
+    char why[512];
     double t0 = bench_now_s();
     for (unsigned long k = 0; k < r->changes && !bench_stop; k += UPLOAD_MAX) {
         size_t n = r->changes - k < UPLOAD_MAX ? r->changes - k : UPLOAD_MAX;
-        memset(rec, 0, sizeof rec);
-        if (otpca_random(&ids[0][0], sizeof ids) != OTPCA_ERR_OK)
-            return fail(r, "otpca_random failed");
         for (size_t j = 0; j < n; j++) {
-            unsigned long idx = 1 + (unsigned long)(((uint64_t)(k + j) * r->devices) / r->changes);
-            r->changed[idx - 1] = 1;
-            snprintf(serials[j], sizeof serials[j], SERIAL_FMT, idx);
-            rec[j].id = (otpca_buf){ids[j], 16};
-            rec[j].kind = OTPCA_REC_REJECTED;
-            rec[j].serial = (otpca_buf){(const uint8_t *)serials[j], strlen(serials[j])};
-            rec[j].time = (uint64_t)time(NULL);
-            rec[j].reason = REJECT_REASON;
-            rec[j].present |= OTPCA_MSG_BIT(6);
+            idx[j] = 1 + (unsigned long)(((uint64_t)(k + j) * r->devices) / r->changes);
+            r->changed[idx[j] - 1] = 1;
         }
-        otpca_err err = otpca_cloud_upload(r->client, r->lease.window, rec, n, acked, flagged);
-        if (err) {
-            const char *detail = "";
-            unsigned wire = otpca_cloud_client_error(r->client, &detail);
-            return fail(r, "upload: %s (%u %s)", otpca_strerror(err), wire, detail);
-        }
-        for (size_t j = 0; j < n; j++)
-            if (!acked[j] || flagged[j])
-                return fail(r, "upload: record for %s %s", serials[j], acked[j] ? "flagged" : "not acknowledged");
+        if (upload_rejected(r, r->client, idx, n, why, sizeof why))
+            return fail(r, "%s", why);
         r->res.uploads++;
     }
     r->res.upload_s = bench_now_s() - t0;
@@ -1282,6 +1376,166 @@ static void drain_notices(struct run *r)
     }
 }
 
+/* ---- step 6: records ingested with 1, 2, 4 ... instances ------------------ */
+
+/* One client connection (to every instance of the round) uploading its
+ * share of the round's records. */
+struct ingest_job {
+    struct run *r;
+    const char *endpoints;
+    unsigned long first, count; /* manifest offsets (0-based, wrapping) */
+    uint64_t uploads;
+    char why[512]; /* "" unless it failed */
+};
+
+static void *ingest_thread(void *arg)
+{
+    struct ingest_job *j = arg;
+    struct run *r = j->r;
+    otpca_cloud_client *c = NULL;
+    unsigned long idx[UPLOAD_MAX];
+    otpca_err err = client_new(r, j->endpoints, NULL, &c);
+    if (err) {
+        snprintf(j->why, sizeof j->why, "otpca_cloud_client_new: %s", otpca_strerror(err));
+        return NULL;
+    }
+    for (unsigned long k = 0; k < j->count && !bench_stop; k += UPLOAD_MAX) {
+        size_t n = j->count - k < UPLOAD_MAX ? j->count - k : UPLOAD_MAX;
+        for (size_t i = 0; i < n; i++)
+            idx[i] = 1 + (j->first + k + i) % r->devices;
+        if (upload_rejected(r, c, idx, n, j->why, sizeof j->why))
+            break;
+        j->uploads++;
+    }
+    if (bench_stop && !j->why[0])
+        snprintf(j->why, sizeof j->why, "interrupted");
+    otpca_cloud_client_destroy(&c);
+    return NULL;
+}
+
+static int record_count(struct run *r, otpca_store *st, uint64_t *n)
+{
+    otpca_err err = otpca_store_record_count(st, n);
+    return err ? lib_fail(r, err, "counting the store's records") : 0;
+}
+
+/* For each instance count K of --instances: K `otpca-cloud serve` on the
+ * store (the first K of those started so far), INGEST_THREADS client
+ * connections each listing all K, the round's records (REJECTED, for
+ * distinct devices, in uploads of UPLOAD_MAX) split among them; the wall
+ * time from the first upload to the last acknowledgement, and the store
+ * must hold exactly that many more records (none lost, none twice). */
+static int measure_ingest(struct run *r)
+{
+    pid_t pid[INGEST_MAX_INSTANCES];
+    int out[INGEST_MAX_INSTANCES], ret = -1;
+    char listen[INGEST_MAX_INSTANCES][256], notices[INGEST_MAX_INSTANCES][256], log[PATH_MAX];
+    char eps[INGEST_MAX_INSTANCES * 257];
+    struct ingest_job jobs[INGEST_THREADS];
+    pthread_t th[INGEST_THREADS];
+    size_t started = 0;
+    unsigned long offset = 0, per_round = r->records < r->devices ? r->records : r->devices;
+    otpca_store *st = NULL;
+    otpca_err err = otpca_store_open(r->store, &st);
+    if (err)
+        return lib_fail(r, err, "opening the store to count records");
+    for (size_t i = 0; i < INGEST_MAX_INSTANCES; i++) {
+        pid[i] = -1;
+        out[i] = -1;
+    }
+    for (size_t round = 0; round < r->ninstances && !bench_stop; round++) {
+        unsigned k = r->instances[round];
+        for (; started < k; started++) {
+            char name[32];
+            snprintf(name, sizeof name, "server-%zu.log", started + 1);
+            if (join(log, sizeof log, r->tmp.dir, name) ||
+                serve_start(r, log, &pid[started], &out[started], listen[started], notices[started]))
+                goto out;
+        }
+        size_t used = 0;
+        for (unsigned i = 0; i < k; i++)
+            used += (size_t)snprintf(eps + used, sizeof eps - used, "%s%s", i ? "," : "", listen[i]);
+        progress(r, "ingest: %lu records through %u instance(s), %d connections ...", per_round, k, INGEST_THREADS);
+        uint64_t before = 0, after = 0;
+        if (record_count(r, st, &before))
+            goto out;
+        size_t nth = 0;
+        double t0 = bench_now_s();
+        for (unsigned i = 0; i < INGEST_THREADS; i++) {
+            unsigned long share = per_round / INGEST_THREADS + (i < per_round % INGEST_THREADS);
+            jobs[i] = (struct ingest_job){.r = r, .endpoints = eps, .first = offset, .count = share};
+            offset += share;
+            if (share && pthread_create(&th[nth], NULL, ingest_thread, &jobs[i]) == 0)
+                nth++;
+            else if (share)
+                snprintf(jobs[i].why, sizeof jobs[i].why, "pthread_create failed");
+        }
+        for (size_t i = 0; i < nth; i++)
+            pthread_join(th[i], NULL);
+        double secs = bench_now_s() - t0;
+        struct ingest *g = &r->res.ingest[r->res.ningest];
+        *g = (struct ingest){.instances = k, .records = per_round, .secs = secs};
+        for (unsigned i = 0; i < INGEST_THREADS; i++) {
+            if (jobs[i].why[0]) {
+                fail(r, "ingest with %u instance(s): %s", k, jobs[i].why);
+                goto out;
+            }
+            g->uploads += jobs[i].uploads;
+        }
+        if (record_count(r, st, &after))
+            goto out;
+        if (after - before != per_round) {
+            fail(r, "ingest with %u instance(s): the store holds %llu new records, not %lu", k,
+                 (unsigned long long)(after - before), per_round);
+            goto out;
+        }
+        r->res.ningest++;
+    }
+    ret = bench_stop ? fail(r, "interrupted") : 0;
+out:
+    for (size_t i = 0; i < started; i++) {
+        int rc = serve_stop(&pid[i], &out[i]);
+        if (rc != 0 && !ret)
+            ret = fail(r, "otpca-cloud serve (ingest instance %zu): %s %d after SIGTERM", i + 1,
+                       rc < 0 ? "killed," : "exit status", rc);
+    }
+    otpca_store_destroy(&st);
+    return ret;
+}
+
+/* ---- PostgreSQL: a throw-away cluster (deploy/postgres.sh) ---------------- */
+
+static const char *pg_script(void)
+{
+    const char *s = getenv("OTPCA_POSTGRES_SH");
+    return s && *s ? s : OTPCA_SOURCE_DIR "/deploy/postgres.sh";
+}
+
+static int pg_start(struct run *r)
+{
+    char out[PATH_MAX], url[PATH_MAX];
+    if (join(r->pg_dir, sizeof r->pg_dir, r->tmp.dir, "pg") || join(out, sizeof out, r->tmp.dir, "pg.out") ||
+        join(url, sizeof url, r->pg_dir, "url"))
+        return fail(r, "path too long");
+    char *argv[] = {(char *)pg_script(), "start", r->pg_dir, NULL};
+    progress(r, "starting a throw-away PostgreSQL cluster (%s start) ...", argv[0]);
+    if (run_cmd(r, "deploy/postgres.sh start", argv, NULL, out, LIMIT_SHORT, NULL))
+        return -1;
+    if (!file_line(url, "postgresql://", r->store, sizeof r->store))
+        return fail(r, "deploy/postgres.sh wrote no URL to %s", url);
+    return 0;
+}
+
+static void pg_stop(struct run *r)
+{
+    if (!r->pg_dir[0])
+        return;
+    char *argv[] = {(char *)pg_script(), "stop", r->pg_dir, NULL};
+    if (run_cmd(r, "deploy/postgres.sh stop", argv, NULL, NULL, LIMIT_SHORT, NULL))
+        fprintf(stderr, PROG ": the PostgreSQL cluster in %s did not stop cleanly\n", r->pg_dir);
+    r->pg_dir[0] = '\0';
+}
+
 /* ---- the whole run ---------------------------------------------------------- */
 
 static int run_all(struct run *r)
@@ -1297,10 +1551,12 @@ static int run_all(struct run *r)
         join(r->log, sizeof r->log, r->tmp.dir, "commands.log") ||
         join(r->server_log, sizeof r->server_log, r->tmp.dir, "server.log"))
         return fail(r, "path too long");
-    if (make_rig(r))
+    snprintf(r->store, sizeof r->store, "%s", r->db);
+    if (make_rig(r) || (r->pg && pg_start(r)))
         return -1;
     progress(r, "writing the manifest of %lu devices ...", r->devices);
-    if (write_manifest(r) || init_store(r) || import_baseline(r) || import_devices(r))
+    if (write_manifest(r) || init_store(r) || (r->pg ? import_baseline_pg(r) : import_baseline(r)) ||
+        import_devices(r))
         return -1;
     progress(r, "import: %.2f s (baseline %.2f s); registering mgr-01 and %s ...", res->import_s, res->baseline_s,
              OPERATOR_ID);
@@ -1389,6 +1645,8 @@ static int run_all(struct run *r)
              res->server_exit);
         goto out;
     }
+    if (r->ninstances && measure_ingest(r))
+        goto out;
     ret = 0;
 out:
     res->snap.samples = NULL;
@@ -1419,7 +1677,7 @@ static void make_rows(const struct run *r, struct row rows[5], char labels[5][96
     snprintf(labels[3], sizeof labels[3], "delta sync, %s changes (median of %d)", c, REPEATS);
     snprintf(labels[4], sizeof labels[4], "server peak RSS (VmHWM)");
     rows[0] = (struct row){"import", labels[0], "s", s->import_s, TARGET_IMPORT_S * dev_scale, s->baseline_s,
-                           "sqlite3 .import, plain table", 1};
+                           r->pg ? "psql \\copy, plain table" : "sqlite3 .import, plain table", 1};
     rows[1] = (struct row){"snapshot_sync", labels[1], "s", s->snap_s, TARGET_SNAPSHOT_S * dev_scale,
                            floor_s(&s->fl, r->devices, s->snap.batches, s->snap.boxed, s->snap.bytes), "crypto floor, one core", 1};
     double empty = median(s->empty_ms, REPEATS);
@@ -1452,6 +1710,8 @@ static void print_table(const struct run *r)
     printf("  run      %s devices, %s changes, `otpca-cloud serve` with %d workers; temp dir %s (%s)\n",
            thousands(a, sizeof a, r->devices), thousands(b, sizeof b, r->changes), WORKERS, r->tmp.dir,
            r->keep ? "kept" : "removed at the end");
+    printf("  store    %s\n", r->pg ? "PostgreSQL, a throw-away cluster on loopback (deploy/postgres.sh)"
+                                   : "SQLite, a file in the temp dir");
     printf("  manifest %.1f MB, written in %.2f s; the public_key column repeats the rig node's key on every "
            "row\n  rig      otpca-token rig create DIR --nodes 1 --managers 1: %.1f s\n",
            (double)s->manifest_bytes / 1e6, s->manifest_s, s->rig_s);
@@ -1484,10 +1744,15 @@ static void print_table(const struct run *r)
     printf("          %.2f s wall = %s rows/s; it says: %s; its peak RSS %.1f MiB\n", s->import_s,
            thousands(n1, sizeof n1, (uint64_t)((double)r->devices / s->import_s)), s->import_line,
            (double)s->import_rss_kb / 1024.0);
-    printf("baseline  $ sqlite3 -batch -bail %s/baseline.db < %s/baseline.sql\n", r->tmp.dir, r->tmp.dir);
-    printf("          (PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE devices(7 columns); "
-           ".import --csv --skip 1 MANIFEST devices):\n          %.2f s = %s rows/s, one transaction, no key, "
-           "index, check, change log or crypto\n",
+    if (r->pg)
+        printf("baseline  $ psql URL -c 'CREATE TABLE bench_baseline(7 columns)' -c '\\copy bench_baseline FROM "
+               "MANIFEST WITH (FORMAT csv, HEADER true)'\n");
+    else
+        printf("baseline  $ sqlite3 -batch -bail %s/baseline.db < %s/baseline.sql\n          (PRAGMA "
+               "journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE devices(7 columns); .import --csv --skip 1 "
+               "MANIFEST devices):\n",
+               r->tmp.dir, r->tmp.dir);
+    printf("          %.2f s = %s rows/s, one transaction, no key, index, check, change log or crypto\n",
            s->baseline_s, thousands(n1, sizeof n1, (uint64_t)((double)r->devices / s->baseline_s)));
     double srv = (s->srv1.main + s->srv1.zmq + s->srv1.rest) - (s->srv0.main + s->srv0.zmq + s->srv0.rest);
     printf("snapshot  otpca_cloud_sync(since 0, max 0 = the server's %d per batch) from this process to\n"
@@ -1532,6 +1797,17 @@ static void print_table(const struct run *r)
            "%d\n",
            (double)s->rss_peak_kb / 1024.0, (double)s->rss_now_kb / 1024.0, (double)s->rss_start_kb / 1024.0,
            s->server_exit);
+    if (s->ningest)
+        printf("\ningest    REJECTED records for distinct devices, RecordUploads of <= %d from %d connections, each "
+               "listing every\n          instance; the store then holds exactly that many more records (checked):\n",
+               UPLOAD_MAX, INGEST_THREADS);
+    for (size_t i = 0; i < s->ningest; i++) {
+        const struct ingest *g = &s->ingest[i];
+        double rate = (double)g->records / g->secs, base = (double)s->ingest[0].records / s->ingest[0].secs;
+        printf("          %u instance%s: %s records in %.2f s = %s records/s (%.2fx the first row)\n", g->instances,
+               g->instances == 1 ? " " : "s", thousands(n1, sizeof n1, g->records), g->secs,
+               thousands(n2, sizeof n2, (uint64_t)rate), rate / base);
+    }
     fflush(stdout);
 }
 
@@ -1546,7 +1822,7 @@ static void print_json(const struct run *r)
     struct row rows[5];
     char labels[5][96];
     make_rows(r, rows, labels);
-    printf("{\"benchmark\":\"cloud\",");
+    printf("{\"benchmark\":\"cloud\",\"store\":\"%s\",", r->pg ? "postgresql" : "sqlite");
     bench_json_host(stdout, &r->host, 0);
     printf(",\"ecc\":");
     bench_json_str(stdout, r->ecc);
@@ -1622,6 +1898,16 @@ static void print_json(const struct run *r)
     printf("],\"notices\":%u,\"notices_approved\":%u},\"server\":{", s->notices, s->notices_approved);
     printf("\"vmhwm_kib\":%ld,\"vmrss_kib\":%ld,\"vmhwm_after_start_kib\":%ld,\"exit\":%d},", s->rss_peak_kb,
            s->rss_now_kb, s->rss_start_kb, s->server_exit);
+    printf("\"ingest\":[");
+    for (size_t i = 0; i < s->ningest; i++) {
+        const struct ingest *g = &s->ingest[i];
+        printf("%s{\"instances\":%u,\"records\":%llu,\"uploads\":%llu", i ? "," : "", g->instances,
+               (unsigned long long)g->records, (unsigned long long)g->uploads);
+        json_num("seconds", g->secs, 1);
+        json_num("records_per_s", (double)g->records / g->secs, 1);
+        printf("}");
+    }
+    printf("],");
     printf("\"machine\":{\"run_s\":%.3f,\"own_cpu_s\":%.3f,\"busy_cpu_s\":%.3f,\"steal_s\":%.3f},\"pass\":%s}\n",
            s->run_s, s->own_s, s->busy_s, s->steal_s, all ? "true" : "false");
     fflush(stdout);
@@ -1632,20 +1918,27 @@ static void print_json(const struct run *r)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: " PROG " [--devices N] [--changes C] [--json] [--keep] [--help]\n"
+            "usage: " PROG " [--devices N] [--changes C] [--store sqlite|postgres] [--instances LIST]\n"
+            "       [--records R] [--json] [--keep] [--help]\n"
             "  The cloud registry against the targets of issue #4, end to end with the real\n"
             "  otpca-token and otpca-cloud (found beside this binary, or in $OTPCA_BIN), in a\n"
             "  throw-away directory under $TMPDIR: import N devices (target 30 s per million;\n"
-            "  baseline sqlite3 .import of the same CSV), snapshot-sync them to one manager\n"
-            "  (10 s per million; baseline the crypto floor measured in this process), delta-sync\n"
-            "  C changes (100 ms per thousand; baseline an empty delta), and the server's peak RSS.\n"
+            "  baseline sqlite3 .import, or psql \\copy, of the same CSV), snapshot-sync them to one\n"
+            "  manager (10 s per million; baseline the crypto floor measured in this process),\n"
+            "  delta-sync C changes (100 ms per thousand; baseline an empty delta), the server's\n"
+            "  peak RSS, then records ingested per second with 1, 2, 4 ... `otpca-cloud serve` on\n"
+            "  the same store (issue #8; baseline the rate with the first count of the list).\n"
             "  --devices N  devices in the manifest, 1..%lu (default %lu)\n"
             "  --changes C  devices changed before the delta, 1..%lu and at most N (default %lu)\n"
+            "  --store S    sqlite (default: a file) or postgres (a throw-away cluster started with\n"
+            "               deploy/postgres.sh, or $OTPCA_POSTGRES_SH, and stopped at the end)\n"
+            "  --instances L  instance counts for the ingest measure (default 1,2,4; 0: none)\n"
+            "  --records R  records per instance count, for distinct devices (default %lu, at most N)\n"
             "  --json       one JSON object on stdout instead of the table\n"
             "  --keep       keep the directory (rig, store, manifest, logs) and print its path\n"
             "  Exit status: 0 when every step ran (a missed target is reported, not an error), 1 when\n"
             "  a step failed, 2 on bad usage, 130 when interrupted. Needs sqlite3 in PATH.\n",
-            MAX_DEVICES, DEFAULT_DEVICES, MAX_CHANGES, DEFAULT_CHANGES);
+            MAX_DEVICES, DEFAULT_DEVICES, MAX_CHANGES, DEFAULT_CHANGES, DEFAULT_RECORDS);
 }
 
 static int parse_count(const char *s, unsigned long max, unsigned long *out)
@@ -1659,12 +1952,35 @@ static int parse_count(const char *s, unsigned long max, unsigned long *out)
     return 0;
 }
 
+/* "1,2,4": instance counts for the ingest measure; "0": none. */
+static int parse_instances(const char *s, struct run *r)
+{
+    r->ninstances = 0;
+    if (!strcmp(s, "0"))
+        return 0;
+    for (const char *p = s;;) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(p, &end, 10);
+        if (end == p || errno || v < 1 || v > INGEST_MAX_INSTANCES || r->ninstances == INGEST_MAX_INSTANCES)
+            return -1;
+        r->instances[r->ninstances++] = (unsigned)v;
+        if (!*end)
+            return 0;
+        if (*end != ',')
+            return -1;
+        p = end + 1;
+    }
+}
+
 static int parse_args(int argc, char **argv, struct run *r)
 {
     static const struct option lo[] = {
         {"devices", required_argument, NULL, 'd'}, {"changes", required_argument, NULL, 'c'},
         {"json", no_argument, NULL, 'j'},          {"keep", no_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"store", required_argument, NULL, 's'},   {"instances", required_argument, NULL, 'i'},
+        {"records", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int c, changes_given = 0;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -1681,6 +1997,26 @@ static int parse_args(int argc, char **argv, struct run *r)
                 return BENCH_EXIT_USAGE;
             }
             changes_given = 1;
+            break;
+        case 's':
+            if (strcmp(optarg, "sqlite") && strcmp(optarg, "postgres")) {
+                fprintf(stderr, PROG ": --store wants sqlite or postgres\n");
+                return BENCH_EXIT_USAGE;
+            }
+            r->pg = !strcmp(optarg, "postgres");
+            break;
+        case 'i':
+            if (parse_instances(optarg, r)) {
+                fprintf(stderr, PROG ": --instances wants a list of 1..%d, at most %d of them (e.g. 1,2,4), or 0\n",
+                        INGEST_MAX_INSTANCES, INGEST_MAX_INSTANCES);
+                return BENCH_EXIT_USAGE;
+            }
+            break;
+        case 'r':
+            if (parse_count(optarg, MAX_RECORDS, &r->records)) {
+                fprintf(stderr, PROG ": --records wants 1..%lu\n", MAX_RECORDS);
+                return BENCH_EXIT_USAGE;
+            }
             break;
         case 'j':
             r->json = 1;
@@ -1721,6 +2057,7 @@ static void teardown(struct run *r)
     if (r->server_out >= 0)
         close(r->server_out);
     r->server_out = -1;
+    pg_stop(r); /* after every server that used it */
     otpca_token_destroy(&r->mgr);
     otpca_token_destroy(&r->op);
     otpca_token_destroy(&r->cloud);
@@ -1739,6 +2076,10 @@ int main(int argc, char **argv)
     int ret = EXIT_FAILURE;
     r.devices = DEFAULT_DEVICES;
     r.changes = DEFAULT_CHANGES;
+    r.records = DEFAULT_RECORDS;
+    r.instances[0] = 1, r.instances[1] = 2, r.instances[2] = 4;
+    r.ninstances = 3;
+    pthread_mutex_init(&r.sign_mu, NULL);
     r.server = -1;
     r.server_out = -1;
     otpca_log_init(PROG, OTPCA_LOG_WARN, OTPCA_LOG_TEXT);
