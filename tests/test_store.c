@@ -1174,6 +1174,32 @@ Test(store, meta_values_are_added_once_and_read_back)
     otpca_store_destroy(&s);
 }
 
+Test(store, meta_replace_swaps_only_the_value_it_was_given)
+{
+    otpca_store *s = open_store();
+    uint8_t a[40], b[48], back[64];
+    size_t len = 0;
+    memset(a, 0xa5, sizeof a);
+    memset(b, 0x5b, sizeof b);
+    cr_expect_eq(otpca_store_meta_replace(s, "seed_key", a, sizeof a, b, sizeof b), OTPCA_ERR_STATE, "absent");
+    cr_assert_eq(otpca_store_meta_add(s, "seed_key", a, sizeof a), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_store_begin(s), OTPCA_ERR_OK);
+    cr_expect_eq(otpca_store_meta_replace(s, "seed_key", a, sizeof a, b, sizeof b), OTPCA_ERR_OK);
+    otpca_store_rollback(s);
+    cr_assert_eq(otpca_store_meta_get(s, "seed_key", back, sizeof back, &len), OTPCA_ERR_OK);
+    cr_expect(len == sizeof a && !memcmp(back, a, sizeof a), "rolled back: the old value");
+    cr_expect_eq(otpca_store_meta_replace(s, "seed_key", a, sizeof a, b, sizeof b), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_store_meta_get(s, "seed_key", back, sizeof back, &len), OTPCA_ERR_OK);
+    cr_expect(len == sizeof b && !memcmp(back, b, sizeof b), "replaced");
+    cr_expect_eq(otpca_store_meta_replace(s, "seed_key", a, sizeof a, a, sizeof a), OTPCA_ERR_STATE,
+                 "a stale old value (another process replaced it first) changes nothing");
+    cr_assert_eq(otpca_store_meta_get(s, "seed_key", back, sizeof back, &len), OTPCA_ERR_OK);
+    cr_expect(len == sizeof b && !memcmp(back, b, sizeof b));
+    cr_expect_eq(otpca_store_meta_replace(s, "audit_head", b, 1, a, 1), OTPCA_ERR_INVALID_ARG);
+    cr_expect_eq(otpca_store_meta_replace(s, "seed_key", b, sizeof b, a, 0), OTPCA_ERR_INVALID_ARG);
+    otpca_store_destroy(&s);
+}
+
 /* --------------------------------------------------------------- records */
 
 Test(store, records_are_idempotent_by_id)

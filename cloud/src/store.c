@@ -434,6 +434,15 @@ otpca_err otpca_store_meta_add(otpca_store *s, const char *key, const uint8_t *v
     return s->be->meta_add(s->impl, key, val, len);
 }
 
+otpca_err otpca_store_meta_replace(otpca_store *s, const char *key, const uint8_t *old, size_t old_len,
+                                   const uint8_t *val, size_t len)
+{
+    if (!meta_key_ok(key) || !old || old_len == 0 || old_len > OTPCA_STORE_META_MAX || !val || len == 0 ||
+        len > OTPCA_STORE_META_MAX)
+        return bad_arg("meta value");
+    return s->be->meta_replace(s->impl, key, old, old_len, val, len);
+}
+
 /* ---- records ---- */
 
 otpca_err otpca_store_record_put(otpca_store *s, otpca_stored_record *r, int *dup)

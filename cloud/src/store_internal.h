@@ -64,6 +64,8 @@ typedef struct otpca_store_backend {
 
     otpca_err (*meta_get)(otpca_store_impl *impl, const char *key, uint8_t *buf, size_t cap, size_t *len);
     otpca_err (*meta_add)(otpca_store_impl *impl, const char *key, const uint8_t *val, size_t len);
+    otpca_err (*meta_replace)(otpca_store_impl *impl, const char *key, const uint8_t *old, size_t old_len,
+                              const uint8_t *val, size_t len);
 
     otpca_err (*record_put)(otpca_store_impl *impl, otpca_stored_record *r, int *dup);
     otpca_err (*record_count)(otpca_store_impl *impl, uint64_t *n);

@@ -244,6 +244,7 @@ enum st_id {
     ST_LEASE_CLOSE,
     ST_META_GET,
     ST_META_ADD,
+    ST_META_REPLACE,
     ST_RECORD_ADD,
     ST_RECORD_GET,
     ST_RECORD_COUNT,
@@ -323,6 +324,7 @@ static const struct {
     [ST_LEASE_CLOSE] = {"UPDATE leases SET closed_at = $2 WHERE window_id = $1 AND closed_at = 0", "bi"},
     [ST_META_GET] = {"SELECT value FROM meta WHERE key = $1", "t"},
     [ST_META_ADD] = {"INSERT INTO meta(key, value) VALUES ($1, $2)", "tb"},
+    [ST_META_REPLACE] = {"UPDATE meta SET value = $3 WHERE key = $1 AND value = $2", "tbb"},
     [ST_RECORD_ADD] = {"INSERT INTO records(" REC_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
                        "ON CONFLICT (id) DO NOTHING",
                        "bbtitibiiib"},
@@ -1653,6 +1655,18 @@ static otpca_err pg_meta_add(otpca_store_impl *s, const char *key, const uint8_t
     return write1(s, ST_META_ADD, &p, SAVEPOINT, NULL, "add a meta value");
 }
 
+static otpca_err pg_meta_replace(otpca_store_impl *s, const char *key, const uint8_t *old, size_t old_len,
+                                 const uint8_t *val, size_t len)
+{
+    params p = {0};
+    int n = 0;
+    p_str(&p, key);
+    p_blob(&p, old, old_len);
+    p_blob(&p, val, len);
+    otpca_err ret = write1(s, ST_META_REPLACE, &p, BARE, &n, "replace a meta value");
+    return ret || n ? ret : OTPCA_ERR_STATE;
+}
+
 /* --------------------------------------------------------------- records */
 
 /* 1 if the stored row (REC_COLS) holds exactly r; flagged (column 9) is
@@ -1984,6 +1998,7 @@ const otpca_store_backend otpca_store_pg_backend = {
     .lease_close = pg_lease_close,
     .meta_get = pg_meta_get,
     .meta_add = pg_meta_add,
+    .meta_replace = pg_meta_replace,
     .record_put = pg_record_put,
     .record_count = pg_record_count,
     .crl_put = pg_crl_put,

@@ -191,6 +191,7 @@ enum st_id {
     ST_LEASE_CLOSE,
     ST_META_GET,
     ST_META_ADD,
+    ST_META_REPLACE,
     ST_RECORD_ADD,
     ST_RECORD_GET,
     ST_RECORD_COUNT,
@@ -235,6 +236,7 @@ static const char *const SQL[ST_COUNT] = {
     [ST_LEASE_CLOSE] = "UPDATE leases SET closed_at = ?2 WHERE window_id = ?1 AND closed_at = 0",
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_ADD] = "INSERT INTO meta(key, value) VALUES (?1, ?2)",
+    [ST_META_REPLACE] = "UPDATE meta SET value = ?3 WHERE key = ?1 AND value = ?2",
     [ST_RECORD_ADD] = "INSERT INTO records(" REC_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
                       "ON CONFLICT(id) DO NOTHING",
     [ST_RECORD_GET] = "SELECT " REC_COLS " FROM records WHERE id = ?1",
@@ -920,6 +922,22 @@ static otpca_err sq_meta_add(otpca_store_impl *s, const char *key, const uint8_t
     return otpca_sqlite_step_done(&s->q, st, rc, "add a meta value");
 }
 
+static otpca_err sq_meta_replace(otpca_store_impl *s, const char *key, const uint8_t *old, size_t old_len,
+                                 const uint8_t *val, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_OK;
+    otpca_err ret = otpca_sqlite_write_stmt(&s->q, ST_META_REPLACE, &st);
+    if (ret)
+        return ret;
+    otpca_sqlite_bind_text(st, 1, key, &rc);
+    otpca_sqlite_bind_blob(st, 2, old, old_len, &rc);
+    otpca_sqlite_bind_blob(st, 3, val, len, &rc);
+    if ((ret = otpca_sqlite_step_done(&s->q, st, rc, "replace a meta value")))
+        return ret;
+    return sqlite3_changes(s->q.db) ? OTPCA_ERR_OK : OTPCA_ERR_STATE;
+}
+
 /* --------------------------------------------------------------- records */
 
 /* 1 if the stored row (REC_COLS) holds exactly r; flagged (column 9) is
@@ -1195,6 +1213,7 @@ const otpca_store_backend otpca_store_sqlite_backend = {
     .lease_close = sq_lease_close,
     .meta_get = sq_meta_get,
     .meta_add = sq_meta_add,
+    .meta_replace = sq_meta_replace,
     .record_put = sq_record_put,
     .record_count = sq_record_count,
     .crl_put = sq_crl_put,

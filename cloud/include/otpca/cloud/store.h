@@ -230,6 +230,12 @@ otpca_err otpca_store_meta_get(otpca_store *s, const char *key, uint8_t *buf, si
 /* Adds a value once: OTPCA_ERR_EXISTS if the key has one (never replaced). */
 otpca_err otpca_store_meta_add(otpca_store *s, const char *key, const uint8_t *val, size_t len)
     __attribute__((warn_unused_result));
+/* Replaces a value only if it still is old (compare and swap: of two
+ * processes replacing the same value, one wins): OTPCA_ERR_STATE if the
+ * key has another value or none. Durable when the enclosing transaction
+ * commits. */
+otpca_err otpca_store_meta_replace(otpca_store *s, const char *key, const uint8_t *old, size_t old_len,
+                                   const uint8_t *val, size_t len) __attribute__((warn_unused_result));
 
 /* ---- records ---- */
 /* Ingests a record, idempotent by id: OTPCA_ERR_OK for a new one or an
