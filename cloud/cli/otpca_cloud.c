@@ -3,7 +3,8 @@
  * (factory manifest CSV; seeds are sealed at rest on the way in), device
  * list|show|approve|revoke|unlock, batch add, manager add|revoke|list,
  * operator add (its seed sealed like a device's), lease issue (a signed
- * offline lease), audit verify, and serve (server.c).
+ * offline lease), key create|rewrap (rotating the cloud's keys), audit
+ * verify, and serve (server.c).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -50,7 +51,7 @@ _Static_assert(IMPORT_CHUNK <= OTPCA_STORE_ADD_MANY_MAX, "one add_many call per 
 enum {
     EV_IMPORTED = 9, EV_APPROVED = 10, EV_REVOKED = 11, EV_MANAGER_ADDED = 12, EV_MANAGER_REVOKED = 13,
     EV_LEASE_ISSUED = 15, EV_UNLOCKED = 16, EV_OPERATOR_ADDED = 17, EV_BATCH_ADDED = 18, EV_INIT = 19,
-    EV_OPERATOR_ALLOWED = 20
+    EV_OPERATOR_ALLOWED = 20, EV_KEY_CREATED = 22, EV_SEED_KEY_REWRAPPED = 23
 };
 
 /* Operators' seeds are sealed under "op:" || id, so their AAD never equals
@@ -62,6 +63,7 @@ struct opts {
     const char *config, *state, *reason;
     const char *product_key, *ca_cert, *curve_key, *seed_file, *algorithm;
     const char *manager, *operator_, *scope, *out;
+    const char *new_sign, *new_curve, *new_wrap, *to;
     int approve, all, help, der;
     long limit, digits, period, duration, max_enroll;
 };
@@ -101,6 +103,12 @@ static const struct verb {
      "FILE (replaced atomically) or stdout; exit 1 if it published none."},
     {"lease issue", "--manager ID --operator ID --duration S --out FILE [--max-enroll N] [--scope B1,B2]",
      "Write a signed offline lease: the manager may open a window on its cached trust list without the cloud."},
+    {"key create", "--sign LABEL | --curve LABEL | --wrap LABEL",
+     "Make a new cloud key beside the old ones (P-256 signing key, CURVE secret or AES-256 seed-wrap key; never "
+     "extractable; a label already in the token is refused) and print what managers pin for it."},
+    {"key rewrap", "--to LABEL",
+     "Wrap the store's seed key under the seed-wrap key LABEL instead of wrap_key (one transaction); then set "
+     "wrap_key = LABEL. Running instances keep working until restarted."},
 };
 
 static void usage(FILE *f)
@@ -109,8 +117,9 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         fprintf(f, "  %-15s %s%s%s\n", verbs[i].name, verbs[i].args, verbs[i].args[0] ? "\n                  " : "",
                 verbs[i].help);
-    fputs("\nConfiguration: --config FILE (key = value: store, token, sign_key, wrap_key, listen,\n"
-          "notices, log_level, log_format), overridden by OTPCA_CLOUD_<KEY> in the environment.\n"
+    fputs("\nConfiguration: --config FILE (key = value: store, token, sign_key, wrap_key, curve_key,\n"
+          "listen, notices, workers, log_level, log_format, ...), overridden by OTPCA_CLOUD_<KEY> in the\n"
+          "environment.\n"
           "token is the cloud token's PKCS#11 URI with its pin-source, e.g.\n"
           "  token = pkcs11:token=otpca-cloud?pin-source=file:/rig/pins/otpca-cloud.pin\n",
           f);
@@ -152,9 +161,8 @@ static void token_close(struct cloud_token *t)
     otpca_p11_destroy(&t->p11);
 }
 
-/* Opens the cloud token and loads the store's seed key (st) with its
- * seed-wrap key; create: make the wrap key and the seed key if missing. */
-static otpca_err token_open(const otpca_cloud_config *cfg, otpca_store *st, int create, struct cloud_token *t)
+/* Opens the cloud token (logged in with its pin-source), nothing more. */
+static otpca_err token_connect(const otpca_cloud_config *cfg, struct cloud_token *t)
 {
     otpca_p11_uri uri;
     memset(t, 0, sizeof *t);
@@ -169,6 +177,16 @@ static otpca_err token_open(const otpca_cloud_config *cfg, otpca_store *st, int 
     if (!ret)
         ret = otpca_token_open_uri(t->p11, &uri, NULL, &t->tok);
     otpca_p11_uri_clear(&uri);
+    if (ret)
+        token_close(t);
+    return ret;
+}
+
+/* Opens the cloud token and loads the store's seed key (st) with its
+ * seed-wrap key; create: make the wrap key and the seed key if missing. */
+static otpca_err token_open(const otpca_cloud_config *cfg, otpca_store *st, int create, struct cloud_token *t)
+{
+    otpca_err ret = token_connect(cfg, t);
     if (!ret) {
         ret = otpca_token_find(t->tok, OTPCA_OBJ_SECRET_KEY, cfg->wrap_key, NULL, 0, &t->wrap);
         if (ret == OTPCA_ERR_OBJECT_NOT_FOUND && create) {
@@ -232,6 +250,31 @@ static size_t kid_text(char *out, size_t cap, const char *prefix, const uint8_t 
     return n > 0 && (size_t)n < cap ? (size_t)n : strlen(out);
 }
 
+/* What a manager pins: the lines go into its configuration as they are. */
+static void print_sign_pin(const uint8_t pub[65])
+{
+    printf("cloud_sign_key = ");
+    print_hex(pub, 65);
+    printf("\n");
+}
+
+static void print_curve_pin(const uint8_t pub[32])
+{
+    char z85[41];
+    zmq_z85_encode(z85, pub, 32);
+    printf("cloud_curve_key = %s\n", z85);
+}
+
+/* The public half of the CURVE key label (create: made if missing); the
+ * secret only passes through locked memory. */
+static otpca_err curve_public(struct cloud_token *t, const char *label, int create, uint8_t pub[32])
+{
+    uint8_t *sec = otpca_secmem_alloc(32);
+    otpca_err ret = sec ? otpca_curve_key(t->tok, label, create, pub, sec) : OTPCA_ERR_NOMEM;
+    otpca_secmem_free(sec, 32);
+    return ret;
+}
+
 /* ---- init --------------------------------------------------------------- */
 
 static int cmd_init(const otpca_cloud_config *cfg)
@@ -261,20 +304,13 @@ static int cmd_init(const otpca_cloud_config *cfg)
     print_hex(kid, sizeof kid);
     printf("\nseed-wrap key '%s' present\n", cfg->wrap_key);
     uint8_t curve_pub[32];
-    uint8_t *curve_sec = otpca_secmem_alloc(32);
-    ret = curve_sec ? otpca_curve_key(t.tok, cfg->curve_key, 1, curve_pub, curve_sec) : OTPCA_ERR_NOMEM;
-    otpca_secmem_free(curve_sec, 32);
-    if (ret) {
+    if ((ret = curve_public(&t, cfg->curve_key, 1, curve_pub))) {
         token_close(&t);
         otpca_store_destroy(&st);
         return fail(ret, "CURVE key");
     }
-    char z85[41];
-    zmq_z85_encode(z85, curve_pub, sizeof curve_pub);
-    /* What a manager pins: the lines go into its configuration as they are. */
-    printf("cloud_curve_key = %s\ncloud_sign_key = ", z85);
-    print_hex(pub, sizeof pub);
-    printf("\n");
+    print_curve_pin(curve_pub);
+    print_sign_pin(pub);
     ret = audit(st, EV_INIT, NULL, "store initialised");
     token_close(&t);
     otpca_store_destroy(&st);
@@ -1433,6 +1469,123 @@ out:
     return rc;
 }
 
+/* ---- key create, key rewrap: rotating the cloud's keys (DEPLOY.md) -------- */
+
+/* A new key of one kind beside the old ones, made as init and the rig make
+ * theirs (never extractable). A label already in the token, whatever its
+ * kind, is refused: a later find by label must find one object. */
+static int cmd_key_create(const otpca_cloud_config *cfg, const struct opts *o)
+{
+    const char *label = o->new_sign ? o->new_sign : o->new_curve ? o->new_curve : o->new_wrap;
+    const char *kind = o->new_sign ? "signing key" : o->new_curve ? "CURVE key" : "seed-wrap key";
+    otpca_store *st = NULL;
+    struct cloud_token t;
+    otpca_obj_t obj;
+    uint8_t pub[65];
+    char detail[128];
+    int rc = EXIT_FAILURE;
+    otpca_err ret = otpca_store_open(cfg->store, &st);
+    if (ret)
+        return fail(ret, store_shown(cfg->store));
+    if ((ret = token_connect(cfg, &t))) {
+        otpca_store_destroy(&st);
+        return fail(ret, "cloud token");
+    }
+    ret = otpca_token_find(t.tok, OTPCA_OBJ_ANY, label, NULL, 0, &obj);
+    if (ret != OTPCA_ERR_OBJECT_NOT_FOUND) {
+        if (!ret || ret == OTPCA_ERR_OBJECT_AMBIGUOUS)
+            fprintf(stderr, "otpca-cloud: token %s already holds an object labelled '%s': choose a new label\n",
+                    otpca_token_label(t.tok), label);
+        else
+            fail(ret, label);
+        goto out;
+    }
+    if (o->new_sign) {
+        ret = otpca_token_keygen_p256(t.tok, label, NULL, 0, &obj, NULL);
+        if (!ret)
+            ret = otpca_token_pubkey_sec1(t.tok, obj, pub);
+        if (!ret)
+            kid_text(detail, sizeof detail, "signing key, kid ", pub);
+    } else if (o->new_curve) {
+        ret = curve_public(&t, label, 1, pub);
+        if (!ret) {
+            char z85[41];
+            zmq_z85_encode(z85, pub, 32);
+            snprintf(detail, sizeof detail, "CURVE key, public %s", z85);
+        }
+    } else {
+        ret = otpca_token_keygen_aes(t.tok, label, 256, NULL);
+        snprintf(detail, sizeof detail, "seed-wrap key, AES-256");
+    }
+    if (ret) {
+        fail(ret, kind);
+        goto out;
+    }
+    printf("created %s '%s' (never extractable) in token %s\n", kind, label, otpca_token_label(t.tok));
+    if (o->new_sign)
+        print_sign_pin(pub);
+    else if (o->new_curve)
+        print_curve_pin(pub);
+    else
+        printf("next: otpca-cloud key rewrap --to %s\n", label);
+    if (!(ret = otpca_store_begin(st)))
+        ret = commit_with_audit(st, OTPCA_ERR_OK, EV_KEY_CREATED, label, detail);
+    rc = ret ? fail(ret, "audit") : EXIT_SUCCESS;
+out:
+    token_close(&t);
+    otpca_store_destroy(&st);
+    return rc;
+}
+
+/* The store's seed key moves from wrap_key to --to; the seed key, and so
+ * every sealed seed, stays what it was. */
+static int cmd_key_rewrap(const otpca_cloud_config *cfg, const struct opts *o)
+{
+    otpca_store *st = NULL;
+    struct cloud_token t;
+    otpca_obj_t from, to;
+    char detail[OTPCA_CLOUD_CONFIG_VALUE_MAX + 16];
+    int rc = EXIT_FAILURE;
+    otpca_err ret = otpca_store_open(cfg->store, &st);
+    if (ret)
+        return fail(ret, store_shown(cfg->store));
+    if ((ret = token_connect(cfg, &t))) {
+        otpca_store_destroy(&st);
+        return fail(ret, "cloud token");
+    }
+    if ((ret = otpca_token_find(t.tok, OTPCA_OBJ_SECRET_KEY, cfg->wrap_key, NULL, 0, &from))) {
+        fprintf(stderr, "otpca-cloud: token %s has no seed-wrap key '%s' (wrap_key): %s\n", otpca_token_label(t.tok),
+                cfg->wrap_key, otpca_strerror(ret));
+        goto out;
+    }
+    if ((ret = otpca_token_find(t.tok, OTPCA_OBJ_SECRET_KEY, o->to, NULL, 0, &to))) {
+        fprintf(stderr, "otpca-cloud: token %s has no AES key '%s' (otpca-cloud key create --wrap %s): %s\n",
+                otpca_token_label(t.tok), o->to, o->to, otpca_strerror(ret));
+        goto out;
+    }
+    snprintf(detail, sizeof detail, "from '%s'", cfg->wrap_key);
+    if (!(ret = otpca_store_begin(st)))
+        ret = commit_with_audit(st, otpca_seed_key_rewrap(t.tok, from, to, o->to, st), EV_SEED_KEY_REWRAPPED, o->to,
+                                detail);
+    if (ret == OTPCA_ERR_STATE) {
+        fputs("otpca-cloud: the store's seed key changed meanwhile (another key rewrap?); nothing changed\n", stderr);
+        goto out;
+    }
+    if (ret) {
+        fail(ret, "key rewrap");
+        goto out;
+    }
+    printf("the store's seed key is now wrapped by '%s' (was '%s')\n"
+           "set wrap_key = %s in every instance's configuration: running instances keep working until they "
+           "restart; one started with wrap_key = %s refuses to start\n",
+           o->to, cfg->wrap_key, o->to, cfg->wrap_key);
+    rc = EXIT_SUCCESS;
+out:
+    token_close(&t);
+    otpca_store_destroy(&st);
+    return rc;
+}
+
 /* ---- serve ---------------------------------------------------------------- */
 
 static int cmd_serve(const otpca_cloud_config *cfg)
@@ -1460,7 +1613,9 @@ int main(int argc, char **argv)
         {"manager", required_argument, NULL, 'M'},     {"operator", required_argument, NULL, 'O'},
         {"duration", required_argument, NULL, 'D'},    {"max-enroll", required_argument, NULL, 'E'},
         {"scope", required_argument, NULL, 'X'},       {"out", required_argument, NULL, 'o'},
-        {"der", no_argument, NULL, 'R'},               {NULL, 0, NULL, 0}};
+        {"der", no_argument, NULL, 'R'},               {"sign", required_argument, NULL, 'i'},
+        {"curve", required_argument, NULL, 'v'},       {"wrap", required_argument, NULL, 'w'},
+        {"to", required_argument, NULL, 't'},          {NULL, 0, NULL, 0}};
     struct opts o = {0};
     int c;
     otpca_process_harden();
@@ -1557,6 +1712,18 @@ int main(int argc, char **argv)
             break;
         case 'o':
             o.out = optarg;
+            break;
+        case 'i':
+            o.new_sign = optarg;
+            break;
+        case 'v':
+            o.new_curve = optarg;
+            break;
+        case 'w':
+            o.new_wrap = optarg;
+            break;
+        case 't':
+            o.to = optarg;
             break;
         case 'D':
             if (otpca_option_long(optarg, 1, 2592000, &o.duration))
@@ -1705,6 +1872,24 @@ int main(int argc, char **argv)
         if (!valid_id(o.manager) || !valid_id(o.operator_))
             return usage_error(v, "an id is 1-64 characters [A-Za-z0-9._:-]");
         return cmd_lease_issue(&cfg, &o);
+    }
+    if (!strcmp(v->name, "key create")) {
+        if (arg)
+            return usage_error(v, "unexpected argument");
+        if (!!o.new_sign + !!o.new_curve + !!o.new_wrap != 1)
+            return usage_error(v, "one of --sign, --curve or --wrap, with the new key's label");
+        if (!valid_id(o.new_sign ? o.new_sign : o.new_curve ? o.new_curve : o.new_wrap))
+            return usage_error(v, "a label is 1-64 characters [A-Za-z0-9._:-]");
+        return cmd_key_create(&cfg, &o);
+    }
+    if (!strcmp(v->name, "key rewrap")) {
+        if (arg)
+            return usage_error(v, "unexpected argument");
+        if (!o.to || !valid_id(o.to))
+            return usage_error(v, "--to LABEL (1-64 characters [A-Za-z0-9._:-]) is required");
+        if (!strcmp(o.to, cfg.wrap_key))
+            return usage_error(v, "--to names the seed-wrap key in use (wrap_key): nothing to do");
+        return cmd_key_rewrap(&cfg, &o);
     }
     if (!strcmp(v->name, "serve")) {
         if (arg)

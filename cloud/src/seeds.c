@@ -19,6 +19,10 @@
 #define TAG_LEN 16
 #define KEY_LEN 32
 #define META_KEY "seed_key"
+/* The label of the token key that wraps it, once `key rewrap` moved it
+ * (absent: the key init made, whatever its label). Only for messages: the
+ * wrapped key opens with the right token key or not at all. */
+#define META_LABEL "seed_key_wrap_label"
 /* AAD of the wrapped seed key: it opens only as what it is. */
 #define WRAP_AAD "otpca-seed-key-v1"
 
@@ -31,6 +35,23 @@ void otpca_seed_key_destroy(otpca_seed_key **k)
     if (k && *k) {
         otpca_secmem_free(*k, sizeof **k);
         *k = NULL;
+    }
+}
+
+/* Why the wrapped seed key did not open: re-wrapped under another label,
+ * or a store of another token. */
+static void explain_wrong_wrap(otpca_store *st)
+{
+    char label[OTPCA_STORE_META_MAX / 8 + 1];
+    size_t n = 0;
+    if (!otpca_store_meta_get(st, META_LABEL, (uint8_t *)label, sizeof label - 1, &n)) {
+        label[n] = '\0';
+        log_error("seeds: the store's seed key does not open with this seed-wrap key: it was re-wrapped "
+                  "(otpca-cloud key rewrap) under the token key '%s'; set wrap_key = %s",
+                  label, label);
+    } else {
+        log_error("seeds: the store's seed key does not open with this token's seed-wrap key "
+                  "(a store made with another cloud token, or wrap_key names another key?)");
     }
 }
 
@@ -68,8 +89,7 @@ otpca_err otpca_seed_key_load(otpca_token_t *tok, otpca_obj_t wrap, otpca_store 
         ret = otpca_token_aead_open(tok, wrap, (const uint8_t *)WRAP_AAD, sizeof WRAP_AAD - 1, wrapped, wlen,
                                     k->key, sizeof k->key, &klen);
         if (ret == OTPCA_ERR_DECRYPT)
-            log_error("seeds: the store's seed key does not open with this token's seed-wrap key "
-                      "(a store made with another cloud token?)");
+            explain_wrong_wrap(st);
         else if (!ret && klen != sizeof k->key)
             ret = OTPCA_ERR_DECRYPT;
     }
@@ -79,6 +99,53 @@ otpca_err otpca_seed_key_load(otpca_token_t *tok, otpca_obj_t wrap, otpca_store 
     }
     *out = k;
     return OTPCA_ERR_OK;
+}
+
+otpca_err otpca_seed_key_rewrap(otpca_token_t *tok, otpca_obj_t from, otpca_obj_t to, const char *to_label,
+                                otpca_store *st)
+{
+    uint8_t old[KEY_LEN + OTPCA_TOKEN_AEAD_OVERHEAD], wrapped[KEY_LEN + OTPCA_TOKEN_AEAD_OVERHEAD];
+    size_t olen = 0, wlen = 0, klen = 0, n = to_label ? strlen(to_label) : 0;
+    if (n == 0 || n > OTPCA_STORE_META_MAX / 8)
+        return OTPCA_ERR_INVALID_ARG;
+    otpca_seed_key *k = otpca_secmem_alloc(sizeof *k);
+    if (!k)
+        return OTPCA_ERR_NOMEM;
+    otpca_err ret = otpca_store_meta_get(st, META_KEY, old, sizeof old, &olen);
+    if (ret == OTPCA_ERR_NOT_FOUND)
+        log_error("seeds: the store has no seed key yet (run otpca-cloud init)");
+    if (!ret) {
+        ret = otpca_token_aead_open(tok, from, (const uint8_t *)WRAP_AAD, sizeof WRAP_AAD - 1, old, olen, k->key,
+                                    sizeof k->key, &klen);
+        if (ret == OTPCA_ERR_DECRYPT)
+            explain_wrong_wrap(st);
+        else if (!ret && klen != sizeof k->key)
+            ret = OTPCA_ERR_DECRYPT;
+    }
+    if (!ret)
+        ret = otpca_token_aead_seal(tok, to, (const uint8_t *)WRAP_AAD, sizeof WRAP_AAD - 1, k->key, sizeof k->key,
+                                    wrapped, sizeof wrapped, &wlen);
+    /* Only what opens again under the new key replaces the old. */
+    if (!ret)
+        ret = otpca_token_aead_open(tok, to, (const uint8_t *)WRAP_AAD, sizeof WRAP_AAD - 1, wrapped, wlen, k->key,
+                                    sizeof k->key, &klen);
+    if (!ret && klen != sizeof k->key)
+        ret = OTPCA_ERR_CRYPTO;
+    otpca_seed_key_destroy(&k);
+    /* Compare and swap: a rewrap that ran meanwhile makes this one fail
+     * (OTPCA_ERR_STATE) rather than be overwritten. */
+    if (!ret)
+        ret = otpca_store_meta_replace(st, META_KEY, old, olen, wrapped, wlen);
+    if (!ret) {
+        uint8_t prev[OTPCA_STORE_META_MAX / 8];
+        size_t plen = 0;
+        ret = otpca_store_meta_get(st, META_LABEL, prev, sizeof prev, &plen);
+        if (ret == OTPCA_ERR_NOT_FOUND)
+            ret = otpca_store_meta_add(st, META_LABEL, (const uint8_t *)to_label, n);
+        else if (!ret)
+            ret = otpca_store_meta_replace(st, META_LABEL, prev, plen, (const uint8_t *)to_label, n);
+    }
+    return ret;
 }
 
 static otpca_err make_aad(const char *serial, uint8_t aad[AAD_MAX], size_t *len)

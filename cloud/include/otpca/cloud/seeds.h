@@ -43,6 +43,16 @@ otpca_err otpca_seed_key_load(otpca_token_t *tok, otpca_obj_t wrap, otpca_store 
                               otpca_seed_key **out) __attribute__((warn_unused_result));
 void otpca_seed_key_destroy(otpca_seed_key **k);
 
+/* Re-wraps the store's seed key: unwrapped with the token key from,
+ * wrapped with to (whose label, to_label, is recorded for the message a
+ * process with the old wrap_key gets), and replaced in the store only if
+ * nobody replaced it meanwhile (OTPCA_ERR_STATE then). The seed key
+ * itself, and so every sealed seed, stays the same. Run it inside a store
+ * transaction: the key and its label change together or not at all.
+ * DECRYPT if from does not open it. */
+otpca_err otpca_seed_key_rewrap(otpca_token_t *tok, otpca_obj_t from, otpca_obj_t to, const char *to_label,
+                                otpca_store *st) __attribute__((warn_unused_result));
+
 /* Seals seed (16..64 bytes) for device serial: AAD = "otpca-seed " ||
  * serial, so a sealed seed cannot be moved to another device. out needs
  * len + OTPCA_SEED_ENV_OVERHEAD bytes. Thread-safe on one key. */
