@@ -10,6 +10,7 @@
 
 #include "otpca/common/log.h"
 #include "otpca/common/secmem.h"
+#include "otpca/proto/cose.h"
 #include "otpca/proto/p256.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
@@ -29,6 +30,7 @@ struct otpca_cloud_client {
     uint8_t *secret; /* locked */
     void *zctx, *sock, *mon, *sub;
     unsigned mon_seq;
+    unsigned broken_handshakes; /* handshakes the peer dropped since the last connect (wrong server key?) */
     uint8_t *req, *ans; /* OTPCA_MSG_CLOUD_MAX each */
     size_t ans_len;
     unsigned err_code;
@@ -108,9 +110,15 @@ static otpca_err connect_sock(otpca_cloud_client *c)
         int one = 1;
         zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof one);
     }
-    /* A monitor tells a refused handshake (ZAP said no) from silence. */
+    /* A monitor tells a refused handshake (ZAP said no) from silence, and
+     * counts handshakes the peer dropped without a word: what a server
+     * does with a HELLO it cannot open, i.e. a client pinning another
+     * CURVE key than the server's. */
     snprintf(mon, sizeof mon, "inproc://otpca-cloud-client-%p-%u", (void *)c, c->mon_seq++);
-    if (zmq_socket_monitor(c->sock, mon, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0) {
+    c->broken_handshakes = 0;
+    if (zmq_socket_monitor(c->sock, mon,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
         c->mon = zmq_socket(c->zctx, ZMQ_PAIR);
         if (c->mon && zmq_connect(c->mon, mon) != 0) {
             zmq_close(c->mon);
@@ -212,6 +220,8 @@ static int refused_handshake(otpca_cloud_client *c)
         unsigned event = d[0] | (unsigned)d[1] << 8;
         uint32_t value = d[2] | (uint32_t)d[3] << 8 | (uint32_t)d[4] << 16 | (uint32_t)d[5] << 24;
         refused = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            c->broken_handshakes++;
         if (refused)
             log_error("cloud client: %s refused our CURVE key (manager %s; ZAP status %u)", c->endpoint, c->manager,
                       (unsigned)value);
@@ -320,6 +330,11 @@ static otpca_err await_answer(otpca_cloud_client *c, uint64_t deadline, int raw)
         }
     }
     log_warn("cloud client: no answer from %s in %d ms", c->endpoint, c->cfg.timeout_ms);
+    if (c->broken_handshakes)
+        log_error("cloud client: %s dropped our CURVE handshake %u times: unless it was stopping, the pinned "
+                  "cloud CURVE key is not the key of that instance (after a cloud key rotation: pin the key "
+                  "its curve_key has)",
+                  c->endpoint, c->broken_handshakes);
     disconnect(c);
     return OTPCA_ERR_TIMEOUT;
 }
@@ -366,6 +381,27 @@ static otpca_err open_cloud_signed(const uint8_t cloud_pub[65], const otpca_msg_
 }
 
 /* ----------------------------------------------------------------- lease */
+
+/* Says so when a cloud message names another signing key than the pinned
+ * one: a cloud instance with another sign_key (a rotation half done). */
+static void explain_signer(const uint8_t cloud_pub[65], const uint8_t *in, size_t len)
+{
+    otpca_cose_sign1 cs;
+    uint8_t pinned[OTPCA_KID_LEN];
+    char got[2 * OTPCA_KID_LEN + 1], want[2 * OTPCA_KID_LEN + 1];
+    if (otpca_cose_sign1_decode(in, len, &cs) || !cs.kid.p || cs.kid.len != OTPCA_KID_LEN)
+        return;
+    otpca_p256_kid(cloud_pub, pinned);
+    if (!memcmp(cs.kid.p, pinned, OTPCA_KID_LEN))
+        return;
+    for (size_t i = 0; i < OTPCA_KID_LEN; i++) {
+        snprintf(got + 2 * i, 3, "%02x", cs.kid.p[i]);
+        snprintf(want + 2 * i, 3, "%02x", pinned[i]);
+    }
+    log_error("cloud client: signed by the cloud key with kid %s, but cloud_sign_key pins kid %s: this cloud "
+              "instance uses another signing key (after a cloud key rotation: pin the key its sign_key has)",
+              got, want);
+}
 
 otpca_err otpca_cloud_lease_check(const uint8_t cloud_pub[65], const char *manager_id, const uint8_t *nonce,
                                   const uint8_t *in, size_t len, otpca_cloud_lease *out)
@@ -433,8 +469,10 @@ otpca_err otpca_cloud_window_open(otpca_cloud_client *c, const char *operator_id
     if ((ret = sign_request(c, &otpca_desc_window_open, &m, &len)) || (ret = request(c, c->req, len, 0)))
         return ret;
     ret = otpca_cloud_lease_check(c->cfg.cloud_sign_pub, c->manager, nonce, c->ans, c->ans_len, out);
-    if (ret)
+    if (ret) {
         log_error("cloud client: the lease does not check out: %s", otpca_strerror(ret));
+        explain_signer(c->cfg.cloud_sign_pub, c->ans, c->ans_len);
+    }
     return ret;
 }
 
