@@ -6,7 +6,14 @@ T="$OTPCA_BIN/otpca-token"
 RIG="$OTPCA_TEST_RIG"
 MODULE="${OTPCA_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}"
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+# Background processes a script starts go into pids: stopped at exit.
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    [ -n "${OTPCA_TEST_KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
+}
+trap cleanup EXIT
 failures=0
 checks=0
 
@@ -17,6 +24,21 @@ uri() { # uri TOKEN [OBJECT] -> URI with the rig's pin-source
 }
 
 seed_of() { awk -F, -v s="$1" '$1 == s { print $4 }' "$RIG/manifest.csv"; }
+
+# first_line FILE: polls (at most 30 s) until a process printed its first line.
+first_line() {
+    for _ in $(seq 300); do
+        if [ -s "$1" ] && [ "$(wc -l <"$1")" -ge 1 ]; then head -1 "$1"; return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# next_step: waits for the next 30 s TOTP step (a code is accepted once).
+next_step() {
+    local step=$(($(date +%s) / 30))
+    while [ $(($(date +%s) / 30)) -eq "$step" ]; do sleep 0.2; done
+}
 
 ok() { checks=$((checks + 1)); echo "ok   $*"; }
 bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }

@@ -15,22 +15,6 @@ M="$OTPCA_BIN/otpca-manager"
 C="$OTPCA_BIN/otpca-cloud"
 N="$OTPCA_BIN/otpca-node"
 cd "$WORK"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    [ -n "${OTPCA_TEST_KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-# first_line FILE: polls (at most 30 s) until a process printed its first line.
-first_line() {
-    for _ in $(seq 300); do
-        if [ -s "$1" ] && [ "$(wc -l <"$1")" -ge 1 ]; then head -1 "$1"; return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
 
 # ---- usage ----
 expect_fail "no command: usage, exit 2" 2 "command is required" -- "$N"
@@ -131,8 +115,7 @@ expect_fail "a node pinned to another root refuses the manager's answers" 1 "ans
     ok "and commits nothing" || bad "the evil-root node committed something"
 
 # ---- one node again with `enroll` (its next TOTP step) ----
-step=$(($(date +%s) / 30))
-while [ $(($(date +%s) / 30)) -eq "$step" ]; do sleep 0.2; done
+next_step
 if "$N" enroll --rig "$RIG" --serial node-000001 --manager "$ep" --root root.pem --state sim --cert-out again.pem \
     >enroll.out 2>enroll.err; then
     ok "enroll: $(cat enroll.out)"
@@ -152,8 +135,7 @@ if [ $rc -eq 0 ]; then
     ok "rejoin: $(cat rejoin.out)"
     old_hash=$("$N" show --rig "$RIG" --serial node-000004 --state sim | sed -n 's/^  cert sha256  //p' | head -1)
     cp sim/node-000004.flash old4.flash
-    step=$(($(date +%s) / 30))
-    while [ $(($(date +%s) / 30)) -eq "$step" ]; do sleep 0.2; done
+    next_step
     if "$N" rotate --rig "$RIG" --serial node-000004 --manager "$ep" --root root.pem --state sim --keep-old-key \
         >rotate.out 2>rotate.err; then
         ok "rotate: $(cat rotate.out)"
@@ -161,8 +143,7 @@ if [ $rc -eq 0 ]; then
         [ "$new_hash" != "$old_hash" ] && ok "rotate: a new certificate" || bad "rotate: same certificate"
         # The old certificate (old flash image; the old key kept in the token) is no longer accepted for Rejoin.
         mkdir -p old && cp old4.flash old/node-000004.flash
-        step=$(($(date +%s) / 30))
-        while [ $(($(date +%s) / 30)) -eq "$step" ]; do sleep 0.2; done
+        next_step
         expect_fail "after KeyUpdate the old certificate is refused for Rejoin" 1 "the manager refused \\(wire error 2, AUTH_FAILED\\)" -- \
             "$N" rejoin --rig "$RIG" --serial node-000004 --manager "$ep" --root root.pem --state old --timeout 500
     else
@@ -188,8 +169,7 @@ openssl x509 -in claim.pem -noout -subject 2>/dev/null | grep -q "CN = claim-01"
 openssl x509 -in claim.pem -noout -pubkey >claim.pub 2>/dev/null
 [ -s claim.pub ] && ! cmp -s claim.pub product.pem && ok "claim: a new key, not the product key" ||
     bad "claim: the certificate holds the product key"
-step=$(($(date +%s) / 30))
-while [ $(($(date +%s) / 30)) -eq "$step" ]; do sleep 0.2; done
+next_step
 expect_fail "a second claim (the device is claimed) is refused" 1 "AUTH_FAILED" -- \
     "$N" claim --token "$claim_token" --serial claim-01 --mac 02:00:00:00:00:c1 --manager "$ep" --root root.pem \
     --state claim2 --keep-old-key --timeout 500
@@ -197,8 +177,7 @@ expect_fail "a second claim (the device is claimed) is refused" 1 "AUTH_FAILED" 
 # ---- the root revokes the manager: a node with the root's CRL refuses it ----
 "$M" ca revoke --root "$(uri otpca-root root-key)" --root-cert root.pem --cert mgr-07.pem --reason keyCompromise \
     --out root-crl >>cmd.log 2>&1 || bad "ca revoke"
-step=$(($(date +%s) / 30))
-while [ $(($(date +%s) / 30)) -eq "$step" ]; do sleep 0.2; done
+next_step
 expect_fail "a node given the root's CRL refuses the revoked manager's answers" 1 "answer dropped: certificate" -- \
     "$N" enroll --rig "$RIG" --serial node-000003 --manager "$ep" --root root.pem --root-crl root-crl.pem \
     --state revoked --timeout 300 --log-level warn
