@@ -1262,9 +1262,14 @@ otpca_err otpca_cloud_serve(const otpca_cloud_config *cfg, volatile sig_atomic_t
         ret = ret ? ret : OTPCA_ERR_IO;
         goto out;
     }
-    char z85[41];
+    char z85[41], kid[2 * OTPCA_KID_LEN + 1];
     zmq_z85_encode(z85, srv.curve_pub, 32);
-    log_info("serving managers on %s, notices on %s (CURVE key %s, %lu workers)", bound, nbound, z85, srv.workers);
+    for (size_t i = 0; i < OTPCA_KID_LEN; i++)
+        snprintf(kid + 2 * i, 3, "%02x", srv.sign_kid[i]);
+    /* Which keys this instance uses: during a key rotation two run side by side. */
+    log_info("serving managers on %s, notices on %s (CURVE key '%s' %s, signing key '%s' kid %s, seed-wrap key "
+             "'%s', %lu workers)",
+             bound, nbound, cfg->curve_key, z85, cfg->sign_key, kid, cfg->wrap_key, srv.workers);
     if (ready) {
         fprintf(ready, "listening %s notices %s\n", bound, nbound);
         fflush(ready);

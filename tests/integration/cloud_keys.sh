@@ -153,7 +153,9 @@ window mgr-old.conf window-a node-000001
 pids+=($!)
 line=$(first_line b.out) || { bad "instance B did not start: $(tail -5 b.log)"; finish; exit 1; }
 read -r _ b_listen _ b_notices <<<"$line"
-ok "instance B serves with the new keys"
+grep -qF "CURVE key 'curve-secret-2' $new_curve, signing key 'cloud-sign-2' kid" b.log &&
+    grep -qF "seed-wrap key 'seed-wrap-2'" b.log &&
+    ok "instance B serves with the new keys and says which" || bad "instance B's log: $(head -3 b.log)"
 
 manager_conf mgr-stale.conf "$b_listen" "$b_notices" "$old_curve" "$old_sign"
 expect_fail "a manager pinning the old CURVE key is refused by instance B" 1 "dropped our CURVE handshake .* not the key of that instance" -- \
