@@ -1471,6 +1471,20 @@ out:
 
 /* ---- key create, key rewrap: rotating the cloud's keys (DEPLOY.md) -------- */
 
+/* Opens the store and the cloud token (nothing loaded from it) for a key
+ * verb: EXIT_SUCCESS, or EXIT_FAILURE said and nothing left open. */
+static int key_verb_open(const otpca_cloud_config *cfg, otpca_store **st, struct cloud_token *t)
+{
+    otpca_err ret = otpca_store_open(cfg->store, st);
+    if (ret)
+        return fail(ret, store_shown(cfg->store));
+    if ((ret = token_connect(cfg, t))) {
+        otpca_store_destroy(st);
+        return fail(ret, "cloud token");
+    }
+    return EXIT_SUCCESS;
+}
+
 /* A new key of one kind beside the old ones, made as init and the rig make
  * theirs (never extractable). A label already in the token, whatever its
  * kind, is refused: a later find by label must find one object. */
@@ -1484,14 +1498,9 @@ static int cmd_key_create(const otpca_cloud_config *cfg, const struct opts *o)
     uint8_t pub[65];
     char detail[128];
     int rc = EXIT_FAILURE;
-    otpca_err ret = otpca_store_open(cfg->store, &st);
-    if (ret)
-        return fail(ret, store_shown(cfg->store));
-    if ((ret = token_connect(cfg, &t))) {
-        otpca_store_destroy(&st);
-        return fail(ret, "cloud token");
-    }
-    ret = otpca_token_find(t.tok, OTPCA_OBJ_ANY, label, NULL, 0, &obj);
+    if (key_verb_open(cfg, &st, &t))
+        return EXIT_FAILURE;
+    otpca_err ret = otpca_token_find(t.tok, OTPCA_OBJ_ANY, label, NULL, 0, &obj);
     if (ret != OTPCA_ERR_OBJECT_NOT_FOUND) {
         if (!ret || ret == OTPCA_ERR_OBJECT_AMBIGUOUS)
             fprintf(stderr, "otpca-cloud: token %s already holds an object labelled '%s': choose a new label\n",
@@ -1546,13 +1555,9 @@ static int cmd_key_rewrap(const otpca_cloud_config *cfg, const struct opts *o)
     otpca_obj_t from, to;
     char detail[OTPCA_CLOUD_CONFIG_VALUE_MAX + 16];
     int rc = EXIT_FAILURE;
-    otpca_err ret = otpca_store_open(cfg->store, &st);
-    if (ret)
-        return fail(ret, store_shown(cfg->store));
-    if ((ret = token_connect(cfg, &t))) {
-        otpca_store_destroy(&st);
-        return fail(ret, "cloud token");
-    }
+    otpca_err ret;
+    if (key_verb_open(cfg, &st, &t))
+        return EXIT_FAILURE;
     if ((ret = otpca_token_find(t.tok, OTPCA_OBJ_SECRET_KEY, cfg->wrap_key, NULL, 0, &from))) {
         fprintf(stderr, "otpca-cloud: token %s has no seed-wrap key '%s' (wrap_key): %s\n", otpca_token_label(t.tok),
                 cfg->wrap_key, otpca_strerror(ret));

@@ -23,13 +23,7 @@ sed "s#^directories.tokendir.*#directories.tokendir = $WORK/tokens#" "$RIG/softh
 export SOFTHSM2_CONF="$WORK/softhsm2.conf"
 
 # ---- the cloud with its first keys; devices 1-4 ----
-cat >cloud-a.conf <<END
-store = $WORK/cloud.db
-token = pkcs11:token=otpca-cloud?pin-source=file:$RIG/pins/otpca-cloud.pin
-listen = tcp://127.0.0.1:*
-notices = tcp://127.0.0.1:*
-workers = 2
-END
+cloud_conf cloud-a.conf
 "$C" --config cloud-a.conf init >init.out 2>>cmd.log || bad "cloud init: $(cat cmd.log)"
 old_curve=$(sed -n 's/^cloud_curve_key = //p' init.out)
 old_sign=$(sed -n 's/^cloud_sign_key = //p' init.out)
@@ -89,38 +83,9 @@ expect_fail "a second rewrap from the old key is refused and names the new label
 expect_fail "an instance started with the old wrap label refuses to start" 1 "set wrap_key = seed-wrap-2" -- \
     timeout 60 "$C" --config cloud-a.conf serve
 
-cat >cloud-b.conf <<END
-store = $WORK/cloud.db
-token = pkcs11:token=otpca-cloud?pin-source=file:$RIG/pins/otpca-cloud.pin
-sign_key = cloud-sign-2
-curve_key = curve-secret-2
-wrap_key = seed-wrap-2
-listen = tcp://127.0.0.1:*
-notices = tcp://127.0.0.1:*
-workers = 2
-END
+cloud_conf cloud-b.conf "sign_key = cloud-sign-2" "curve_key = curve-secret-2" "wrap_key = seed-wrap-2"
 
 # ---- window 1: instance A, started before the rewrap, still serves ----
-echo 00112233445566778899aabbccddeeff >netkey.hex
-chmod 600 netkey.hex
-manager_conf() { # manager_conf FILE LISTEN NOTICES CURVE SIGN
-    cat >"$1" <<END
-id = mgr-01
-token = pkcs11:token=otpca-mgr-01?pin-source=file:$RIG/pins/otpca-mgr-01.pin
-ca_cert = $WORK/mgr-01.pem
-store = $WORK/manager.db
-cloud = $2
-cloud_notices = $3
-cloud_curve_key = $4
-cloud_sign_key = $5
-listen = tcp://127.0.0.1:*
-operator = otpca-op-01
-operator_token = $(uri otpca-op-01 op-totp)
-netkey_file = $WORK/netkey.hex
-window_seconds = 600
-workers = 2
-END
-}
 # window CONF NAME SERIAL: opens a window, enrolls SERIAL through it, closes it.
 window() {
     "$M" window open --config "$1" >"$2.out" 2>"$2.log" &
@@ -141,7 +106,7 @@ window() {
     "$M" window close --config "$1" >>cmd.log 2>&1
     wait "$pid" && ok "$2: window closes with exit 0" || bad "$2: window exit"
 }
-manager_conf mgr-old.conf "$a_listen" "$a_notices" "$old_curve" "$old_sign"
+manager_conf mgr-old.conf mgr-01 "$a_listen" "$a_notices" "$old_curve" "$old_sign"
 window mgr-old.conf window-a node-000001
 
 # ---- devices 5-8 arrive after the rewrap, sealed under the same seed key ----
@@ -157,17 +122,17 @@ grep -qF "CURVE key 'curve-secret-2' $new_curve, signing key 'cloud-sign-2' kid"
     grep -qF "seed-wrap key 'seed-wrap-2'" b.log &&
     ok "instance B serves with the new keys and says which" || bad "instance B's log: $(head -3 b.log)"
 
-manager_conf mgr-stale.conf "$b_listen" "$b_notices" "$old_curve" "$old_sign"
+manager_conf mgr-stale.conf mgr-01 "$b_listen" "$b_notices" "$old_curve" "$old_sign"
 expect_fail "a manager pinning the old CURVE key is refused by instance B" 1 "dropped our CURVE handshake .* not the key of that instance" -- \
     timeout 60 "$M" window open --config mgr-stale.conf
 next_step
-manager_conf mgr-half.conf "$b_listen" "$b_notices" "$new_curve" "$old_sign"
+manager_conf mgr-half.conf mgr-01 "$b_listen" "$b_notices" "$new_curve" "$old_sign"
 expect_fail "a manager pinning the old signing key refuses instance B's lease" 1 "but cloud_sign_key pins kid" -- \
     timeout 60 "$M" window open --config mgr-half.conf
 
 # ---- window 2: the manager moved to B with the new pins ----
 next_step
-manager_conf mgr-new.conf "$b_listen" "$b_notices" "$new_curve" "$new_sign"
+manager_conf mgr-new.conf mgr-01 "$b_listen" "$b_notices" "$new_curve" "$new_sign"
 window mgr-new.conf window-b node-000005
 
 # ---- the old instance is stopped when no manager uses it ----

@@ -34,6 +34,40 @@ first_line() {
     return 1
 }
 
+# cloud_conf FILE [LINE...]: otpca-cloud's configuration on the rig's cloud
+# token, store $WORK/cloud.db, endpoints on loopback ports of its choice,
+# and each further argument as a line ("sign_key = cloud-sign-2").
+cloud_conf() {
+    local f=$1
+    shift
+    printf '%s\n' "store = $WORK/cloud.db" \
+        "token = pkcs11:token=otpca-cloud?pin-source=file:$RIG/pins/otpca-cloud.pin" \
+        "listen = tcp://127.0.0.1:*" "notices = tcp://127.0.0.1:*" "workers = 2" "$@" >"$f"
+}
+
+# manager_conf FILE ID CLOUD NOTICES CURVE SIGN: a window's configuration
+# for the rig's first manager token (certificate $WORK/ID.pem, store
+# $WORK/manager.db, network key $WORK/netkey.hex, made here).
+manager_conf() {
+    [ -f "$WORK/netkey.hex" ] || { echo 00112233445566778899aabbccddeeff >"$WORK/netkey.hex"; chmod 600 "$WORK/netkey.hex"; }
+    cat >"$1" <<END
+id = $2
+token = pkcs11:token=otpca-mgr-01?pin-source=file:$RIG/pins/otpca-mgr-01.pin
+ca_cert = $WORK/$2.pem
+store = $WORK/manager.db
+cloud = $3
+cloud_notices = $4
+cloud_curve_key = $5
+cloud_sign_key = $6
+listen = tcp://127.0.0.1:*
+operator = otpca-op-01
+operator_token = $(uri otpca-op-01 op-totp)
+netkey_file = $WORK/netkey.hex
+window_seconds = 600
+workers = 2
+END
+}
+
 # next_step: waits for the next 30 s TOTP step (a code is accepted once).
 next_step() {
     local step=$(($(date +%s) / 30))

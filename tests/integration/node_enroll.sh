@@ -23,13 +23,7 @@ expect_fail "enroll without --manager: exit 2" 2 "--manager and --root are requi
 "$N" --help | grep -q "otpca-node COMMAND" && ok "--help" || bad "--help"
 
 # ---- cloud ----
-cat >cloud.conf <<END
-store = $WORK/cloud.db
-token = pkcs11:token=otpca-cloud?pin-source=file:$RIG/pins/otpca-cloud.pin
-listen = tcp://127.0.0.1:*
-notices = tcp://127.0.0.1:*
-workers = 2
-END
+cloud_conf cloud.conf
 "$C" --config cloud.conf init >init.out 2>>cmd.log || bad "cloud init: $(cat cmd.log)"
 curve=$(sed -n 's/^cloud_curve_key = //p' init.out)
 sign=$(sed -n 's/^cloud_sign_key = //p' init.out)
@@ -57,24 +51,7 @@ line=$(first_line cloud.out) || { bad "cloud serve did not start: $(tail -5 clou
 read -r _ listen _ notices <<<"$line"
 
 # ---- window ----
-echo 00112233445566778899aabbccddeeff >netkey.hex
-chmod 600 netkey.hex
-cat >manager.conf <<END
-id = mgr-07
-token = pkcs11:token=otpca-mgr-01?pin-source=file:$RIG/pins/otpca-mgr-01.pin
-ca_cert = $WORK/mgr-07.pem
-store = $WORK/manager.db
-cloud = $listen
-cloud_notices = $notices
-cloud_curve_key = $curve
-cloud_sign_key = $sign
-listen = tcp://127.0.0.1:*
-operator = otpca-op-01
-operator_token = $(uri otpca-op-01 op-totp)
-netkey_file = $WORK/netkey.hex
-window_seconds = 600
-workers = 2
-END
+manager_conf manager.conf mgr-07 "$listen" "$notices" "$curve" "$sign"
 "$M" window open --config manager.conf >manager.out 2>manager.log &
 mgr_pid=$!
 pids+=($mgr_pid)
