@@ -10,7 +10,9 @@
 # rewrap, whose seeds open: a node enrolls with its TOTP); a manager still
 # pinning the old CURVE key, or the old signing key, is refused by it with
 # a clear error; `audit verify` passes. Runs on a private copy of the rig's
-# tokens, so the shared rig keeps only its own keys.
+# tokens, so the shared rig keeps only its own keys. With
+# OTPCA_TEST_STORE_URL_FILE (ctest's pg fixture) both instances share a
+# PostgreSQL database of its own on that server instead of a SQLite file.
 . "$(dirname "$0")/lib.sh"
 M="$OTPCA_BIN/otpca-manager"
 C="$OTPCA_BIN/otpca-cloud"
@@ -21,6 +23,15 @@ mkdir tokens
 cp -a "$RIG/tokens/." tokens/
 sed "s#^directories.tokendir.*#directories.tokendir = $WORK/tokens#" "$RIG/softhsm2.conf" >softhsm2.conf
 export SOFTHSM2_CONF="$WORK/softhsm2.conf"
+
+if [ -n "${OTPCA_TEST_STORE_URL_FILE:-}" ]; then
+    base=$(head -1 "$OTPCA_TEST_STORE_URL_FILE")
+    db="otpca_keys_$$"
+    psql -X -q -v ON_ERROR_STOP=1 "$base" -c "CREATE DATABASE $db" >>cmd.log 2>&1 || { bad "CREATE DATABASE $db"; finish; exit 1; }
+    at_exit() { psql -X -q "$base" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1; }
+    STORE="${base%/*}/$db"
+    echo "store: PostgreSQL database $db"
+fi
 
 # ---- the cloud with its first keys; devices 1-4 ----
 cloud_conf cloud-a.conf
@@ -123,7 +134,7 @@ grep -qF "CURVE key 'curve-secret-2' $new_curve, signing key 'cloud-sign-2' kid"
     ok "instance B serves with the new keys and says which" || bad "instance B's log: $(head -3 b.log)"
 
 manager_conf mgr-stale.conf mgr-01 "$b_listen" "$b_notices" "$old_curve" "$old_sign"
-expect_fail "a manager pinning the old CURVE key is refused by instance B" 1 "dropped our CURVE handshake .* not the key of that instance" -- \
+expect_fail "a manager pinning the old CURVE key is refused by instance B" 1 "dropped our CURVE handshake .* the pinned cloud CURVE key is not the key of that instance" -- \
     timeout 60 "$M" window open --config mgr-stale.conf
 next_step
 manager_conf mgr-half.conf mgr-01 "$b_listen" "$b_notices" "$new_curve" "$old_sign"

@@ -11,6 +11,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    if declare -F at_exit >/dev/null; then at_exit || true; fi
     [ -n "${OTPCA_TEST_KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -35,12 +36,12 @@ first_line() {
 }
 
 # cloud_conf FILE [LINE...]: otpca-cloud's configuration on the rig's cloud
-# token, store $WORK/cloud.db, endpoints on loopback ports of its choice,
-# and each further argument as a line ("sign_key = cloud-sign-2").
+# token, store $STORE (default $WORK/cloud.db), endpoints on loopback ports
+# of its choice, and each further argument as a line ("sign_key = x").
 cloud_conf() {
     local f=$1
     shift
-    printf '%s\n' "store = $WORK/cloud.db" \
+    printf '%s\n' "store = ${STORE:-$WORK/cloud.db}" \
         "token = pkcs11:token=otpca-cloud?pin-source=file:$RIG/pins/otpca-cloud.pin" \
         "listen = tcp://127.0.0.1:*" "notices = tcp://127.0.0.1:*" "workers = 2" "$@" >"$f"
 }
