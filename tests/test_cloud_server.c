@@ -798,6 +798,7 @@ Test(cloud, a_sync_stopped_by_its_callback_leaves_no_answer_behind)
     make_records(&r[0], &ids[0], 1, OTPCA_REC_REJECTED, "node-000003");
     cr_assert_eq(otpca_cloud_upload(c, l.window, r, 1, acked, flagged), OTPCA_ERR_OK);
     cr_expect(acked[0]);
+    otpca_cloud_client_destroy(&c);
 }
 
 Test(cloud, delta_after_snapshot_equals_a_fresh_snapshot)
