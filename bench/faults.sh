@@ -284,13 +284,20 @@ variant_kill() {
         mark=$(wc -l <"$tmp/nodes.rec")
         load "load-$round" "$plan" --timeout 1500
         if [ "$killed" -lt "$kills" ]; then
-            # a random moment within the first ~40 % of what is left (at
-            # ~1,000 enrollments/s), 50 ms at least
-            delay=$((rem * 400 / 1000))
-            [ "$delay" -lt 150 ] && delay=150
-            [ "$delay" -gt 1500 ] && delay=1500
-            delay=$((50 + RANDOM % delay))
-            sleep "$(awk -v d="$delay" 'BEGIN { printf "%.3f", d / 1000 }')"
+            # once a random share (up to 40 %) of this round's plan has been
+            # heard from: mid-load whatever the manager's speed (a random
+            # moment in time came after the end of a round once the window
+            # got faster, and a kill was missed)
+            local planned want t0 i
+            planned=$(wc -l <"$plan")
+            want=$((mark + 1 + RANDOM % (planned * 40 / 100 + 1)))
+            t0=$(date +%s%3N)
+            for ((i = 0; i < 2000; i++)); do # 10 s at most
+                [ "$(wc -l <"$tmp/nodes.rec")" -ge "$want" ] && break
+                alive "$loadpid" || break
+                sleep 0.005
+            done
+            delay=$(($(date +%s%3N) - t0))
             if alive "$mpid"; then
                 kill -KILL "$mpid"
                 wait "$mpid" 2>/dev/null
