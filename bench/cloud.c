@@ -1530,7 +1530,9 @@ static void pg_stop(struct run *r)
 {
     if (!r->pg_dir[0])
         return;
-    char *argv[] = {(char *)pg_script(), "stop", r->pg_dir, NULL};
+    /* --remove: the cluster may live outside the temp dir (the postgres
+     * user cannot enter a 0700 directory of root's), which would be left */
+    char *argv[] = {(char *)pg_script(), "stop", r->pg_dir, "--remove", NULL};
     if (run_cmd(r, "deploy/postgres.sh stop", argv, NULL, NULL, LIMIT_SHORT, NULL))
         fprintf(stderr, PROG ": the PostgreSQL cluster in %s did not stop cleanly\n", r->pg_dir);
     r->pg_dir[0] = '\0';
