@@ -487,10 +487,18 @@ static int exit_code(int status)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
+/* Signals pid's process group (spawn makes each child a group leader), so
+ * that what a script runs (deploy/postgres.sh: initdb) stops with it. */
+static void kill_group(pid_t pid, int sig)
+{
+    if (kill(-pid, sig) != 0)
+        kill(pid, sig);
+}
+
 /* Waits for pid, polling every 2 ms, at most limit seconds from t0; when
  * the limit passes, or a signal stops us and stop_on_signal, SIGTERM, then
- * SIGKILL after KILL_GRACE s. e is filled either way; 0 if it ended by
- * itself, -1 if it had to be ended. */
+ * SIGKILL after KILL_GRACE s, to its process group. e is filled either
+ * way; 0 if it ended by itself, -1 if it had to be ended. */
 static int reap(pid_t pid, double t0, double limit, int stop_on_signal, struct child_end *e)
 {
     struct rusage ru;
@@ -507,11 +515,11 @@ static int reap(pid_t pid, double t0, double limit, int stop_on_signal, struct c
         }
         double now = bench_now_s();
         if (!killed && ((stop_on_signal && bench_stop) || now - t0 > limit)) {
-            kill(pid, SIGTERM);
+            kill_group(pid, SIGTERM);
             killed = 1;
             term_at = now;
         } else if (killed == 1 && now - term_at > KILL_GRACE) {
-            kill(pid, SIGKILL);
+            kill_group(pid, SIGKILL);
             killed = 2;
         }
         sleep_s(0.002);
@@ -522,9 +530,11 @@ static int reap(pid_t pid, double t0, double limit, int stop_on_signal, struct c
     return killed ? -1 : 0;
 }
 
-/* Runs a command to its end; 0 when it exited 0. */
-static int run_cmd(struct run *r, const char *what, char *const argv[], const char *in, const char *out,
-                   double limit, struct child_end *e)
+/* Runs a command to its end (a Ctrl-C stops it unless stop_on_signal is
+ * 0: a clean-up that must run to its end, bounded by limit all the same);
+ * 0 when it exited 0. */
+static int run_cmd_ex(struct run *r, const char *what, char *const argv[], const char *in, const char *out,
+                      double limit, struct child_end *e, int stop_on_signal)
 {
     struct child_end scratch;
     if (!e)
@@ -533,11 +543,17 @@ static int run_cmd(struct run *r, const char *what, char *const argv[], const ch
     pid_t pid = spawn(r, argv, in, out, -1, NULL);
     if (pid < 0)
         return -1;
-    if (reap(pid, t0, limit, 1, e) != 0)
-        return fail(r, "%s: %s", what, bench_stop ? "interrupted" : "did not finish in time, stopped");
+    if (reap(pid, t0, limit, stop_on_signal, e) != 0)
+        return fail(r, "%s: %s", what, stop_on_signal && bench_stop ? "interrupted" : "did not finish in time, stopped");
     if (e->status != 0)
         return fail(r, "%s: exit status %d", what, e->status);
     return 0;
+}
+
+static int run_cmd(struct run *r, const char *what, char *const argv[], const char *in, const char *out,
+                   double limit, struct child_end *e)
+{
+    return run_cmd_ex(r, what, argv, in, out, limit, e, 1);
 }
 
 /* ---- /proc: the server's memory and CPU time ---------------------------- */
@@ -1671,9 +1687,10 @@ static void pg_stop(struct run *r)
     if (!r->pg_dir[0])
         return;
     /* --remove: the cluster may live outside the temp dir (the postgres
-     * user cannot enter a 0700 directory of root's), which would be left */
+     * user cannot enter a 0700 directory of root's), which would be left;
+     * also after a Ctrl-C, which must not cut the stop short */
     char *argv[] = {(char *)pg_script(), "stop", r->pg_dir, "--remove", NULL};
-    if (run_cmd(r, "deploy/postgres.sh stop", argv, NULL, NULL, LIMIT_SHORT, NULL))
+    if (run_cmd_ex(r, "deploy/postgres.sh stop", argv, NULL, NULL, LIMIT_SHORT, NULL, 0))
         fprintf(stderr, PROG ": the PostgreSQL cluster in %s did not stop cleanly\n", r->pg_dir);
     r->pg_dir[0] = '\0';
 }
