@@ -612,6 +612,38 @@ Test(mstore, a_first_snapshot_is_whole_or_nothing)
     otpca_mstore_destroy(&r);
 }
 
+
+Test(mstore, a_failed_chunk_ends_a_first_snapshot)
+{
+    otpca_mstore *s = open_mstore(), *r = open_mstore();
+    otpca_device_entry e[3] = {entry("dev-a", 4, OTPCA_DEV_APPROVED), entry("dev-b", 5, OTPCA_DEV_APPROVED),
+                               entry("dev-c", 6, OTPCA_DEV_APPROVED)};
+    otpca_p256_soft k;
+    uint8_t bad[65];
+    cr_assert_eq(otpca_p256_soft_generate(&k), OTPCA_ERR_OK);
+    e[1].pubkey = (otpca_buf){k.pub, 65};
+    memcpy(bad, k.pub, 65);
+    bad[64] ^= 1; /* off the curve */
+    e[2].pubkey = (otpca_buf){bad, 65};
+    otpca_mdevice d;
+    cr_assert_eq(otpca_mstore_snapshot_begin(s), OTPCA_ERR_OK);
+    cr_assert_eq(snap_chunk(s, 6, e, 1), OTPCA_ERR_OK);
+    cr_expect_eq(snap_chunk(s, 6, e + 1, 2), OTPCA_ERR_BAD_KEY, "dev-b is written before dev-c fails");
+    /* The snapshot is over: dev-a and dev-b are rolled back with it. */
+    cr_expect_eq(snap_chunk(s, 6, e, 1), OTPCA_ERR_STATE);
+    cr_expect_eq(otpca_mstore_snapshot_commit(s, 6), OTPCA_ERR_STATE);
+    cr_expect_eq(otpca_mstore_device_get(s, "dev-a", &d), OTPCA_ERR_NOT_FOUND);
+    cr_expect_eq(otpca_mstore_device_get(r, "dev-b", &d), OTPCA_ERR_NOT_FOUND);
+    cr_expect_eq(sync_seq(r), 0);
+    /* The handle is usable: the next attempt applies. */
+    cr_assert_eq(otpca_mstore_snapshot_begin(s), OTPCA_ERR_OK);
+    cr_assert_eq(snap_chunk(s, 6, e, 2), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_mstore_snapshot_commit(s, 6), OTPCA_ERR_OK);
+    cr_expect_eq(get(r, "dev-b").state, OTPCA_DEV_APPROVED);
+    cr_expect_eq(sync_seq(r), 6);
+    otpca_mstore_destroy(&s);
+    otpca_mstore_destroy(&r);
+}
 Test(mstore, snapshot_survives_a_killed_process)
 {
     otpca_mstore *s = open_mstore();
