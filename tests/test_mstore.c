@@ -613,6 +613,59 @@ Test(mstore, a_first_snapshot_is_whole_or_nothing)
 }
 
 
+/* A first snapshot goes into devices several rows per statement: every
+ * row keeps its own values, whichever statement carried it. */
+Test(mstore, a_first_snapshot_of_many_devices_keeps_each_row)
+{
+    enum { N = 75 };
+    otpca_mstore *s = open_mstore();
+    otpca_device_entry e[N];
+    char serials[N][16];
+    uint8_t macs[N][6], h[32];
+    otpca_p256_soft k[3];
+    hash_of("cert", h);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(otpca_p256_soft_generate(&k[i]), OTPCA_ERR_OK);
+    for (size_t i = 0; i < N; i++) {
+        snprintf(serials[i], sizeof serials[i], "dev-%03zu", i);
+        e[i] = entry(serials[i], 10 + i, i % 7 == 3 ? OTPCA_DEV_REVOKED : OTPCA_DEV_APPROVED);
+        memset(macs[i], (int)i, 6);
+        e[i].mac = (otpca_buf){macs[i], 6};
+        e[i].pubkey = (otpca_buf){k[i % 3].pub, 65};
+        entry_local(&e[i], 100 + i, i % 4);
+        if (i % 5 == 0)
+            e[i].cert_hash = (otpca_buf){h, 32};
+    }
+    e[40].state = OTPCA_DEV_DELETED; /* skipped */
+    e[74] = e[2]; /* dev-002 again, later: the last one holds */
+    e[74].seq = 90;
+    e[74].state = OTPCA_DEV_ENROLLED;
+    cr_assert_eq(otpca_mstore_snapshot_begin(s), OTPCA_ERR_OK);
+    cr_assert_eq(snap_chunk(s, 90, e, 70), OTPCA_ERR_OK);
+    cr_assert_eq(snap_chunk(s, 90, e + 70, N - 70), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_mstore_snapshot_commit(s, 90), OTPCA_ERR_OK);
+    uint64_t counts[5];
+    cr_assert_eq(otpca_mstore_device_count(s, counts), OTPCA_ERR_OK);
+    cr_expect_eq(counts[0], N - 2, "all but the deleted one and the repeat: %llu", (unsigned long long)counts[0]);
+    otpca_mdevice d;
+    cr_expect_eq(otpca_mstore_device_get(s, "dev-040", &d), OTPCA_ERR_NOT_FOUND);
+    for (size_t i = 0; i < N - 1; i++) {
+        if (i == 40)
+            continue;
+        d = get(s, serials[i]);
+        const otpca_device_entry *x = i == 2 ? &e[74] : &e[i];
+        cr_expect_eq(d.seq, x->seq, "%s", serials[i]);
+        cr_expect_eq(d.state, (int)x->state, "%s", serials[i]);
+        cr_expect_arr_eq(d.mac, macs[i], 6, "%s", serials[i]);
+        cr_expect_arr_eq(d.pubkey, k[i % 3].pub, 65, "%s", serials[i]);
+        cr_expect_eq(d.last_step, 100 + i, "%s", serials[i]);
+        cr_expect_eq(d.failures, i % 4, "%s", serials[i]);
+        cr_expect_eq(d.has_cert, i % 5 == 0, "%s", serials[i]);
+    }
+    cr_expect_eq(sync_seq(s), 90);
+    otpca_mstore_destroy(&s);
+}
+
 Test(mstore, a_failed_chunk_ends_a_first_snapshot)
 {
     otpca_mstore *s = open_mstore(), *r = open_mstore();
