@@ -332,7 +332,7 @@ operator = otpca-op-01
 operator_token = pkcs11:token=otpca-op-01;object=op-totp?$(wrig_pin otpca-op-01)
 netkey_file = $tmp/netkey.hex
 window_seconds = 3600
-workers = 2
+workers = ${OTPCA_BENCH_WORKERS:-2}
 log_level = warn
 END
 }

@@ -28,9 +28,14 @@
 # client's CPU share, the open/close times (target <= 1 s each), and the
 # peak RSS (VmHWM from /proc) of the manager (window 1, read just before
 # its close) and of the cloud (read after the second window).
+# Also the manager's CPU during the load by thread (workers summed, the
+# journal writer, the main loop, ZMQ's I/O thread, the uplink).
 # The binaries come from --build DIR (default build/, made by
 # deploy/test.sh; a Release build measures best). Takes about 1-2 minutes
 # at the defaults. Exit status: 0 done, 1 a step failed, 2 bad usage.
+# Environment: OTPCA_BENCH_WORKERS (the manager's workers, default 2);
+# OTPCA_BENCH_PERF=FILE records the manager with perf during the load,
+# with OTPCA_BENCH_PERF_OPTS (default -g).
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -49,7 +54,7 @@ while [ $# -gt 0 ]; do
     --concurrency) conc=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
     --build) build=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
     --json) json=1; shift ;;
-    -h | --help) sed -n '3,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,38p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) say "unknown argument: $1"; usage >&2; exit 2 ;;
     esac
 done
@@ -112,10 +117,24 @@ say "window 1: open (snapshot of $devices devices), $enroll enrollments, close .
 open_window 1
 open1=$open_ms
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime
+# thread_ticks PID: "name ticks" per thread of PID (the manager names its
+# threads: mgr-worker-N, mgr-journal, mgr-uplink; ZMQ's I/O thread is
+# ZMQbg/IO/N); the comm field may hold spaces, so it is cut at its parens.
+thread_ticks() {
+    local f line
+    for f in /proc/"$1"/task/*/stat; do
+        read -r line <"$f" 2>/dev/null || continue
+        local name=${line#*(} rest=${line##*) }
+        name=${name%)*}
+        set -- $rest # fields from 3 on: utime is the 12th, stime the 13th
+        echo "${name// /_} $((${12} + ${13}))"
+    done
+}
 m0=$(cpu_ticks "$mpid"); c0=$(cpu_ticks "$cloudpid")
+mt0=$(thread_ticks "$mpid")
 # OTPCA_BENCH_PERF=FILE: perf record of the manager during the load.
 if [ -n "${OTPCA_BENCH_PERF:-}" ]; then
-    perf record -g -p "$mpid" -o "$OTPCA_BENCH_PERF" >/dev/null 2>&1 &
+    perf record ${OTPCA_BENCH_PERF_OPTS:--g} -p "$mpid" -o "$OTPCA_BENCH_PERF" >/dev/null 2>&1 &
     perfpid=$!
 fi
 "$bin/otpca-bench-window" load --endpoint "$endpoint" --devices "$tmp/devices.bin" --count "$enroll" \
@@ -123,6 +142,12 @@ fi
 [ -n "${OTPCA_BENCH_PERF:-}" ] && { kill -INT "$perfpid"; wait "$perfpid"; }
 hz=$(getconf CLK_TCK)
 mcpu=$(awk -v a="$m0" -v b="$(cpu_ticks "$mpid")" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
+# The manager's CPU seconds during the load by thread, the workers summed:
+# "main 0.21 mgr-journal 0.60 mgr-worker 3.10 ..."
+mthreads=$( { echo "$mt0" | sed 's/^/a /'; thread_ticks "$mpid" | sed 's/^/b /'; } | awk -v hz="$hz" '
+    { n = $2; sub(/-[0-9]+$/, "", n); if (n == "otpca-manager") n = "main"; sub(/\/[0-9]+$/, "", n)
+      if ($1 == "a") t[n] -= $3; else t[n] += $3 }
+    END { for (n in t) printf "%s %.2f\n", n, t[n] / hz }' | sort)
 ccpu_cloud=$(awk -v a="$c0" -v b="$(cpu_ticks "$cloudpid")" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
 close_window
 close1=$close_ms
@@ -171,6 +196,7 @@ if [ "$json" = 1 ]; then
         "$bound" "$ratio" "$engine2" "$p50" "$p95" "$p99"
     printf '"bytes_per_enrollment":%s,"client_cpu_seconds":%s,"seconds":%s,' "$bytes" "$ccpu" "$secs"
     printf '"manager_cpu_seconds":%s,"cloud_cpu_seconds":%s,"per_manager_cpu_second":%s,' "$mcpu" "$ccpu_cloud" "$mrate"
+    printf '"manager_cpu_by_thread":{%s},' "$(echo "$mthreads" | awk 'NF == 2 { printf "%s\"%s\":%s", (n++ ? "," : ""), $1, $2 }')"
     printf '"bound_per_cpu_second":%s,"ratio_cpu":%s,' "$boundcpu" "$ratiocpu"
     printf '"open_snapshot_ms":%s,"close_ms":%s,"open_delta_ms":%s,"close_idle_ms":%s,"pending_after_close":%s,' \
         "$open1" "$close1" "$open2" "$close2" "${pending:-null}"
@@ -187,6 +213,7 @@ $devices devices in scope, $enroll enrollments, $conc in flight:
   bytes per enrollment          $bytes
   per CPU-second of the manager  $mrate   (bound per CPU-second: $boundcpu, ratio $ratiocpu)
   CPU during the load           manager $mcpu s, cloud $ccpu_cloud s, client $ccpu s, of $secs s x $(nproc) cores
+  manager CPU by thread         $(echo "$mthreads" | awk 'NF == 2 { printf "%s%s %s s", (n++ ? ", " : ""), $1, $2 }')
   window open, first (snapshot) $open1 ms
   window close after the load   $close1 ms (records uploaded; ${pending:-?} pending)
   window open, again (delta)    $open2 ms

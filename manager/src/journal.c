@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "otpca/common/log.h"
@@ -254,6 +255,7 @@ static void write_group(mgr_journal *j, mgr_job **jobs, size_t n)
 static void *writer(void *arg)
 {
     mgr_journal *j = arg;
+    prctl(PR_SET_NAME, "mgr-journal");
     mgr_job *group[GROUP_MAX];
     for (;;) {
         pthread_mutex_lock(&j->mu);

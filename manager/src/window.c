@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -551,6 +552,9 @@ static int load_nonce(const uint8_t nonce[16], uint64_t t, void *arg)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof name, "mgr-worker-%u", w->idx % 100);
+    prctl(PR_SET_NAME, name); /* top -H, /proc/PID/task/TID/comm; the bench's CPU by thread */
     otpca_broker_worker(w->sock, handle, w);
     return NULL;
 }
@@ -984,6 +988,7 @@ static otpca_err apply_notices(struct mgr *m, int wait_ms)
 static void *uplink_main(void *arg)
 {
     struct mgr *m = arg;
+    prctl(PR_SET_NAME, "mgr-uplink");
     for (;;) {
         uint64_t total = 0;
         long k = 0;
