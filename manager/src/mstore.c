@@ -529,9 +529,8 @@ struct mrow {
 
 /* Checks an entry the way the decoder does (a caller may hand in a batch
  * it built itself) and the store's own limits; keys are stored
- * uncompressed, and checked to be on the curve. have_box: the batch has a
- * seedkey (the caller sets r->box of a row with a seed). */
-static otpca_err entry_row(const otpca_device_entry *e, int have_box, struct mrow *r)
+ * uncompressed, and checked to be on the curve. */
+static otpca_err entry_row(const otpca_device_entry *e, uint64_t box, struct mrow *r)
 {
     memset(r, 0, sizeof *r);
     if (!id_ok_n(e->serial.p, e->serial.len))
@@ -563,10 +562,11 @@ static otpca_err entry_row(const otpca_device_entry *e, int have_box, struct mro
     if (e->seed.p) {
         if (e->seed.len < OTPCA_SEEDBOX_SEALED_MIN || e->seed.len > OTPCA_SEEDBOX_SEALED_MAX)
             return bad_arg("entry sealed seed");
-        if (!have_box)
+        if (!box)
             return bad_arg("entry: a sealed seed in a batch without seedkey");
         r->seed = e->seed.p;
         r->seed_len = e->seed.len;
+        r->box = box;
     }
     r->digits = (e->present & OTPCA_MSG_BIT(7)) ? (unsigned)e->digits : 6;
     r->period = (e->present & OTPCA_MSG_BIT(8)) ? (unsigned)e->period : 30;
@@ -660,10 +660,13 @@ static otpca_err ents_next(entry_iter *x, otpca_device_entry *e)
     return ret;
 }
 
-/* The batch's seedkey, checked (*has 0 without one). */
-static otpca_err seedkey_of(const otpca_sync_batch *b, int *has, uint8_t eph[OTPCA_P256_PUB_LEN])
+/* The id of the batch's seed box (0 if it has no seedkey), added if new. */
+static otpca_err box_of(otpca_mstore *s, const otpca_sync_batch *b, uint64_t *id)
 {
-    *has = 0;
+    uint8_t eph[OTPCA_P256_PUB_LEN];
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_OK;
+    *id = 0;
     if (!b->seedkey.p)
         return OTPCA_ERR_OK;
     if (b->seedkey.len != OTPCA_P256_PUB_LEN || b->seedkey.p[0] != 0x04 ||
@@ -671,25 +674,16 @@ static otpca_err seedkey_of(const otpca_sync_batch *b, int *has, uint8_t eph[OTP
         log_warn("mstore: a batch's seedkey is not an uncompressed P-256 point");
         return OTPCA_ERR_BAD_KEY;
     }
-    *has = 1;
-    return OTPCA_ERR_OK;
-}
-
-/* The id of the seed box of a checked seedkey, added if new. */
-static otpca_err box_add(otpca_mstore *s, const uint8_t eph[OTPCA_P256_PUB_LEN], uint64_t *id)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = SQLITE_OK;
     otpca_err ret = otpca_sqlite_stmt(&s->q, ST_BOX_ADD, &st);
     if (ret)
         return ret;
-    otpca_sqlite_bind_blob(st, 1, eph, OTPCA_P256_PUB_LEN, &rc);
+    otpca_sqlite_bind_blob(st, 1, eph, sizeof eph, &rc);
     if ((ret = otpca_sqlite_step_done(&s->q, st, rc, "add a seed box")))
         return ret;
     if ((ret = otpca_sqlite_stmt(&s->q, ST_BOX_ID, &st)))
         return ret;
     rc = SQLITE_OK;
-    otpca_sqlite_bind_blob(st, 1, eph, OTPCA_P256_PUB_LEN, &rc);
+    otpca_sqlite_bind_blob(st, 1, eph, sizeof eph, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
@@ -745,36 +739,42 @@ static otpca_err direct_write(otpca_mstore *s, const struct mrow *rows, size_t n
     return otpca_sqlite_step_done(&s->q, st, rc, "write devices");
 }
 
-/* Applies the entries of a delta to devices. */
-static otpca_err apply_entries(otpca_mstore *s, const otpca_sync_batch *b)
+/* Applies the entries of b: a delta into devices, a snapshot chunk into
+ * staging, or into devices when s->direct. */
+static otpca_err apply_entries(otpca_mstore *s, const otpca_sync_batch *b, int snapshot)
 {
     otpca_device_entry e;
-    struct mrow r;
+    struct mrow rows[DIRECT_ROWS];
+    size_t n = 0; /* rows held for direct_write */
+    int direct = snapshot && s->direct;
     entry_iter x;
-    uint8_t eph[OTPCA_P256_PUB_LEN];
     uint64_t box = 0;
-    int has_box = 0;
-    otpca_err ret = seedkey_of(b, &has_box, eph);
-    if (!ret && has_box)
-        ret = box_add(s, eph, &box);
+    otpca_err ret = box_of(s, b, &box);
     if (ret)
         return ret;
     ents_init(&x, b);
     while ((ret = ents_next(&x, &e)) == OTPCA_ERR_OK) {
-        if ((ret = entry_row(&e, has_box, &r)))
+        struct mrow *r = &rows[n];
+        if ((ret = entry_row(&e, box, r)))
             return ret;
-        if (r.seed)
-            r.box = box;
-        if (r.seq > b->to || r.seq <= b->from) {
-            log_warn("mstore: device %s: change %llu outside the batch's range", r.serial,
-                     (unsigned long long)r.seq);
+        if (r->seq > b->to || (!snapshot && r->seq <= b->from)) {
+            log_warn("mstore: device %s: change %llu outside the batch's range", r->serial,
+                     (unsigned long long)r->seq);
             return OTPCA_ERR_INVALID_ARG;
         }
-        ret = r.state == OTPCA_DEV_DELETED ? device_delete(s, r.serial) : row_write(s, ST_DEVICE_UPSERT, &r, 1);
+        if (r->state == OTPCA_DEV_DELETED)
+            ret = snapshot ? OTPCA_ERR_OK : device_delete(s, r->serial);
+        else if (direct && ++n == DIRECT_ROWS) {
+            ret = direct_write(s, rows, n);
+            n = 0;
+        } else if (!direct)
+            ret = row_write(s, snapshot ? ST_STAGE_PUT : ST_DEVICE_UPSERT, r, 1);
         if (ret)
             return ret;
     }
-    return ret == OTPCA_ERR_NOT_FOUND ? OTPCA_ERR_OK : ret ? ret : OTPCA_ERR_INTERNAL;
+    if (ret != OTPCA_ERR_NOT_FOUND)
+        return ret ? ret : OTPCA_ERR_INTERNAL;
+    return direct_write(s, rows, n);
 }
 
 static otpca_err batch_ok(const otpca_sync_batch *b, uint64_t kind)
@@ -806,7 +806,7 @@ otpca_err otpca_mstore_apply_delta(otpca_mstore *s, const otpca_sync_batch *b)
         ret = OTPCA_ERR_STATE;
     }
     if (!ret)
-        ret = apply_entries(s, b);
+        ret = apply_entries(s, b, 0);
     if (!ret)
         ret = otpca_sqlite_run(&s->q, ST_BOX_GC);
     if (!ret)
@@ -849,113 +849,12 @@ otpca_err otpca_mstore_snapshot_begin(otpca_mstore *s)
     return ret;
 }
 
-/* ------------------------------------------------------ snapshot chunks */
-
-/* A row of a prepared chunk, its byte fields copied: the batch they were
- * decoded from goes away. */
-struct prow {
-    struct mrow r;
-    uint8_t mac[8];
-    uint8_t seed[OTPCA_SEEDBOX_SEALED_MAX];
-    uint8_t cert_hash[OTPCA_HASH_LEN];
-};
-
-struct otpca_mstore_chunk {
-    int has_box;
-    uint8_t eph[OTPCA_P256_PUB_LEN];
-    size_t n;
-    struct prow rows[];
-};
-
-void otpca_mstore_chunk_destroy(otpca_mstore_chunk **p)
+otpca_err otpca_mstore_snapshot_chunk(otpca_mstore *s, const otpca_sync_batch *b)
 {
-    if (!p || !*p)
-        return;
-    free(*p);
-    *p = NULL;
-}
-
-otpca_err otpca_mstore_chunk_new(const otpca_sync_batch *b, otpca_mstore_chunk **out)
-{
-    otpca_device_entry e;
-    entry_iter x;
-    otpca_mstore_chunk *c = NULL;
-    if (!out)
-        return bad_arg("chunk");
-    *out = NULL;
+    int own = 0;
     otpca_err ret = batch_ok(b, OTPCA_SYNC_SNAPSHOT);
     if (ret)
         return ret;
-    size_t count = b->entries.count;
-    if (count > (SIZE_MAX - sizeof *c) / sizeof c->rows[0])
-        return bad_arg("snapshot chunk");
-    if (!(c = calloc(1, sizeof *c + count * sizeof c->rows[0])))
-        return OTPCA_ERR_NOMEM;
-    ret = seedkey_of(b, &c->has_box, c->eph);
-    ents_init(&x, b);
-    while (!ret && (ret = ents_next(&x, &e)) == OTPCA_ERR_OK) {
-        if (c->n == count) { /* a caller's array longer than its count */
-            ret = bad_arg("snapshot chunk entries");
-            break;
-        }
-        struct prow *p = &c->rows[c->n];
-        struct mrow *r = &p->r;
-        if ((ret = entry_row(&e, c->has_box, r)))
-            break;
-        if (r->seq > b->to) {
-            log_warn("mstore: device %s: change %llu outside the batch's range", r->serial,
-                     (unsigned long long)r->seq);
-            ret = OTPCA_ERR_INVALID_ARG;
-            break;
-        }
-        if (r->state == OTPCA_DEV_DELETED) /* a snapshot lists what is there */
-            continue;
-        if (r->mac)
-            r->mac = memcpy(p->mac, r->mac, r->mac_len);
-        if (r->seed)
-            r->seed = memcpy(p->seed, r->seed, r->seed_len);
-        if (r->cert_hash)
-            r->cert_hash = memcpy(p->cert_hash, r->cert_hash, OTPCA_HASH_LEN);
-        c->n++;
-    }
-    if (ret == OTPCA_ERR_NOT_FOUND)
-        ret = OTPCA_ERR_OK;
-    if (ret)
-        otpca_mstore_chunk_destroy(&c);
-    *out = c;
-    return ret;
-}
-
-/* Writes a prepared chunk: into staging, or into devices when s->direct,
- * DIRECT_ROWS a statement. */
-static otpca_err chunk_write(otpca_mstore *s, const otpca_mstore_chunk *c)
-{
-    struct mrow rows[DIRECT_ROWS];
-    size_t k = 0;
-    uint64_t box = 0;
-    otpca_err ret = c->has_box ? box_add(s, c->eph, &box) : OTPCA_ERR_OK;
-    for (size_t i = 0; i < c->n && !ret; i++) {
-        struct mrow *r = s->direct ? &rows[k++] : &rows[0];
-        *r = c->rows[i].r;
-        if (r->seed)
-            r->box = box;
-        if (!s->direct)
-            ret = row_write(s, ST_STAGE_PUT, r, 1);
-        else if (k == DIRECT_ROWS) {
-            ret = direct_write(s, rows, k);
-            k = 0;
-        }
-    }
-    if (!ret && s->direct)
-        ret = direct_write(s, rows, k);
-    return ret;
-}
-
-otpca_err otpca_mstore_snapshot_put(otpca_mstore *s, const otpca_mstore_chunk *c)
-{
-    int own = 0;
-    if (!c)
-        return bad_arg("snapshot chunk");
     if (!s->snapshot) {
         log_error("mstore: a snapshot chunk without snapshot_begin");
         return OTPCA_ERR_STATE;
@@ -968,36 +867,15 @@ otpca_err otpca_mstore_snapshot_put(otpca_mstore *s, const otpca_mstore_chunk *c
          * memjrnlTruncate), so a chunk cost grew with its square (perf:
          * a fifth of a 100,000-device first open). A failed chunk ends
          * the snapshot instead: the transaction is rolled back. */
-        otpca_err ret = chunk_write(s, c);
+        ret = apply_entries(s, b, 1);
         if (ret)
             otpca_mstore_snapshot_abort(s);
         return ret;
     }
-    otpca_err ret = b_enter(s, &own);
-    if (ret)
+    if ((ret = b_enter(s, &own)))
         return ret;
-    ret = chunk_write(s, c);
+    ret = apply_entries(s, b, 1);
     return b_leave(s, own, ret);
-}
-
-otpca_err otpca_mstore_snapshot_chunk(otpca_mstore *s, const otpca_sync_batch *b)
-{
-    otpca_mstore_chunk *c = NULL;
-    otpca_err ret = batch_ok(b, OTPCA_SYNC_SNAPSHOT);
-    if (ret)
-        return ret;
-    if (!s->snapshot) {
-        log_error("mstore: a snapshot chunk without snapshot_begin");
-        return OTPCA_ERR_STATE;
-    }
-    if ((ret = otpca_mstore_chunk_new(b, &c))) {
-        if (s->direct) /* as if written: a failed chunk ends a first snapshot */
-            otpca_mstore_snapshot_abort(s);
-        return ret;
-    }
-    ret = otpca_mstore_snapshot_put(s, c);
-    otpca_mstore_chunk_destroy(&c);
-    return ret;
 }
 
 otpca_err otpca_mstore_snapshot_commit(otpca_mstore *s, uint64_t to)

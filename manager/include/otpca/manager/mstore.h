@@ -139,20 +139,6 @@ otpca_err otpca_mstore_snapshot_chunk(otpca_mstore *st, const otpca_sync_batch *
 otpca_err otpca_mstore_snapshot_commit(otpca_mstore *st, uint64_t to) __attribute__((warn_unused_result));
 void otpca_mstore_snapshot_abort(otpca_mstore *st);
 
-/* snapshot_chunk in two halves, so that one thread can decode and check
- * chunk n + 1 while another writes chunk n. chunk_new decodes and checks
- * the entries of b (kind OTPCA_SYNC_SNAPSHOT) as snapshot_chunk does,
- * without a store, into memory of its own: b may go away afterwards.
- * Errors as snapshot_chunk's (*out NULL). snapshot_put writes it as
- * snapshot_chunk would (OTPCA_ERR_STATE without begin; a failure ends a
- * first snapshot). snapshot_chunk = chunk_new + snapshot_put. */
-typedef struct otpca_mstore_chunk otpca_mstore_chunk;
-otpca_err otpca_mstore_chunk_new(const otpca_sync_batch *b, otpca_mstore_chunk **out)
-    __attribute__((warn_unused_result));
-void otpca_mstore_chunk_destroy(otpca_mstore_chunk **c);
-otpca_err otpca_mstore_snapshot_put(otpca_mstore *st, const otpca_mstore_chunk *c)
-    __attribute__((warn_unused_result));
-
 /* The change-log sequence the trust list is at (0: never synced). */
 otpca_err otpca_mstore_sync_seq(otpca_mstore *st, uint64_t *seq) __attribute__((warn_unused_result));
 /* OTPCA_ERR_NOT_FOUND if the serial is not in the trust list. */
