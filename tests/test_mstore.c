@@ -127,7 +127,7 @@ Test(mstore, open_creates_0600_file_at_current_schema)
     struct stat sb;
     cr_assert_eq(stat(g_path, &sb), 0);
     cr_expect_eq(sb.st_mode & 0777, 0600, "mode %o", (unsigned)(sb.st_mode & 0777));
-    cr_expect_eq(otpca_mstore_schema_version(s), 2);
+    cr_expect_eq(otpca_mstore_schema_version(s), 3);
     cr_expect_eq(sync_seq(s), 0);
     uint8_t v[4] = {1, 2, 3, 4};
     cr_assert_eq(otpca_mstore_meta_put(s, "lease", v, sizeof v), OTPCA_ERR_OK);
@@ -137,14 +137,16 @@ Test(mstore, open_creates_0600_file_at_current_schema)
 
     /* The migration is recorded once, with the file's application id, in
      * WAL mode; reopening migrates nothing and keeps the data. */
-    cr_expect_eq(raw_int("SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+    cr_expect_eq(raw_int("SELECT value FROM meta WHERE key = 'schema_version'"), 3);
     cr_expect_eq(raw_int("SELECT count(*) FROM meta WHERE key = 'schema_version'"), 1);
     cr_expect_eq(raw_int("PRAGMA application_id"), 0x6f74706d);
+    /* version 3 dropped it: the statements that write devices do its work */
+    cr_expect_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE name = 'crl_device_added'"), 0);
     cr_expect_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE name IN "
                          "('devices', 'staging', 'boxes', 'nonces', 'records', 'audit', 'meta')"),
                  7);
     s = open_mstore();
-    cr_expect_eq(otpca_mstore_schema_version(s), 2);
+    cr_expect_eq(otpca_mstore_schema_version(s), 3);
     uint8_t buf[8];
     size_t len = 0;
     cr_assert_eq(otpca_mstore_meta_get(s, "lease", buf, sizeof buf, &len), OTPCA_ERR_OK);
@@ -166,10 +168,10 @@ Test(mstore, open_refuses_a_newer_schema)
 {
     otpca_mstore *s = open_mstore();
     otpca_mstore_destroy(&s);
-    raw_sql("UPDATE meta SET value = 3 WHERE key = 'schema_version'");
+    raw_sql("UPDATE meta SET value = 4 WHERE key = 'schema_version'");
     cr_expect_eq(otpca_mstore_open(g_path, &s), OTPCA_ERR_UNSUPPORTED);
     cr_expect_null(s);
-    raw_sql("UPDATE meta SET value = 2 WHERE key = 'schema_version'");
+    raw_sql("UPDATE meta SET value = 3 WHERE key = 'schema_version'");
     s = open_mstore();
     otpca_mstore_destroy(&s);
 }
@@ -1143,6 +1145,52 @@ Test(mstore, crl_entries_follow_revocations_and_stay)
     /* And after a reopen. */
     s = open_mstore();
     cr_expect_eq(crl_of(s).n, 4);
+    otpca_mstore_destroy(&s);
+}
+
+/* A device that arrives revoked, not one that becomes revoked: its
+ * journaled certificates are listed too, whichever way it is written. */
+Test(mstore, crl_entries_of_devices_written_revoked)
+{
+    otpca_mstore *s = open_mstore();
+    otpca_mrecord r;
+    otpca_device_entry e[40];
+    char serials[40][16];
+    /* Journaled before the trust list had them (another scope, say). */
+    const char *had[] = {"dev-05", "dev-33", "dev-34", "dev-x", "dev-y"};
+    for (uint8_t i = 0; i < 5; i++) {
+        issued(&r, (uint8_t)(i + 1), had[i]);
+        cr_assert_eq(otpca_mstore_record_add(s, &r, NULL), OTPCA_ERR_OK);
+    }
+    /* A first snapshot (direct) of 40, a full statement and 8 rows on
+     * their own: dev-05 and dev-34 revoked, dev-33 not. */
+    for (size_t i = 0; i < 40; i++) {
+        snprintf(serials[i], sizeof serials[i], "dev-%02zu", i);
+        e[i] = entry(serials[i], 1 + i, i == 5 || i == 34 ? OTPCA_DEV_REVOKED : OTPCA_DEV_APPROVED);
+    }
+    e[34].revoked_at = 1790000034;
+    e[34].present |= OTPCA_MSG_BIT(13);
+    cr_assert_eq(otpca_mstore_snapshot_begin(s), OTPCA_ERR_OK);
+    cr_assert_eq(snap_chunk(s, 40, e, 40), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_mstore_snapshot_commit(s, 40), OTPCA_ERR_OK);
+    struct crl_seen c = crl_of(s);
+    cr_assert_eq(c.n, 2);
+    cr_expect_str_eq(c.serial[0], "dev-05");
+    cr_expect_str_eq(c.serial[1], "dev-34");
+    cr_expect_eq(c.at[1], 1790000034);
+    /* A delta that adds dev-x revoked. */
+    otpca_device_entry x = entry("dev-x", 41, OTPCA_DEV_REVOKED);
+    cr_assert_eq(delta(s, 40, 41, &x, 1), OTPCA_ERR_OK);
+    cr_expect_eq(crl_of(s).n, 3);
+    /* A staged snapshot that adds dev-y revoked (and keeps dev-x). */
+    otpca_device_entry y[2] = {entry("dev-x", 41, OTPCA_DEV_REVOKED), entry("dev-y", 42, OTPCA_DEV_REVOKED)};
+    cr_assert_eq(otpca_mstore_snapshot_begin(s), OTPCA_ERR_OK);
+    cr_assert_eq(snap_chunk(s, 42, y, 2), OTPCA_ERR_OK);
+    cr_assert_eq(otpca_mstore_snapshot_commit(s, 42), OTPCA_ERR_OK);
+    c = crl_of(s);
+    cr_assert_eq(c.n, 4, "%zu entries", c.n);
+    cr_expect_str_eq(c.serial[2], "dev-x");
+    cr_expect_str_eq(c.serial[3], "dev-y");
     otpca_mstore_destroy(&s);
 }
 

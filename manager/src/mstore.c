@@ -148,8 +148,16 @@ static const char SCHEMA_V2[] =
     "INSERT OR IGNORE INTO crl_entries(record, revoked_at, reason) SELECT r.seq, unixepoch(), 0 FROM records r"
     " JOIN devices d ON d.serial = r.serial WHERE d.state = 3 AND r.kind IN (1, 4) AND r.cert IS NOT NULL;";
 
+/* Version 3: a device written revoked gets its CRL entries from the
+ * statements that write devices (ST_CRL_DEVICE, ST_CRL_STAGED), no longer
+ * from an AFTER INSERT trigger: for every device inserted, revoked or not,
+ * that trigger made SQLite run a sub-program, and a multi-row INSERT go
+ * through a temporary table (measured: a fifth of the time a first
+ * snapshot of 100,000 devices spent in SQLite). The UPDATE trigger stays. */
+static const char SCHEMA_V3[] = "DROP TRIGGER crl_device_added;";
+
 /* Migration i takes the schema from version i to i + 1. Append only. */
-static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2};
+static const char *const MIGRATIONS[] = {SCHEMA_V1, SCHEMA_V2, SCHEMA_V3};
 #define SCHEMA_VERSION ((unsigned)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
 /* ------------------------------------------------------------ statements */
@@ -244,6 +252,8 @@ enum st_id {
     ST_AUDIT_SCAN,
     ST_CRL_SCAN,
     ST_CRL_COUNT,
+    ST_CRL_DEVICE,
+    ST_CRL_STAGED,
     ST_DEVICES_ANY,
     ST_COUNT
 };
@@ -304,6 +314,16 @@ static const char *const SQL[ST_COUNT] = {
     [ST_CRL_SCAN] = "SELECT r.serial, r.cert, c.revoked_at, c.reason FROM crl_entries c "
                     "JOIN records r ON r.seq = c.record ORDER BY c.record",
     [ST_CRL_COUNT] = "SELECT count(*) FROM crl_entries",
+    /* What the crl_device_added trigger did for one device written (the
+     * device ?1 if revoked), and for the devices a staged snapshot wrote. */
+    [ST_CRL_DEVICE] = "INSERT OR IGNORE INTO crl_entries(record, revoked_at, reason) SELECT r.seq, "
+                      CRL_TIME("d.revoked_at") ", d.revoke_reason FROM devices d CROSS JOIN records r "
+                      "WHERE d.serial = ?1 AND d.state = 3 AND r.serial = d.serial AND r.kind IN (1, 4) "
+                      "AND r.cert IS NOT NULL",
+    [ST_CRL_STAGED] = "INSERT OR IGNORE INTO crl_entries(record, revoked_at, reason) SELECT r.seq, "
+                      CRL_TIME("d.revoked_at") ", d.revoke_reason FROM staging s CROSS JOIN devices d "
+                      "CROSS JOIN records r WHERE s.state = 3 AND d.serial = s.serial AND d.state = 3 "
+                      "AND r.serial = d.serial AND r.kind IN (1, 4) AND r.cert IS NOT NULL",
     [ST_DEVICES_ANY] = "SELECT EXISTS (SELECT 1 FROM devices)",
 };
 
@@ -719,24 +739,38 @@ static otpca_err device_delete(otpca_mstore *s, const char *serial)
     return otpca_sqlite_step_done(&s->q, st, rc, "delete a device");
 }
 
+/* The CRL entries of a device just written revoked (ST_CRL_DEVICE). */
+static otpca_err crl_of_device(otpca_mstore *s, const struct mrow *r)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_OK;
+    if (r->state != OTPCA_DEV_REVOKED)
+        return OTPCA_ERR_OK;
+    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_CRL_DEVICE, &st);
+    if (ret)
+        return ret;
+    otpca_sqlite_bind_text(st, 1, r->serial, &rc);
+    return otpca_sqlite_step_done(&s->q, st, rc, "list a revoked device's certificates");
+}
+
 /* Writes n checked rows of a first snapshot: DIRECT_ROWS by one
  * statement, fewer one by one. */
 static otpca_err direct_write(otpca_mstore *s, const struct mrow *rows, size_t n)
 {
     sqlite3_stmt *st = NULL;
     int rc = SQLITE_OK;
+    otpca_err ret = OTPCA_ERR_OK;
     if (n != DIRECT_ROWS) {
-        otpca_err ret = OTPCA_ERR_OK;
         for (size_t i = 0; i < n && !ret; i++)
             ret = row_write(s, ST_DIRECT_PUT1, &rows[i], 1);
-        return ret;
+    } else if (!(ret = otpca_sqlite_stmt(&s->q, ST_DIRECT_PUT, &st))) {
+        for (size_t i = 0; i < n; i++)
+            bind_row(st, (int)(i * DEV_NCOLS), &rows[i], &rc);
+        ret = otpca_sqlite_step_done(&s->q, st, rc, "write devices");
     }
-    otpca_err ret = otpca_sqlite_stmt(&s->q, ST_DIRECT_PUT, &st);
-    if (ret)
-        return ret;
-    for (size_t i = 0; i < n; i++)
-        bind_row(st, (int)(i * DEV_NCOLS), &rows[i], &rc);
-    return otpca_sqlite_step_done(&s->q, st, rc, "write devices");
+    for (size_t i = 0; i < n && !ret; i++)
+        ret = crl_of_device(s, &rows[i]);
+    return ret;
 }
 
 /* Applies the entries of b: a delta into devices, a snapshot chunk into
@@ -767,8 +801,10 @@ static otpca_err apply_entries(otpca_mstore *s, const otpca_sync_batch *b, int s
         else if (direct && ++n == DIRECT_ROWS) {
             ret = direct_write(s, rows, n);
             n = 0;
-        } else if (!direct)
-            ret = row_write(s, snapshot ? ST_STAGE_PUT : ST_DEVICE_UPSERT, r, 1);
+        } else if (snapshot && !direct)
+            ret = row_write(s, ST_STAGE_PUT, r, 1);
+        else if (!direct && !(ret = row_write(s, ST_DEVICE_UPSERT, r, 1)))
+            ret = crl_of_device(s, r);
         if (ret)
             return ret;
     }
@@ -914,6 +950,8 @@ otpca_err otpca_mstore_snapshot_commit(otpca_mstore *s, uint64_t to)
         otpca_sqlite_bind_int(st, 20, to >= seq ? 1 : 0, &rc);
         ret = otpca_sqlite_step_done(&s->q, st, rc, "replace the trust list");
     }
+    if (!ret)
+        ret = otpca_sqlite_run(&s->q, ST_CRL_STAGED);
     if (!ret)
         ret = otpca_sqlite_run(&s->q, ST_STAGE_CLEAR);
     if (!ret)
