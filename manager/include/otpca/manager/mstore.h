@@ -131,8 +131,9 @@ otpca_err otpca_mstore_apply_delta(otpca_mstore *st, const otpca_sync_batch *b) 
  * destroyed mid-way. A first snapshot (empty trust list, no caller
  * transaction) skips the staging area: begin opens a transaction, the
  * chunks write the devices in it and commit commits it (a crash or an
- * abort rolls it back), so other handles see all of it or none; begin
- * again restarts a snapshot. chunk and commit without begin on this
+ * abort rolls it back), so other handles see all of it or none; a chunk
+ * that fails ends it (rolled back: chunk and commit then answer
+ * OTPCA_ERR_STATE); begin again restarts a snapshot. chunk and commit without begin on this
  * handle: OTPCA_ERR_STATE. Entries in state 5 are skipped. */
 otpca_err otpca_mstore_snapshot_begin(otpca_mstore *st) __attribute__((warn_unused_result));
 otpca_err otpca_mstore_snapshot_chunk(otpca_mstore *st, const otpca_sync_batch *b) __attribute__((warn_unused_result));
