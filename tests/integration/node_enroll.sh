@@ -91,8 +91,30 @@ expect_fail "a node pinned to another root refuses the manager's answers" 1 "ans
 "$N" show --rig "$RIG" --serial node-000002 --state evil | grep -q "none (not enrolled)" &&
     ok "and commits nothing" || bad "the evil-root node committed something"
 
-# ---- one node again with `enroll` (its next TOTP step) ----
-next_step
+# A device's TOTP step is good once: what a device does again waits for
+# the next 30 s step. So that the checks wait three times, not once each,
+# this step does the claim, the next every device's second request
+# (node-000004's Rejoin among them), the two after node-000004's KeyUpdate
+# and then its old certificate's Rejoin; the revoked manager comes last.
+
+# ---- batch claim: the product key proves, a new key in the token is certified ----
+claim_token="pkcs11:token=node-000006?pin-source=file:$RIG/pins/node-000006.pin"
+if "$N" claim --token "$claim_token" --serial claim-01 --mac 02:00:00:00:00:c1 --manager "$ep" --root root.pem \
+    --state claim --keep-old-key --cert-out claim.pem >claim.out 2>claim.err; then
+    ok "claim: $(cat claim.out)"
+else
+    bad "claim: $(cat claim.out claim.err | head -c 600)"
+fi
+openssl verify -CAfile root.pem -untrusted mgr-07.pem claim.pem >/dev/null 2>&1 && ok "openssl verify: the claimed certificate" ||
+    bad "verify claim.pem"
+openssl x509 -in claim.pem -noout -subject 2>/dev/null | grep -q "CN = claim-01" && ok "claim: CN = claim-01" || bad "claim subject"
+openssl x509 -in claim.pem -noout -pubkey >claim.pub 2>/dev/null
+[ -s claim.pub ] && ! cmp -s claim.pub product.pem && ok "claim: a new key, not the product key" ||
+    bad "claim: the certificate holds the product key"
+
+next_step # ---- each device's second request ----
+
+# one node again with `enroll`
 if "$N" enroll --rig "$RIG" --serial node-000001 --manager "$ep" --root root.pem --state sim --cert-out again.pem \
     >enroll.out 2>enroll.err; then
     ok "enroll: $(cat enroll.out)"
@@ -105,7 +127,12 @@ openssl verify -CAfile root.pem -untrusted mgr-07.pem again.pem >/dev/null 2>&1 
 grep -q "generation   4" show.out && grep -q "^previous" show.out && ok "show: generation 4, previous credential kept" ||
     bad "show: $(cat show.out)"
 
-# ---- Rejoin and KeyUpdate (when the manager serves them) ----
+# a second claim
+expect_fail "a second claim (the device is claimed) is refused" 1 "AUTH_FAILED" -- \
+    "$N" claim --token "$claim_token" --serial claim-01 --mac 02:00:00:00:00:c1 --manager "$ep" --root root.pem \
+    --state claim2 --keep-old-key --timeout 500
+
+# Rejoin, then KeyUpdate and the old certificate (when the manager serves them)
 rc=0
 "$N" rejoin --rig "$RIG" --serial node-000004 --manager "$ep" --root root.pem --state sim >rejoin.out 2>rejoin.err || rc=$?
 if [ $rc -eq 0 ]; then
@@ -132,29 +159,9 @@ else
     bad "rejoin: $(cat rejoin.out rejoin.err | head -c 600)"
 fi
 
-# ---- batch claim: the product key proves, a new key in the token is certified ----
-claim_token="pkcs11:token=node-000006?pin-source=file:$RIG/pins/node-000006.pin"
-if "$N" claim --token "$claim_token" --serial claim-01 --mac 02:00:00:00:00:c1 --manager "$ep" --root root.pem \
-    --state claim --keep-old-key --cert-out claim.pem >claim.out 2>claim.err; then
-    ok "claim: $(cat claim.out)"
-else
-    bad "claim: $(cat claim.out claim.err | head -c 600)"
-fi
-openssl verify -CAfile root.pem -untrusted mgr-07.pem claim.pem >/dev/null 2>&1 && ok "openssl verify: the claimed certificate" ||
-    bad "verify claim.pem"
-openssl x509 -in claim.pem -noout -subject 2>/dev/null | grep -q "CN = claim-01" && ok "claim: CN = claim-01" || bad "claim subject"
-openssl x509 -in claim.pem -noout -pubkey >claim.pub 2>/dev/null
-[ -s claim.pub ] && ! cmp -s claim.pub product.pem && ok "claim: a new key, not the product key" ||
-    bad "claim: the certificate holds the product key"
-next_step
-expect_fail "a second claim (the device is claimed) is refused" 1 "AUTH_FAILED" -- \
-    "$N" claim --token "$claim_token" --serial claim-01 --mac 02:00:00:00:00:c1 --manager "$ep" --root root.pem \
-    --state claim2 --keep-old-key --timeout 500
-
 # ---- the root revokes the manager: a node with the root's CRL refuses it ----
 "$M" ca revoke --root "$(uri otpca-root root-key)" --root-cert root.pem --cert mgr-07.pem --reason keyCompromise \
     --out root-crl >>cmd.log 2>&1 || bad "ca revoke"
-next_step
 expect_fail "a node given the root's CRL refuses the revoked manager's answers" 1 "answer dropped: certificate" -- \
     "$N" enroll --rig "$RIG" --serial node-000003 --manager "$ep" --root root.pem --root-crl root-crl.pem \
     --state revoked --timeout 300 --log-level warn
