@@ -280,6 +280,10 @@ variant_kill() {
             continue
         fi
         round=$((round + 1))
+        if [ "$round" -gt 1 ] && alive "$mpid"; then # a round without a kill leaves its window open
+            wrig_close
+            [ "$close_rc" = 0 ] || fail "window $((round - 1)) exited with status $close_rc"
+        fi
         open_next "$round"
         mark=$(wc -l <"$tmp/nodes.rec")
         load "load-$round" "$plan" --timeout 1500
